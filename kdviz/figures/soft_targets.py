@@ -1,0 +1,92 @@
+"""Charts of temperature-softened distributions (Hinton, Vinyals, Dean 2015, eq. 1)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..distill.soft_targets import entropy, soften
+from . import theme
+
+
+def sample_image(image: np.ndarray, caption: str = "") -> go.Figure:
+    """A greyscale picture of one input image, shape (H, W) or (1, H, W), values in [0, 1]."""
+    image = np.asarray(image).squeeze()
+    fig = go.Figure(go.Heatmap(z=image[::-1], colorscale="Greys", zmin=0, zmax=1, showscale=False, hoverinfo="skip"))
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, scaleanchor="x")
+    theme.apply(fig, caption or "Input image", height=260)
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+def probability_bars(
+    logits: Sequence[float], T: float, class_names: Sequence[str], reference_T: float | None = 1.0, role: str = "teacher"
+) -> go.Figure:
+    """Bars of softmax(logits / T) per class, with the T = ``reference_T`` distribution as outlines.
+
+    What to notice: raising T lifts the small probabilities, revealing which wrong classes the
+    model finds similar ("dark knowledge").
+    """
+    probs = np.asarray(soften(np.asarray(logits, dtype=np.float64), T))
+    fig = go.Figure()
+    fig.add_bar(
+        x=list(class_names), y=probs, name=f"T = {T:g}", marker_color=theme.role_color(role),
+        hovertemplate="class %{x}: %{y:.4f}<extra></extra>",
+    )
+    if reference_T is not None and reference_T != T:
+        ref = np.asarray(soften(np.asarray(logits, dtype=np.float64), reference_T))
+        fig.add_bar(
+            x=list(class_names), y=ref, name=f"T = {reference_T:g}", marker={"color": "rgba(0,0,0,0)",
+            "line": {"color": theme.OKABE_ITO["black"], "width": 1.5}}, hovertemplate="class %{x}: %{y:.4f}<extra></extra>",
+        )
+    fig.update_layout(barmode="overlay", bargap=0.25)
+    fig.update_yaxes(range=[0, 1.02])
+    runner_up = np.argsort(probs)[-2]
+    return theme.apply(
+        fig, f"Soft targets at T = {T:g}: entropy {entropy(probs.tolist()):.2f} nats",
+        x_title="class", y_title="probability",
+        subtitle=f"runner-up class {class_names[runner_up]} gets {probs[runner_up]:.1%}",
+    )
+
+
+def entropy_curve(logits: Sequence[float], T: float, t_min: float = 0.1, t_max: float = 100.0) -> go.Figure:
+    """Entropy of softmax(logits / T) against T on a log axis, with a marker at the current T.
+
+    What to notice: entropy rises from near 0 (one-hot) towards ln(K) (uniform) as T grows.
+    """
+    temps = np.logspace(np.log10(t_min), np.log10(t_max), 200)
+    z = np.asarray(logits, dtype=np.float64)
+    h = np.asarray(entropy(soften(np.tile(z, (len(temps), 1)) / temps[:, None], 1.0)))
+    h_now = float(entropy(soften(z, T)))
+    fig = go.Figure()
+    fig.add_scatter(x=temps, y=h, mode="lines", name="entropy", line={"color": theme.role_color("teacher"), "width": 2.5},
+                    hovertemplate="T = %{x:.3g}: %{y:.3f} nats<extra></extra>")
+    fig.add_hline(y=np.log(len(z)), line={"dash": "dot", "color": theme.OKABE_ITO["grey"]},
+                  annotation_text=f"uniform: ln {len(z)} = {np.log(len(z)):.2f}", annotation_position="bottom right")
+    fig.add_scatter(x=[T], y=[h_now], mode="markers", name=f"T = {T:g}",
+                    marker={"size": 13, "color": theme.role_color("kd student"), "line": {"width": 2, "color": "white"}},
+                    hovertemplate="T = %{x:.3g}: %{y:.3f} nats<extra></extra>")
+    fig.update_xaxes(type="log")
+    return theme.apply(fig, "Higher temperature, flatter distribution", x_title="temperature T (log scale)",
+                       y_title="entropy (nats)")
+
+
+def softmax_curves(
+    temperatures: Sequence[float] = (1, 2, 5, 10, 20), num_logits: int = 10, seed: int = 0, low: float = -10.0, high: float = 10.0
+) -> go.Figure:
+    """Softmax of the same random logits, uniform in (low, high), at several temperatures.
+
+    Logits are sorted so each line reads left to right from least to most likely class. What to
+    notice: at T = 1 nearly all mass sits on the largest logit; high T spreads it out.
+    """
+    rng = np.random.default_rng(seed)
+    z = np.sort(rng.uniform(low, high, size=num_logits))
+    fig = go.Figure()
+    for i, T in enumerate(temperatures):
+        fig.add_scatter(x=z, y=np.asarray(soften(z, T)), mode="lines+markers", name=f"T = {T:g}",
+                        line={"color": theme.SERIES[i % len(theme.SERIES)], "width": 2},
+                        hovertemplate=f"T = {T:g}<br>logit %{{x:.2f}}: %{{y:.4f}}<extra></extra>")
+    return theme.apply(fig, f"The same {num_logits} random logits, softened at {len(temperatures)} temperatures",
+                       x_title="logit z (sorted)", y_title="softmax probability")

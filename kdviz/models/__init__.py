@@ -1,0 +1,24 @@
+"""Model zoo: every model exposes named intermediate features (see ``base.FeatureModel``)."""
+from __future__ import annotations
+
+from . import conv, mlp  # noqa: F401  (registers models)
+from . import resnet  # noqa: F401
+from .base import FeatureModel
+from .registry import MODELS
+from .summary import count_parameters, layer_table, model_summary
+
+
+def build_model(name: str, input_shape: tuple[int, int, int] = (1, 8, 8), num_classes: int = 10, **options) -> FeatureModel:
+    """Build a registered model for images of ``input_shape`` (C, H, W) and ``num_classes`` classes.
+
+    >>> build_model("lenet300", input_shape=(1, 28, 28)).feature_names
+    ('fc1', 'fc2')
+    """
+    return MODELS.get(name)(tuple(input_shape), int(num_classes), **options)
+
+
+def list_models() -> list[str]:
+    return MODELS.names()
+
+
+__all__ = ["FeatureModel", "MODELS", "build_model", "list_models", "count_parameters", "layer_table", "model_summary"]

@@ -1,0 +1,215 @@
+"""k-means weight sharing, one codebook per layer (Han, Mao, Dally 2016, "Deep Compression", sec. 3).
+
+The n weights W = {w_1..w_n} of a layer are partitioned into k = 2^bits clusters C = {c_1..c_k}
+minimising the within-cluster sum of squares (eq. 1)
+
+    argmin_C  sum_i sum_{w in c_i} |w - c_i|^2 ,
+
+so a layer is stored as a codebook of k floats plus a ``bits``-bit index per weight. Pruned
+(zero) weights take no part: they are excluded from clustering and stay exactly zero.
+
+The three initialisations of sec. 3.2 live in the ``INITS`` registry:
+
+- ``linear``:  k centroids evenly spaced between min(W) and max(W);
+- ``density``: the quantiles of W at k evenly spaced probabilities in [0, 1] (the CDF of the
+  weights spaced evenly on its y axis, read back on the x axis);
+- ``random``:  Forgy, k weights drawn at random from W (seeded).
+
+Lloyd's iterations are exact and fast in 1-D: with the weights sorted once, each cluster is a
+contiguous run of the sorted values (the boundaries are the midpoints between neighbouring
+centroids), so one iteration is a ``searchsorted`` plus prefix sums, O(k log n).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..registry import Registry
+
+INITS: Registry = Registry("k-means initialisation")
+
+MIN_BITS, MAX_BITS = 1, 16
+
+
+def check_bits(bits: int) -> int:
+    """``bits`` as an int, or a ``ValueError`` when it is outside 1..16."""
+    if isinstance(bits, bool) or not isinstance(bits, int) and not (hasattr(bits, "__index__")):
+        raise TypeError(f"bits must be an integer, got {type(bits).__name__}")
+    bits = int(bits)
+    if not MIN_BITS <= bits <= MAX_BITS:
+        raise ValueError(f"bits must be in {MIN_BITS}..{MAX_BITS}, got {bits}")
+    return bits
+
+
+@INITS.register("linear")
+def linear_init(values: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """k centroids evenly spaced over [min, max] of the sorted ``values`` (Han 2016, sec. 3.2)."""
+    return torch.linspace(float(values[0]), float(values[-1]), k, dtype=torch.float64)
+
+
+@INITS.register("density")
+def density_init(values: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Quantiles of the sorted ``values`` at probabilities linspace(0, 1, k), linearly interpolated
+    (the same rule as ``numpy.quantile``'s default), Han 2016 sec. 3.2."""
+    n = values.numel()
+    pos = torch.linspace(0.0, 1.0, k, dtype=torch.float64) * (n - 1)
+    lo = pos.floor().long().clamp(max=n - 1)
+    hi = (lo + 1).clamp(max=n - 1)
+    frac = pos - lo.to(torch.float64)
+    return values[lo] + (values[hi] - values[lo]) * frac
+
+
+@INITS.register("random")
+def random_init(values: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Forgy: k of the weights drawn without replacement (all of them when there are fewer)."""
+    pick = torch.randperm(values.numel(), generator=generator)[: min(k, values.numel())]
+    return values[pick]
+
+
+def lloyd_1d(sorted_values: torch.Tensor, centroids: torch.Tensor, max_iter: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd's algorithm on sorted 1-D data (float64). Returns (centroids, counts) of the non-empty
+    clusters, ascending. A centroid whose cluster empties is dropped."""
+    prefix = torch.cat([torch.zeros(1, dtype=torch.float64), sorted_values.cumsum(0)])
+    n = sorted_values.numel()
+    centroids = torch.unique(centroids)  # sorted, distinct
+    bounds = None
+    for _ in range(max_iter):
+        mids = (centroids[1:] + centroids[:-1]) / 2
+        # a weight exactly on a midpoint goes to the lower cluster, as argmin with ties to the first
+        cut = torch.searchsorted(sorted_values, mids, right=True)
+        new_bounds = torch.cat([torch.zeros(1, dtype=torch.long), cut, torch.tensor([n])])
+        counts = new_bounds[1:] - new_bounds[:-1]
+        keep = counts > 0
+        sums = prefix[new_bounds[1:]] - prefix[new_bounds[:-1]]
+        if bounds is not None and torch.equal(new_bounds, bounds) and bool(keep.all()):
+            break
+        bounds = new_bounds
+        centroids = sums[keep] / counts[keep].to(torch.float64)
+        if not bool(keep.all()):
+            bounds = None  # clusters changed identity: recompute before testing convergence
+    mids = (centroids[1:] + centroids[:-1]) / 2
+    cut = torch.searchsorted(sorted_values, mids, right=True)
+    bounds = torch.cat([torch.zeros(1, dtype=torch.long), cut, torch.tensor([n])])
+    counts = bounds[1:] - bounds[:-1]
+    return centroids[counts > 0], counts[counts > 0]
+
+
+@dataclass
+class SharedWeights:
+    """A layer's weights as a codebook and an index per weight (Han 2016, fig. 3).
+
+    ``centroids`` (K,) float32 ascending, K <= 2^bits; ``indices`` int64 of the weight's shape;
+    ``mask`` bool of the weight's shape, False where the weight is pruned (its index is 0 and
+    meaningless, its value exactly zero).
+    """
+
+    centroids: torch.Tensor
+    indices: torch.Tensor
+    mask: torch.Tensor
+    bits: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.indices.shape)
+
+    @property
+    def num_clusters(self) -> int:
+        return int(self.centroids.numel())
+
+    def weight(self) -> torch.Tensor:
+        """The shared weight tensor: centroids[indices] where kept, exactly 0 where pruned."""
+        return torch.where(self.mask, self.centroids[self.indices], torch.zeros((), dtype=self.centroids.dtype))
+
+    def cluster_counts(self) -> torch.Tensor:
+        """Number of kept weights per centroid, shape (K,)."""
+        return torch.bincount(self.indices[self.mask], minlength=self.num_clusters)
+
+
+class SortedWeights:
+    """The kept (non-pruned) weights of one tensor, sorted once, so that re-clustering at another
+    bit width or initialisation (the bits slider) costs only Lloyd's O(k log n) iterations."""
+
+    def __init__(self, weight: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        if not isinstance(weight, torch.Tensor):
+            raise TypeError(f"weight must be a torch.Tensor, got {type(weight).__name__}")
+        if weight.numel() == 0:
+            raise ValueError("cannot cluster an empty weight tensor")
+        w = weight.detach().to("cpu", torch.float64)
+        if not bool(torch.isfinite(w).all()):
+            raise ValueError("weight contains NaN or inf")
+        if mask is None:
+            mask = w != 0
+        else:
+            if tuple(mask.shape) != tuple(weight.shape):
+                raise ValueError(f"mask shape {tuple(mask.shape)} does not match weight shape {tuple(weight.shape)}")
+            mask = mask.detach().to("cpu").bool() & (w != 0)
+        self.shape = tuple(weight.shape)
+        self.mask = mask
+        self.values = w[mask]
+        self.sorted, self.order = torch.sort(self.values)
+
+    def cluster(self, bits: int, init: str = "linear", seed: int = 0, max_iter: int = 100) -> SharedWeights:
+        """k-means with 2^bits clusters; see ``kmeans_quantize``."""
+        bits = check_bits(bits)
+        init_fn = INITS.get(init)
+        if self.sorted.numel() == 0:  # every weight pruned: a one-entry codebook {0}, nothing kept
+            return SharedWeights(torch.zeros(1), torch.zeros(self.shape, dtype=torch.long), self.mask.clone(), bits)
+        gen = torch.Generator().manual_seed(int(seed))
+        start = init_fn(self.sorted, 2**bits, gen)
+        centroids, counts = lloyd_1d(self.sorted, start, max_iter=max_iter)
+        # assignment of each sorted value = its cluster run; scatter back to the original order
+        cluster_of_sorted = torch.repeat_interleave(torch.arange(centroids.numel()), counts)
+        idx_kept = torch.empty_like(cluster_of_sorted)
+        idx_kept[self.order] = cluster_of_sorted
+        indices = torch.zeros(self.shape, dtype=torch.long)
+        indices[self.mask] = idx_kept
+        return SharedWeights(centroids.to(torch.float32), indices, self.mask.clone(), bits)
+
+
+def kmeans_quantize(
+    weight: torch.Tensor, bits: int, init: str = "linear", mask: torch.Tensor | None = None, seed: int = 0, max_iter: int = 100
+) -> SharedWeights:
+    """Cluster one weight tensor into at most 2^bits shared values (Han 2016, sec. 3, eq. 1).
+
+    ``mask`` (bool, weight's shape) marks kept weights; by default every non-zero weight is kept,
+    and zeros count as pruned. Empty clusters are dropped, so a constant tensor gets a one-entry
+    codebook. Raises ``ValueError`` for an empty tensor, bits outside 1..16 or an unknown ``init``.
+    """
+    return SortedWeights(weight, mask).cluster(bits, init=init, seed=seed, max_iter=max_iter)
+
+
+def quantizable_layers(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """The model's Linear and Conv layers by module name (``fc1``, ``conv2``...), forward order."""
+    kinds = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, kinds)}
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no Linear or Conv layers to quantize")
+    return layers
+
+
+def select_layers(model: torch.nn.Module, names: list[str] | None) -> dict[str, torch.nn.Module]:
+    """``quantizable_layers`` restricted to ``names`` (all when None); unknown names are an error."""
+    layers = quantizable_layers(model)
+    if names is None:
+        return layers
+    unknown = [n for n in names if n not in layers]
+    if unknown:
+        raise ValueError(f"unknown layers {unknown} (quantizable: {', '.join(layers)})")
+    return {n: layers[n] for n in names}
+
+
+def kmeans_quantize_model(
+    model: torch.nn.Module, bits: int | dict[str, int], init: str = "linear", layers: list[str] | None = None, seed: int = 0
+) -> dict[str, SharedWeights]:
+    """``kmeans_quantize`` on every selected layer's weight (biases stay float, as in Han 2016).
+
+    ``bits`` is one width for all layers or a dict per layer name (Han uses 8 bits for conv and 5
+    for fc layers in AlexNet, 6 for all of LeNet-300-100). The model is not modified.
+    """
+    chosen = select_layers(model, layers)
+    per_layer = bits if isinstance(bits, dict) else {name: bits for name in chosen}
+    missing = [n for n in chosen if n not in per_layer]
+    if missing:
+        raise ValueError(f"no bit width given for layers {missing}")
+    return {name: kmeans_quantize(m.weight, per_layer[name], init=init, seed=seed) for name, m in chosen.items()}

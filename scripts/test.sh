@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up (once) and run the whole kdviz test suite: unit, integration, notebooks, AppTest and
+# real-browser tests (headless Debian Chromium, installed here with apt-get when missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh dev
+
+if ! [ -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing Debian's chromium for the browser tests..."
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation >/dev/null
+  else
+    echo "warning: /usr/bin/chromium is missing and apt-get is not usable: browser tests will be skipped" >&2
+  fi
+fi
+[ -x /usr/bin/chromium ] && export KDVIZ_REQUIRE_BROWSER=1
+
+export MPLBACKEND=Agg PYTHONUNBUFFERED=1
+mkdir -p artifacts
+exec .venv/bin/python -m pytest -q -ra --durations=15 "$@"
