@@ -120,3 +120,14 @@ def test_bundle_rejects_inconsistent_tensors():
         DatasetBundle(**{**ok, "test_images": images.double()})
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         DatasetBundle(**{**ok, "train_images": images[:, 0]})
+
+
+def test_digits_file_reader_matches_sklearn_api():
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    from kdviz.data.digits import read_sklearn_digits
+
+    pixels, targets = read_sklearn_digits()
+    raw = sklearn_digits()
+    np.testing.assert_array_equal(pixels, raw.data)
+    np.testing.assert_array_equal(targets, raw.target)

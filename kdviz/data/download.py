@@ -16,6 +16,7 @@ partial or unverified file. Files already in the folder (raw or ``.gz``) are not
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import sys
@@ -174,14 +175,18 @@ def fetch_file(url: str, dest: str | os.PathLike, sha256: str, *, progress: bool
         digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
-            bar = _progress_bar(int(length) if length and length.isdigit() else None, dest.name, progress)
+            total = int(length) if length and length.isdigit() else None
+            bar, received = _progress_bar(total, dest.name, progress), 0
             try:
                 while chunk := response.read(CHUNK_BYTES):
                     out.write(chunk)
                     digest.update(chunk)
                     bar.update(len(chunk))
+                    received += len(chunk)
             finally:
                 bar.close()
+        if total is not None and received != total:
+            raise DownloadError(f"connection closed after {received:,} of {total:,} bytes")
         got = digest.hexdigest()
         if got != sha256.lower():
             raise ChecksumMismatch(f"checksum mismatch for {dest.name}: expected sha256 {sha256.lower()}, got {got}")
@@ -196,7 +201,9 @@ def _describe(err: BaseException) -> str:
         return f"HTTP {err.code} {err.reason}"
     if isinstance(err, urllib.error.URLError):
         return f"cannot connect ({err.reason})"
-    return f"{type(err).__name__}: {err}" if not isinstance(err, ChecksumMismatch) else str(err)
+    if isinstance(err, DownloadError):  # our own messages already say what went wrong
+        return str(err)
+    return f"{type(err).__name__}: {err}"
 
 
 def fetch_from_mirrors(config: MirrorConfig, name: str, dest_dir: Path, *, progress: bool, timeout: float) -> Path:
@@ -206,7 +213,7 @@ def fetch_from_mirrors(config: MirrorConfig, name: str, dest_dir: Path, *, progr
         url = base.rstrip("/") + "/" + name
         try:
             return fetch_file(url, dest_dir / name, config.sha256[name], progress=progress, timeout=timeout)
-        except (OSError, ValueError) as err:  # urllib errors, timeouts, disk errors, checksum mismatch
+        except (OSError, ValueError, http.client.HTTPException) as err:  # network, disk, checksum, cut short
             failures.append(f"  - {url}: {_describe(err)}")
     raise DownloadError(
         f"could not download {name} for {config.dataset} from any of {len(config.mirrors)} mirror(s):\n"
