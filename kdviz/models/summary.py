@@ -29,10 +29,13 @@ def layer_table(model: nn.Module) -> list[dict]:
 
 
 def model_summary(model: nn.Module) -> str:
-    """A fixed-width text table of ``layer_table`` with a total line."""
+    """A fixed-width text table of ``layer_table`` with a total line; columns fit the longest entry."""
     rows = layer_table(model)
-    lines = [f"{'layer':<16}{'type':<12}{'weight shape':<22}{'parameters':>12}"]
+    name_w = max([len("layer"), *(len(r["layer"]) for r in rows)]) + 2
+    type_w = max([len("type"), *(len(r["type"]) for r in rows)]) + 2
+    shape_w = max([len("weight shape"), *(len(str(r["weight shape"])) for r in rows)]) + 2
+    lines = [f"{'layer':<{name_w}}{'type':<{type_w}}{'weight shape':<{shape_w}}{'parameters':>12}"]
     for r in rows:
-        lines.append(f"{r['layer']:<16}{r['type']:<12}{str(r['weight shape']):<22}{r['parameters']:>12,}")
-    lines.append(f"{'total':<50}{count_parameters(model):>12,}")
+        lines.append(f"{r['layer']:<{name_w}}{r['type']:<{type_w}}{str(r['weight shape']):<{shape_w}}{r['parameters']:>12,}")
+    lines.append(f"{'total':<{name_w + type_w + shape_w}}{count_parameters(model):>12,}")
     return "\n".join(lines)

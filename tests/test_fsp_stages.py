@@ -1,0 +1,70 @@
+"""Yim et al.'s two stages as engine configs, and a short FSP stage 1 + stage 2 through the engine."""
+import pytest
+
+import kdviz.distill.fsp_hook  # noqa: F401  (registers "fsp"; see the report: engine HOOK_MODULES)
+from kdviz.distill.fsp_hook import fsp_snapshot_pairs
+from kdviz.distill.fsp_stages import (
+    TwoStageFSP, fsp_stage1_config, fsp_stage2_config, scratch_config, two_stage_configs,
+)
+from kdviz.engine import TrainConfig, open_run, start
+
+STUDENT = {"blocks_per_stage": [1, 1, 1], "channels": [8, 16, 32]}
+
+
+def base_config(tmp_path, teacher="some/teacher"):
+    return TrainConfig(dataset="digits", model="resnet", model_options=STUDENT, teacher=teacher, lr=1e-4,
+                       hooks=[{"name": "prune", "sparsity": 0.5}], runs_root=str(tmp_path), name="s", device="cpu")
+
+
+def test_stage_configs(tmp_path):
+    base = base_config(tmp_path)
+    one, two = two_stage_configs(base, tmp_path / "stage1", pairs=[["stage1_in", "stage1_out"]], weights=[2.0],
+                                 stage1_steps=30, stage2_steps=10)
+    assert one.method == "none" and one.teacher == "some/teacher" and one.max_steps == 30
+    assert one.hooks == [{"name": "prune", "sparsity": 0.5},
+                         {"name": "fsp", "pairs": [["stage1_in", "stage1_out"]], "weights": [2.0]}]
+    assert two.method == "ce" and two.teacher is None and two.init_from == str(tmp_path / "stage1")
+    assert two.hooks == [{"name": "prune", "sparsity": 0.5}] and two.max_steps == 10
+    assert (one.model, one.model_options, two.model, two.model_options) == ("resnet", STUDENT, "resnet", STUDENT)
+    assert one.name == "s fsp stage 1" and two.name == "s fsp stage 2"
+    scratch = scratch_config(base.to_dict())
+    assert scratch.method == "ce" and scratch.init_from is None and scratch.teacher is None
+    assert fsp_stage1_config(base, lr=1e-3, name="x").lr == 1e-3
+    assert base.method == "ce" and len(base.hooks) == 1  # the base is not modified
+
+
+def test_stage1_needs_teacher(tmp_path):
+    with pytest.raises(ValueError, match="needs a teacher"):
+        fsp_stage1_config(base_config(tmp_path, teacher=None))
+    with pytest.raises(TypeError, match="TrainConfig or a dict"):
+        fsp_stage2_config("config", "run")
+
+
+@pytest.mark.slow
+def test_fsp_stage1_lowers_the_loss_and_stage2_starts_from_it(tmp_path):
+    common = {"dataset": "digits", "model": "resnet", "batch_size": 32, "eval_train_samples": 200,
+              "runs_root": str(tmp_path), "device": "cpu"}
+    teacher = start(TrainConfig(model_options={"blocks_per_stage": [2, 2, 2], "channels": [4, 8, 16]},
+                                max_steps=15, lr=0.05, snapshot_every=0, name="teacher", **common))
+    assert teacher.wait(120).state == "finished"
+    base = TrainConfig(model_options={"blocks_per_stage": [1, 1, 1], "channels": [4, 8, 16]}, teacher=str(teacher.path),
+                       lr=1e-4, snapshot_every=10, eval_every=10, name="student", **common)
+    stages = TwoStageFSP(base, stage1_steps=20, stage2_steps=2)
+    assert stages.stage1.config.method == "none"
+    status = stages.wait(120)
+    assert status.state == "finished", status.message
+    run = open_run(stages.stage1.path)
+    steps = [m["fsp/fsp"] for m in run.metrics("step")]
+    assert len(steps) == 20 and sum(steps[-3:]) / 3 < 0.7 * steps[0]
+    probe = [m["fsp/probe_loss"] for m in run.metrics("eval")]
+    assert len(probe) == 3 and probe[-1] < 0.7 * probe[0]
+    snaps = run.snapshots_since(0)[0]
+    first, last = fsp_snapshot_pairs(snaps[0].arrays), fsp_snapshot_pairs(snaps[-1].arrays)
+    assert [p["label"] for p in last] == ["stage1_in->stage1_out", "stage2_in->stage2_out", "stage3_in->stage3_out"]
+    assert sum(p["loss"] for p in last) < sum(p["loss"] for p in first)
+    stage2 = stages.stage2
+    assert stage2.config.init_from == str(stages.stage1.path) and stage2.config.max_steps == 2
+    # stage 2 starts from the stage-1 weights: its step-0 evaluation equals stage 1's last one
+    s1_last = run.metrics("eval")[-1]
+    s2_first = open_run(stage2.path).metrics("eval")[0]
+    assert s2_first["step"] == 0 and s2_first["test_loss"] == pytest.approx(s1_last["test_loss"], rel=1e-5)
