@@ -17,12 +17,14 @@ The three initialisations of sec. 3.2 live in the ``INITS`` registry:
 
 Lloyd's iterations are exact and fast in 1-D: with the weights sorted once, each cluster is a
 contiguous run of the sorted values (the boundaries are the midpoints between neighbouring
-centroids), so one iteration is a ``searchsorted`` plus prefix sums, O(k log n).
+centroids), so one iteration is a ``searchsorted`` plus prefix sums, O(k log n), in numpy.
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..registry import Registry
@@ -34,9 +36,9 @@ MIN_BITS, MAX_BITS = 1, 16
 
 def check_bits(bits: int) -> int:
     """``bits`` as an int, or a ``ValueError`` when it is outside 1..16."""
-    if isinstance(bits, bool) or not isinstance(bits, int) and not (hasattr(bits, "__index__")):
+    if isinstance(bits, bool) or not hasattr(bits, "__index__"):
         raise TypeError(f"bits must be an integer, got {type(bits).__name__}")
-    bits = int(bits)
+    bits = operator.index(bits)
     if not MIN_BITS <= bits <= MAX_BITS:
         raise ValueError(f"bits must be in {MIN_BITS}..{MAX_BITS}, got {bits}")
     return bits
@@ -67,32 +69,47 @@ def random_init(values: torch.Tensor, k: int, generator: torch.Generator | None 
     return values[pick]
 
 
-def lloyd_1d(sorted_values: torch.Tensor, centroids: torch.Tensor, max_iter: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+def lloyd_1d(
+    sorted_values: torch.Tensor | np.ndarray, centroids: torch.Tensor | np.ndarray, max_iter: int = 300,
+    tol: float = 1e-7, prefix: np.ndarray | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's algorithm on sorted 1-D data (float64). Returns (centroids, counts) of the non-empty
-    clusters, ascending. A centroid whose cluster empties is dropped."""
-    prefix = torch.cat([torch.zeros(1, dtype=torch.float64), sorted_values.cumsum(0)])
-    n = sorted_values.numel()
-    centroids = torch.unique(centroids)  # sorted, distinct
-    bounds = None
+    clusters, ascending; a centroid whose cluster empties is dropped. Stops when the assignment no
+    longer changes or no centroid moves by more than ``tol`` times the data range. ``prefix``
+    (the cumulative sums of the data with a leading 0) may be passed in when cached.
+
+    The loop runs in numpy: each iteration is a handful of O(k) operations plus one
+    ``searchsorted``, so its cost is per-call overhead, which numpy keeps small.
+    """
+    x = np.asarray(sorted_values, dtype=np.float64)
+    if prefix is None:
+        prefix = np.concatenate([[0.0], np.cumsum(x)])
+    n = x.size
+    step_tol = tol * float(x[-1] - x[0])
+    c = np.unique(np.asarray(centroids, dtype=np.float64))  # sorted, distinct
+
+    def assign(c: np.ndarray) -> np.ndarray:
+        # cluster runs of the sorted data; a value exactly on a midpoint joins the lower cluster
+        bounds = np.empty(c.size + 1, dtype=np.int64)
+        bounds[0], bounds[-1] = 0, n
+        bounds[1:-1] = np.searchsorted(x, (c[1:] + c[:-1]) / 2, side="right")
+        return bounds
+
+    bounds = assign(c)
     for _ in range(max_iter):
-        mids = (centroids[1:] + centroids[:-1]) / 2
-        # a weight exactly on a midpoint goes to the lower cluster, as argmin with ties to the first
-        cut = torch.searchsorted(sorted_values, mids, right=True)
-        new_bounds = torch.cat([torch.zeros(1, dtype=torch.long), cut, torch.tensor([n])])
-        counts = new_bounds[1:] - new_bounds[:-1]
+        counts = np.diff(bounds)
         keep = counts > 0
-        sums = prefix[new_bounds[1:]] - prefix[new_bounds[:-1]]
-        if bounds is not None and torch.equal(new_bounds, bounds) and bool(keep.all()):
-            break
+        new_c = (prefix[bounds[1:]] - prefix[bounds[:-1]])[keep] / counts[keep]  # update: cluster means
+        moved = new_c.size != c.size or float(np.abs(new_c - c).max()) > step_tol
+        c = new_c
+        new_bounds = assign(c)
+        converged = np.array_equal(new_bounds, bounds) or not moved
         bounds = new_bounds
-        centroids = sums[keep] / counts[keep].to(torch.float64)
-        if not bool(keep.all()):
-            bounds = None  # clusters changed identity: recompute before testing convergence
-    mids = (centroids[1:] + centroids[:-1]) / 2
-    cut = torch.searchsorted(sorted_values, mids, right=True)
-    bounds = torch.cat([torch.zeros(1, dtype=torch.long), cut, torch.tensor([n])])
-    counts = bounds[1:] - bounds[:-1]
-    return centroids[counts > 0], counts[counts > 0]
+        if converged:
+            break
+    counts = np.diff(bounds)
+    keep = counts > 0
+    return torch.from_numpy(c[keep]), torch.from_numpy(counts[keep])
 
 
 @dataclass
@@ -147,9 +164,13 @@ class SortedWeights:
         self.shape = tuple(weight.shape)
         self.mask = mask
         self.values = w[mask]
-        self.sorted, self.order = torch.sort(self.values)
+        self.sorted, order = torch.sort(self.values)
+        self._x = self.sorted.numpy()
+        self._prefix = np.concatenate([[0.0], np.cumsum(self._x)])
+        # flat position in the weight of each sorted value: assignments scatter straight back
+        self._positions = np.flatnonzero(mask.numpy().ravel())[order.numpy()]
 
-    def cluster(self, bits: int, init: str = "linear", seed: int = 0, max_iter: int = 100) -> SharedWeights:
+    def cluster(self, bits: int, init: str = "linear", seed: int = 0, max_iter: int = 300, tol: float = 1e-7) -> SharedWeights:
         """k-means with 2^bits clusters; see ``kmeans_quantize``."""
         bits = check_bits(bits)
         init_fn = INITS.get(init)
@@ -157,26 +178,27 @@ class SortedWeights:
             return SharedWeights(torch.zeros(1), torch.zeros(self.shape, dtype=torch.long), self.mask.clone(), bits)
         gen = torch.Generator().manual_seed(int(seed))
         start = init_fn(self.sorted, 2**bits, gen)
-        centroids, counts = lloyd_1d(self.sorted, start, max_iter=max_iter)
-        # assignment of each sorted value = its cluster run; scatter back to the original order
-        cluster_of_sorted = torch.repeat_interleave(torch.arange(centroids.numel()), counts)
-        idx_kept = torch.empty_like(cluster_of_sorted)
-        idx_kept[self.order] = cluster_of_sorted
-        indices = torch.zeros(self.shape, dtype=torch.long)
-        indices[self.mask] = idx_kept
-        return SharedWeights(centroids.to(torch.float32), indices, self.mask.clone(), bits)
+        centroids, counts = lloyd_1d(self._x, start.numpy(), max_iter=max_iter, tol=tol, prefix=self._prefix)
+        # each sorted value's cluster is its run; scatter back to the weight's positions
+        indices = np.zeros(int(np.prod(self.shape)), dtype=np.int64)
+        indices[self._positions] = np.repeat(np.arange(centroids.numel()), counts.numpy())
+        return SharedWeights(centroids.to(torch.float32), torch.from_numpy(indices).reshape(self.shape),
+                             self.mask.clone(), bits)
 
 
 def kmeans_quantize(
-    weight: torch.Tensor, bits: int, init: str = "linear", mask: torch.Tensor | None = None, seed: int = 0, max_iter: int = 100
+    weight: torch.Tensor, bits: int, init: str = "linear", mask: torch.Tensor | None = None, seed: int = 0,
+    max_iter: int = 300, tol: float = 1e-7,
 ) -> SharedWeights:
     """Cluster one weight tensor into at most 2^bits shared values (Han 2016, sec. 3, eq. 1).
 
-    ``mask`` (bool, weight's shape) marks kept weights; by default every non-zero weight is kept,
-    and zeros count as pruned. Empty clusters are dropped, so a constant tensor gets a one-entry
-    codebook. Raises ``ValueError`` for an empty tensor, bits outside 1..16 or an unknown ``init``.
+    ``mask`` (bool, weight's shape) marks kept weights (e.g. a pruning mask); by default every
+    non-zero weight is kept. A weight that is exactly zero always counts as pruned. Empty clusters are dropped, so a constant tensor gets a one-entry
+    codebook. Lloyd stops when assignments are stable, after ``max_iter`` iterations, or when no
+    centroid moves more than ``tol`` times the weight range (``tol=0``: run to a fixed point).
+    Raises ``ValueError`` for an empty tensor, bits outside 1..16 or an unknown ``init``.
     """
-    return SortedWeights(weight, mask).cluster(bits, init=init, seed=seed, max_iter=max_iter)
+    return SortedWeights(weight, mask).cluster(bits, init=init, seed=seed, max_iter=max_iter, tol=tol)
 
 
 def quantizable_layers(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
