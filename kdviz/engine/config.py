@@ -30,6 +30,7 @@ class TrainConfig:
     model_options: dict = field(default_factory=dict)
     method: str = "ce"  # "ce" (teacher or scratch student), "kd" (Hinton et al. 2015), "none" (hook losses only)
     teacher: str | None = None  # run folder of a finished teacher run (method "kd", or hooks that need one)
+    cache_teacher_logits: bool = True  # look teacher logits up per image when the data is not augmented
     T: float = 4.0  # distillation temperature
     alpha: float = 0.9  # weight of the soft-target term; 1 - alpha weights the hard-label term
     optimizer: str = "sgd"
@@ -92,7 +93,7 @@ class TrainConfig:
 
     def identity(self) -> dict[str, Any]:
         """The fields that decide what is trained (everything but name, runs_root, display options)."""
-        ignore = {"name", "runs_root", "snapshot_every", "log_every", "probe_count", "probe_temperatures"}
+        ignore = {"name", "runs_root", "snapshot_every", "log_every", "probe_count", "probe_temperatures", "cache_teacher_logits"}
         return {k: v for k, v in self.to_dict().items() if k not in ignore}
 
     def display_name(self) -> str:
@@ -116,6 +117,7 @@ class TrainConfig:
         _check_type("teacher", self.teacher, (str, type(None)))
         if METHODS.get(self.method).needs_teacher and not self.teacher:
             raise ValueError(f"method {self.method!r} needs a teacher: set teacher to a finished teacher run folder")
+        _check_type("cache_teacher_logits", self.cache_teacher_logits, bool)
         _check_number("T", self.T, low=0.0, low_open=True)
         _check_number("alpha", self.alpha, low=0.0, high=1.0)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS.names())

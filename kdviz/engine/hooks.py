@@ -4,8 +4,10 @@ A hook is named in the run config (``hooks=[{"name": "prune", "sparsity": 0.9}]`
 the ``HOOKS`` registry, so configs stay plain JSON and a run folder can be replayed. The engine
 calls, in order, for every run:
 
+    load_state_dict(state)           when resuming, before setup
     setup(ctx)                       once, after the model, teacher and optimizer exist
-    extra_parameters()               once, before the optimizer is built: trainable extras (adapters)
+    extra_parameters()               once, after setup: trainable extras (adapters, built in setup),
+                                     added to the optimizer as one more parameter group
     per step:  loss_terms(ctx, batch) -> {name: 0-d tensor}, each added to the total loss and logged
                after_step(ctx)       after optimizer.step() (e.g. re-apply pruning masks)
     per evaluation: metrics(ctx) -> {name: float}, logged with the evaluation

@@ -1,0 +1,123 @@
+"""Everything a run needs before its first step: device, data, model, teacher, hooks, optimizer."""
+from __future__ import annotations
+
+import importlib
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data import DatasetBundle, load_dataset
+from ..models import build_model
+from .config import TrainConfig
+from .hooks import HOOKS, TrainContext, TrainingHook, build_hook
+from .optim import build_optimizer
+from .teacher_cache import load_teacher, load_trained_model
+
+# Modules that register training hooks; imported before hooks are looked up by name, so a config
+# naming "prune" works in a fresh process (the CLI, a resumed run) without a manual import.
+HOOK_MODULES = ("kdviz.engine.max_norm", "kdviz.distill.fsp_hook", "kdviz.prune.hook", "kdviz.quant.hook")
+_INIT_LOCK = threading.Lock()
+_DATA_LOCK = threading.Lock()
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"``: CUDA when present, else CPU. ``"cuda"`` without a GPU is a ``ValueError``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no CUDA GPU is available; use 'cpu' or 'auto'")
+    return torch.device(name)
+
+
+@lru_cache(maxsize=4)
+def _load_dataset_cached(name: str, root: str | None) -> DatasetBundle:
+    return load_dataset(name, root=root)
+
+
+def dataset_for(config: TrainConfig) -> DatasetBundle:
+    """The run's dataset, loaded once per process and shared (read-only) by all jobs."""
+    root = str(Path(config.data_root).expanduser()) if config.data_root else None
+    with _DATA_LOCK:
+        return _load_dataset_cached(config.dataset, root)
+
+
+def import_hook_modules() -> None:
+    """Import the modules that register training hooks, so a config can name any of them."""
+    for module in HOOK_MODULES:
+        importlib.import_module(module)
+
+
+def build_hooks(specs: list[dict]) -> list[tuple[str, TrainingHook]]:
+    """(label, hook) per config entry; the label is the hook's name, numbered if it repeats.
+
+    Hooks create their extra parameters on ``ctx.device`` (they see it in ``setup``)."""
+    import_hook_modules()
+    names = [spec.get("name") for spec in specs]
+    hooks = []
+    for i, spec in enumerate(specs):
+        if spec.get("name") not in HOOKS:
+            HOOKS.get(spec.get("name"))  # raises ValueError listing the known hooks
+        label = spec["name"] if names.count(spec["name"]) == 1 else f"{spec['name']}{i}"
+        hooks.append((label, build_hook(spec)))
+    return hooks
+
+
+@dataclass
+class RunParts:
+    device: torch.device
+    dataset: DatasetBundle
+    model: nn.Module
+    teacher: nn.Module | None
+    hooks: list[tuple[str, TrainingHook]]
+    optimizer: torch.optim.Optimizer
+    ctx: TrainContext
+
+
+def build_run(config: TrainConfig, total_steps: int, resume_state: dict | None = None) -> RunParts:
+    """Build the run's parts in the order ``hooks.py`` documents: model and teacher, the optimizer
+    over the model's parameters, ``hook.setup(ctx)`` (``ctx.optimizer`` set, so a hook may add
+    parameter groups), then ``hook.extra_parameters()`` (built in setup, e.g. from feature shapes),
+    added to the optimizer as one more parameter group.
+
+    Resuming (``resume_state`` is a checkpoint): hooks get their state before ``setup`` (so setup
+    rebuilds masks or codebooks from it) and ``ctx.step`` is the checkpoint's step; the model and
+    optimizer states are loaded after setup, when the model has the same structure as when saved.
+    """
+    device = resolve_device(config.device)
+    dataset = dataset_for(config)
+    with _INIT_LOCK:  # the global RNG is shared by threads: seed and initialise in one go
+        torch.manual_seed(config.seed)
+        model = build_model(config.model, input_shape=dataset.input_shape, num_classes=dataset.num_classes, **config.model_options)
+    if config.init_from and resume_state is None:
+        model.load_state_dict(load_trained_model(config.init_from).state_dict())
+    model.to(device).train()
+    teacher = load_teacher(config.teacher, device) if config.teacher else None
+    hooks = build_hooks(list(config.hooks))
+    ctx = TrainContext(model=model, teacher=teacher, config=config, dataset=dataset, device=device, total_steps=total_steps)
+    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], config)
+    ctx.optimizer = optimizer
+    if resume_state is not None:
+        ctx.step = int(resume_state["step"])
+        for label, hook in hooks:
+            hook.load_state_dict(resume_state.get("hooks", {}).get(label, {}))
+    for _, hook in hooks:
+        hook.setup(ctx)
+    present = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    extras: list[nn.Parameter] = []
+    for label, hook in hooks:
+        for p in hook.extra_parameters():
+            if not isinstance(p, nn.Parameter):
+                raise TypeError(f"hook {label!r}: extra_parameters() must return nn.Parameter objects")
+            if id(p) not in present:
+                present.add(id(p))
+                extras.append(p)
+    if extras:
+        optimizer.add_param_group({"params": extras})
+    if resume_state is not None:
+        model.load_state_dict(resume_state["model"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+    return RunParts(device, dataset, model, teacher, hooks, optimizer, ctx)
