@@ -43,7 +43,7 @@ def test_weight_histogram_marks_the_threshold():
     xs = sorted(s.x0 for s in fig.layout.shapes if s.type == "line")
     assert xs == pytest.approx([-0.3, 0.3])
     assert "45 weights kept" in fig.layout.title.text and "123" in fig.layout.title.text
-    assert "9 surviving weights have drifted inside" in fig.layout.title.text  # bins [-0.2, 0] (4) and [0, 0.2] (5)
+    assert "9 survivors drifted inside the threshold" in fig.layout.title.text  # bins [-0.2, 0] (4) and [0, 0.2] (5)
     gap = figs.weight_histogram([3, 0, 0, 3], [-1, -0.5, 0, 0.5, 1], "fc2", thresholds=0.5)
     assert "a gap around zero" in gap.layout.title.text
     with pytest.raises(ValueError, match="len\\(edges\\)"):

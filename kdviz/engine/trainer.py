@@ -260,8 +260,11 @@ class Trainer:
         cfg, ctx = self.config, self.ctx
         ctx.step, ctx.epoch = self.step, self._epoch()
         lr = learning_rate(self.step, self.total_steps, cfg)
+        scale = lr / cfg.lr
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            # Each group keeps its own starting rate (a hook may add a group with its own "lr",
+            # e.g. k-means centroids); the schedule scales every group alike.
+            group["lr"] = group.setdefault("base_lr", group["lr"]) * scale
         features = t_logits = t_features = None
         if self.needs_features:
             logits, features = self.model.forward_with_features(batch.images)

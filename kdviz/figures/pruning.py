@@ -71,7 +71,8 @@ def weight_histogram(counts: Sequence[float], edges: Sequence[float], layer: str
     fig = go.Figure(go.Bar(x=centres, y=counts, width=widths, marker_color=KEPT, name="kept weights",
                            hovertemplate="w near %{x:.3g}: %{y:.0f} weights<extra></extra>"))
     ts = [] if thresholds is None else np.atleast_1d(np.asarray(thresholds, dtype=np.float64)).tolist()
-    for i, t in enumerate(t for t in ts if t > 0):
+    ts = [t for t in ts if t > 0]  # a threshold of 0 prunes nothing: no band, no "gap" title
+    for i, t in enumerate(ts):
         fig.add_vrect(x0=-t, x1=t, fillcolor=REMOVED, opacity=0.12, line_width=0)
         for x in (-t, t):
             fig.add_vline(x=x, line={"color": THRESHOLD, "dash": "dash", "width": 1.5})
@@ -83,7 +84,7 @@ def weight_histogram(counts: Sequence[float], edges: Sequence[float], layer: str
         t = max(ts)
         inside = counts[(edges[:-1] >= -t) & (edges[1:] <= t)].sum()  # bins wholly within +-t
         title = (f"{layer}: a gap around zero where weights were pruned" if inside == 0
-                 else f"{layer}: {int(inside):,} surviving weights have drifted inside the pruning threshold")
+                 else f"{layer}: {int(inside):,} survivors drifted inside the threshold")
     fig.update_layout(bargap=0, showlegend=False)
     return theme.apply(fig, title, x_title="weight value", y_title="number of weights",
                        subtitle=f"{int(counts.sum()):,} weights kept{note}")

@@ -1,0 +1,214 @@
+"""FSP: distil the flow between layers (Yim, Joo, Bae, Kim, "A Gift from Knowledge Distillation", CVPR 2017).
+
+The FSP matrix of two layers is G_ij = sum_{s,t} F1_i(s,t) F2_j(s,t) / (h w) (eq. 1). Stage 1 trains
+a shallow ResNet to match a deep teacher's FSP matrices (eq. 2, no labels); stage 2 trains it on the
+labels from there; a scratch student trains beside it. Start runs all of it in background jobs and
+a fragment redraws the heatmaps, the loss and the fast-optimisation chart every second.
+"""
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from kdviz.app import session
+from kdviz.app.charts import show_chart
+from kdviz.app.errors import user_errors
+from kdviz.app.fsp_view import (
+    CHANNELS, DEPTHS, METHODS, SAME, STAGE1_LR, FSPChoice, check_fsp_pairs, check_hint_layers, feature_shapes,
+    pair_options, start_experiment, teacher_job, teacher_status_line,
+)
+from kdviz.app.live import job_view
+from kdviz.app.sidebar import current_settings, load_bundle
+from kdviz.app.training_view import status_row
+from kdviz.figures.fsp_live import fast_optimisation_from_records, heatmaps_from_snapshot, loss_curve_from_records, pair_labels
+
+K = {"teacher": "fsp_teacher", "student": "fsp_student", "channels": "fsp_channels", "s_channels": "fsp_student_channels",
+     "hook": "fsp_method", "pairs": "fsp_pairs", "guided": "fsp_guided", "hint": "fsp_hint", "s1": "fsp_stage1_steps",
+     "epochs": "fsp_epochs", "lr": "fsp_lr", "seed": "fsp_seed", "exp": "fsp_experiment", "pair": "fsp_pair",
+     "count": "fsp_count_stage1", **{f"s1lr_{h}": f"fsp_stage1_lr_{h}" for h in METHODS}}
+DEFAULTS = {K["teacher"]: "ResNet-20 (3 blocks per stage)", K["student"]: "ResNet-8 (1 block per stage)",
+            K["channels"]: "8-16-32", K["s_channels"]: SAME, K["hook"]: "fsp", K["s1"]: 150, K["epochs"]: 6,
+            K["lr"]: 0.05, K["seed"]: 0, K["count"]: True, K["guided"]: "stage2_out", K["hint"]: "stage2_out",
+            **{K[f"s1lr_{h}"]: lr for h, lr in STAGE1_LR.items()}}
+REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.0"))
+state = st.session_state
+for key, value in DEFAULTS.items():
+    state.setdefault(key, value)
+
+st.title("FSP: distil the flow between layers")
+st.markdown(
+    "Yim et al. (2017) teach a student *how a deep teacher gets from one layer to the next*. The **FSP matrix** "
+    "of a section's first and last feature maps holds the inner products between their channels (eq. 1):"
+)
+st.latex(r"G_{ij} = \frac{1}{h\,w}\sum_{s=1}^{h}\sum_{t=1}^{w} F^{\mathrm{in}}_i(s,t)\,F^{\mathrm{out}}_j(s,t)")
+st.markdown(
+    "**Stage 1** trains the student to match the teacher's matrices (no labels); **stage 2** trains it on the "
+    "labels from there. A student trained **from scratch** beside it tests the paper's claim: FSP reaches the "
+    "same accuracy in far fewer iterations."
+)
+st.caption("This page uses its own ResNet teacher and student (below), trained on the sidebar's dataset; the "
+           "sidebar's teacher and student sizes belong to the soft-target pages.")
+session.touch()
+settings = current_settings()
+bundle = None
+with user_errors("Dataset"):
+    bundle = load_bundle(settings)
+
+c1, c2, c3, c4 = st.columns(4)
+c1.selectbox("Teacher (deep)", list(DEPTHS), key=K["teacher"])
+c2.selectbox("Student (shallow)", list(DEPTHS), key=K["student"])
+c3.selectbox("Channels per stage (teacher)", list(CHANNELS), key=K["channels"],
+             help="Yim et al. give teacher and student the same channels per stage, so their FSP matrices match.")
+c4.selectbox("Student channels", [SAME, *CHANNELS], key=K["s_channels"],
+             help="Other channel counts make the FSP matrices differ in shape: try it to see the message.")
+t_blocks, s_blocks = DEPTHS[state[K["teacher"]]], DEPTHS[state[K["student"]]]
+channels = CHANNELS[state[K["channels"]]]
+s_channels = channels if state[K["s_channels"]] == SAME else CHANNELS[state[K["s_channels"]]]
+if sum(s_blocks) >= sum(t_blocks):
+    st.warning("The student is as deep as the teacher or deeper: FSP distils a deep teacher into a shallower "
+               "student. Pick a shallower student to see the point.", icon=":material/info:")
+
+teacher = None
+with user_errors("Teacher"):
+    if bundle is not None:
+        teacher = teacher_job(settings, t_blocks, channels)
+if teacher is not None:
+    if teacher.status().state == "finished":
+        st.caption(teacher_status_line(teacher))
+    elif teacher.done:
+        st.error(teacher_status_line(teacher), icon=":material/error:")
+        if st.button("Retry training the teacher", key="fsp-retry"):
+            teacher_job(settings, t_blocks, channels, retry=True)
+            st.rerun()
+    else:
+        @st.fragment(run_every=1.0)
+        def wait_for_teacher() -> None:
+            session.touch()
+            if teacher.status().done:
+                st.rerun(scope="app")
+            st.info(teacher_status_line(teacher))
+            s = teacher.status()
+            st.progress(s.step / s.total_steps if s.total_steps else 0.0)
+
+        wait_for_teacher()
+
+hook = st.radio("Stage 1 distils", list(METHODS), format_func=METHODS.get, key=K["hook"], horizontal=True)
+choice = None
+with user_errors("Setup"):
+    if bundle is not None:
+        shape, classes = tuple(bundle.train_images.shape[1:]), len(bundle.class_names)
+        s_feats = feature_shapes(shape, classes, s_blocks, s_channels)
+        t_feats = feature_shapes(shape, classes, t_blocks, channels)
+        if hook == "fsp":
+            options = pair_options(s_feats, t_feats)
+            state[K["pairs"]] = [p for p in state.get(K["pairs"], options) if p in options]
+            st.multiselect("Section pairs (first and last map of each stage, figure 3 of the paper)", options,
+                           key=K["pairs"], placeholder="Choose one or more section pairs")
+            pairs = check_fsp_pairs(list(state[K["pairs"]]), s_feats, t_feats)
+            extra = {"pairs": tuple(tuple(p) for p in pairs)}
+        else:
+            outs = [n for n in s_feats if n.endswith("_out")]
+            h1, h2 = st.columns(2)
+            h1.selectbox("Guided layer (student)", outs, key=K["guided"])
+            h2.selectbox("Hint layer (teacher)", [n for n in t_feats if n.endswith("_out")], key=K["hint"])
+            check_hint_layers(state[K["guided"]], state[K["hint"]], s_feats, t_feats)
+            st.caption("FitNets regress the student's guided layer onto the teacher's hint layer through a learned "
+                       "1x1 conv (eq. 3), so the channel counts may differ. There are no FSP matrices to draw.")
+            extra = {"hint_layers": (state[K["guided"]], state[K["hint"]])}
+        choice = FSPChoice(student_blocks=s_blocks, channels=s_channels, hook=hook, stage1_steps=int(state[K["s1"]]),
+                           epochs=int(state[K["epochs"]]), stage1_lr=float(state[K[f"s1lr_{hook}"]]),
+                           lr=float(state[K["lr"]]), seed=int(state[K["seed"]]), **extra)
+
+exp = state.get(K["exp"])
+running = exp is not None and not exp.done
+c1, c2, c3, c4 = st.columns([2, 2, 1, 2], vertical_alignment="bottom")
+c1.slider("Stage-1 iterations", 10, 1000, step=10, key=K["s1"], help="Optimizer steps on the stage-1 loss alone.")
+c2.slider("Main-task epochs (stage 2 and scratch)", 1, 30, key=K["epochs"])
+with c3.popover("More", icon=":material/tune:", width="stretch"):
+    st.number_input("Stage-1 learning rate (SGD)", min_value=1e-7, max_value=1.0, key=K[f"s1lr_{hook}"], format="%g",
+                    help="The stage-1 loss is large (1e4 and more at the start): 1e-2 diverged on digits, 1e-4 fell "
+                         "steadily. If stage 1 diverges, lower it 10x.")
+    st.number_input("Main-task learning rate (SGD, momentum 0.9)", min_value=1e-5, max_value=1.0, key=K["lr"], format="%g")
+    st.number_input("Seed (both students)", min_value=0, step=1, key=K["seed"])
+ready = choice is not None and teacher is not None and teacher.status().state == "finished"
+if c4.button("Start stage 1, stage 2 and scratch" if not running else "Running… stop it to start again", type="primary",
+             icon=":material/play_arrow:", disabled=not ready or running, width="stretch"):
+    with user_errors("Start"):
+        state[K["exp"]] = start_experiment(choice, settings, bundle, str(teacher.path), session.session_id())
+        st.rerun()
+st.divider()
+
+
+def heatmaps(stage1) -> None:
+    """The latest stage-1 snapshot's teacher, student and difference matrices for the chosen pair."""
+    snaps = [s for s in stage1.snapshots if "fsp/pairs" in s.arrays]
+    if not snaps:
+        st.caption("Waiting for the first FSP snapshot…")
+        return
+    snap = snaps[-1]
+    labels = pair_labels(snap.arrays)
+    if state.get(K["pair"]) not in labels:
+        state[K["pair"]] = labels[0]
+    st.segmented_control("Section pair", labels, key=K["pair"])
+    fig = heatmaps_from_snapshot(snap.arrays, state.get(K["pair"]) or labels[0])
+    show_chart(fig, "fsp-heatmaps", caption=f"Stage-1 step {snap.step}, averaged over 64 fixed test images. Rows are "
+               "channels of the section's first map, columns of its last. Watch the middle panel take the teacher's "
+               "pattern and the right panel fade to white.")
+
+
+def panel(live: bool) -> None:
+    """Status, controls and live charts of this session's latest FSP experiment."""
+    session.touch()
+    exp = state.get(K["exp"])
+    if live and exp is not None and exp.done:
+        st.rerun(scope="app")  # redraw once without the timer, and enable Start again
+    if exp is None:
+        st.info("Press **Start** to run stage 1, then stage 2, and a scratch student beside them. The charts fill "
+                "in live; you need not click anything.", icon=":material/info:")
+        return
+    exp.poll()
+    name = "FSP" if exp.hook == "fsp" else "Hints"
+    stage1 = job_view(exp.stage1, f"{name} stage 1")
+    stage2 = job_view(exp.stage2, f"{name} stage 2") if exp.stage2 is not None else None
+    scratch = job_view(exp.scratch, "scratch student")
+    left, right = st.columns([4, 1], vertical_alignment="bottom")
+    with left:
+        status_row(exp.stage1, f"{name} stage 1 ({exp.stage1_steps} iterations, no labels)")
+        if exp.stage2 is not None:
+            status_row(exp.stage2, f"{name} stage 2 (labels, from the stage-1 weights)")
+        else:
+            st.markdown(f":material/hourglass_top: **{name} stage 2** starts when stage 1 has finished.")
+        status_row(exp.scratch, "Scratch student (labels, random start)")
+    with right:
+        paused = any(j.status().state == "paused" for j in exp.jobs)
+        st.button("Resume" if paused else "Pause", icon=":material/play_arrow:" if paused else ":material/pause:",
+                  disabled=exp.done, width="stretch", key="fsp-pause", on_click=exp.resume if paused else exp.pause)
+        st.button("Stop", icon=":material/stop:", disabled=exp.done, width="stretch", key="fsp-stop", on_click=exp.stop)
+    if exp.hook == "fsp":
+        heatmaps(stage1)
+    a, b = st.columns(2)
+    with a:
+        fig = loss_curve_from_records(stage1.evals, exp.hook)
+        if fig is None:
+            st.caption("Waiting for the first stage-1 evaluation…")
+        else:
+            show_chart(fig, "fsp-loss", caption="Stage-1 loss on the same 64 test images at every evaluation, "
+                       "total and per pair (log scale). It should fall by an order of magnitude or more.")
+    with b:
+        fig = fast_optimisation_from_records(scratch.evals, stage2.evals if stage2 else [], stage1.evals,
+                                             exp.stage1_steps, exp.hook, count_stage1=bool(state[K["count"]]))
+        if fig is None:
+            st.info("The fast-optimisation chart appears with stage 2's first evaluation. Meanwhile stage 1 "
+                    "learns the teacher's flow without labels, so its accuracy stays near chance.", icon=":material/schedule:")
+        else:
+            show_chart(fig, "fast-optimisation", caption="Test accuracy against optimizer steps. The purple curve "
+                       "starts after stage 1 (dotted line) and should climb far faster than the green scratch curve "
+                       "(Yim et al., section 4.1).")
+            st.toggle("Count stage-1 iterations on the x axis", key=K["count"],
+                      help="Off: both curves start at 0, comparing main-task iterations only, as in the paper.")
+
+
+if bundle is not None:
+    live = exp is not None and not exp.done
+    st.fragment(run_every=REFRESH_S if live else None)(panel)(live)

@@ -1,0 +1,301 @@
+"""Quantization: fewer bits per weight, and what each way of choosing the values costs.
+
+Han, Mao, Dally 2016 ("Deep Compression", sec. 3): k-means weight sharing, a codebook of 2^bits
+values per layer and an index per weight, with the centroids fine-tuned afterwards (eq. 3). Against
+it: uniform affine quantization (Jacob et al. 2018), binary weights (BinaryConnect, Courbariaux et
+al. 2015; XNOR/BWN, Rastegari et al. 2016), product quantization (Gong et al. 2014) and low rank
+by truncated SVD (Denton et al. 2014). The sliders re-evaluate the trained baseline at once
+(``MethodExplorer``); the live section runs an engine job with the ``kmeans`` hook.
+"""
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from kdviz.app import session
+from kdviz.app.charts import csv_button, show_chart
+from kdviz.app.errors import plain_message, user_errors
+from kdviz.app.live import job_view
+from kdviz.app.quantization_view import BASELINES, baseline_job, curves, histogram_figure, load_qbaseline, status_line
+from kdviz.app.sidebar import current_settings, load_bundle
+from kdviz.app.training_view import status_row
+from kdviz.engine import TrainConfig, start
+from kdviz.figures.quantization import accuracy_vs_bits, compression_vs_accuracy, index_map_heatmap, singular_spectrum
+from kdviz.figures.quantization_explorer import finetune_accuracy, levels_table, snapshot_codebook, style_methods
+from kdviz.quant.explore import QuantChoice
+from kdviz.quant.kmeans import check_bits
+from kdviz.quant.lowrank import check_rank
+
+K = {"model": "qz_model", "method": "qz_method", "init": "qz_init", "granularity": "qz_granularity",
+     "scheme": "qz_scheme", "binarizer": "qz_binarizer", "subvector": "qz_subvector", "bits": "qz_bits",
+     "slider": "qz_bits_slider", "exact": "qz_bits_exact", "err": "qz_bits_error", "layer": "qz_layer",
+     "product": "qz_curves_product", "rank_layer": "qz_rank_layer", "rank": "qz_rank", "rank_slider": "qz_rank_slider",
+     "rank_exact": "qz_rank_exact", "rank_err": "qz_rank_error", "live_bits": "qz_live_bits", "live_init": "qz_live_init",
+     "epochs": "qz_live_epochs", "lr": "qz_live_lr", "job": "qz_job", "live_layer": "qz_live_layer"}
+METHODS = {"kmeans": "k-means sharing", "uniform": "uniform", "binary": "binary", "product": "product (PQ)"}
+INITS = {"linear": "linear", "density": "density (CDF)", "random": "random (Forgy)"}
+REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.0"))
+state = st.session_state
+for key, value in {K["method"]: "kmeans", K["init"]: "linear", K["granularity"]: "tensor", K["scheme"]: "symmetric",
+                   K["binarizer"]: "xnor", K["subvector"]: 4, K["bits"]: 3, K["slider"]: 3, K["exact"]: 3,
+                   K["product"]: False, K["live_bits"]: 2, K["live_init"]: "linear", K["lr"]: 1e-3}.items():
+    state.setdefault(key, value)
+
+st.title("Quantization")
+st.markdown(
+    "A trained layer needs far fewer than 32 bits per weight. **k-means weight sharing** clusters a layer's "
+    "weights into $2^b$ shared values and stores a $b$-bit index per weight; fine-tuning the shared values wins back "
+    "accuracy (Han, Mao & Dally 2016). Compare it with evenly spaced **uniform** levels, **binary** weights "
+    "(Courbariaux et al. 2015; Rastegari et al. 2016), **product quantization** of weight sub-vectors "
+    "(Gong et al. 2014) and **low rank** by truncated SVD (Denton et al. 2014)."
+)
+session.touch()
+settings = current_settings()
+st.selectbox("Baseline model", list(BASELINES), key=K["model"], format_func=lambda c: f"{c} · {BASELINES[c].note}")
+bundle = job = b = None
+with user_errors("Dataset"):
+    bundle = load_bundle(settings)
+with user_errors("Baseline"):
+    if bundle is not None:
+        job = baseline_job(settings, state[K["model"]])
+if job is not None:
+    if job.status().state == "finished":
+        st.caption(status_line(job, state[K["model"]]))
+        with user_errors("Baseline"):
+            b = load_qbaseline(job, settings)
+    elif job.done:
+        st.error(status_line(job, state[K["model"]]), icon=":material/error:")
+        if st.button("Retry training the baseline", key="qz-retry"):
+            baseline_job(settings, state[K["model"]], retry=True)
+            st.rerun()
+    else:
+        @st.fragment(run_every=1.0)
+        def wait_for_baseline() -> None:
+            session.touch()
+            s = job.status()
+            if s.done:
+                st.rerun(scope="app")
+            st.info(status_line(job, state[K["model"]]))
+            st.progress(s.step / s.total_steps if s.total_steps else 0.0)
+
+        wait_for_baseline()
+
+
+def guarded(action: str, body):
+    """``body`` with bad input shown as a message: inside the fragment, so fragment reruns are covered."""
+    def run(*args) -> None:
+        with user_errors(action):
+            body(*args)
+
+    run.__name__ = run.__qualname__ = body.__name__
+    return run
+
+
+def exact_box(value_key: str, slider_key: str, exact_key: str, err_key: str, check, top: int):
+    """Callbacks for a slider and an "…or type" box that share one value: the box is checked by
+    ``check`` (a ``ValueError`` becomes the message), the slider shows it clamped to ``top``."""
+    def on_slider() -> None:
+        state[value_key] = state[exact_key] = int(state[slider_key])
+        state[err_key] = None
+
+    def on_exact() -> None:
+        try:
+            value = check(state[exact_key])
+        except (TypeError, ValueError) as exc:
+            state[err_key] = plain_message(exc)
+            return
+        state[value_key], state[err_key] = value, None
+        state[slider_key] = min(int(value), top)
+
+    return on_slider, on_exact
+
+
+def pick_layer(key: str, layers: list[str]) -> str:
+    if state.get(key) not in layers:
+        state[key] = layers[0]
+    st.segmented_control("Layer", layers, key=key)
+    return state.get(key) or layers[0]
+
+
+def current_choice() -> QuantChoice:
+    return QuantChoice(state[K["method"]], int(state[K["bits"]]), state[K["init"]], state[K["scheme"]] == "symmetric",
+                       state[K["granularity"]] == "channel", state[K["binarizer"]], int(state[K["subvector"]]))
+
+
+def explorer() -> None:
+    """Method, options and bits; accuracy, size, histogram with the levels, index map and codebook."""
+    c1, c2 = st.columns([1, 1], vertical_alignment="bottom")
+    c1.segmented_control("Method", list(METHODS), format_func=METHODS.get, key=K["method"], required=True)
+    method = state[K["method"]]
+    with c2:
+        options = {
+            "kmeans": lambda: st.radio("Initialisation (Han et al. sec. 3.2)", list(INITS), format_func=INITS.get,
+                                       key=K["init"], horizontal=True),
+            "uniform": lambda: (st.radio("Scale per", ["tensor", "channel"], key=K["granularity"], horizontal=True),
+                                st.radio("Range", ["symmetric", "asymmetric"], key=K["scheme"], horizontal=True)),
+            "binary": lambda: st.radio("Binarization", ["binaryconnect", "xnor"], key=K["binarizer"], horizontal=True,
+                                       format_func={"binaryconnect": "BinaryConnect: sign(w)",
+                                                    "xnor": "XNOR: alpha sign(w), alpha = mean |w| per unit"}.get),
+            "product": lambda: st.radio("Sub-vector length d", [2, 4, 8], key=K["subvector"], horizontal=True),
+        }
+        options[method]()
+    on_slider, on_exact = exact_box(K["bits"], K["slider"], K["exact"], K["err"], check_bits, 8)
+    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+    c1.slider("Bits per weight", 1, 8, key=K["slider"], on_change=on_slider, disabled=method == "binary",
+              help="Binary weights always use 1 bit.")
+    c2.number_input("…or type the bits (1 to 16)", key=K["exact"], step=1, on_change=on_exact,
+                    disabled=method == "binary")
+    if state.get(K["err"]):
+        st.error(f"**Bits:** {state[K['err']]}", icon=":material/warning:")
+    choice = current_choice()
+    with st.spinner("Quantizing every layer and evaluating the test set…"):
+        q, acc = b.explorer.quantize(choice), b.explorer.accuracy(choice)
+    m = st.columns(4)
+    m[0].metric("Test accuracy", f"{acc:.2%}", f"{100 * (acc - b.float_accuracy):+.2f} points vs float32")
+    m[1].metric("Compression (weights)", f"{q.ratio:.1f}x", help="32-bit floats over the quantized storage, biases "
+                "excluded (as in Han et al. 2016, table 1); k-means counts the bytes of a real fixed-width encoding.")
+    m[2].metric("Bits per weight, all included", f"{q.bits_per_weight:.2f}")
+    m[3].metric(f"Weights in {len(q.n_weights)} layers", f"{sum(q.n_weights.values()):,}")
+    layer = pick_layer(K["layer"], b.layers)
+    left, right = st.columns(2)
+    with left:
+        show_chart(histogram_figure(b, q, layer), "codebook-histogram", caption={
+            "kmeans": "k-means puts the shared values where the weights are dense; linear init spreads them evenly "
+                      "(and keeps a few for the rare large weights, which matter most), density init crowds them "
+                      "in the middle.",
+            "uniform": "Uniform levels are evenly spaced over the range: at low bits most weights fall on the zero level.",
+            "binary": "Every weight becomes one of two values; without retraining the network loses a lot.",
+            "product": "Product quantization shares whole sub-vectors, so the histogram has no single levels."}[method])
+    with right:
+        show_chart(index_map_heatmap(q.codes[layer], layer=layer), "index-map",
+                   caption="Each weight's index into the codebook (rows: output units, columns: inputs). The middle "
+                   "indices are the most common, since the weights pile up near zero: a skew that Huffman coding "
+                   "turns into fewer bits (see the Deep Compression page).")
+    if q.levels[layer].size:
+        fig, frame = levels_table(q.levels[layer], q.counts[layer], q.per_row)
+        show_chart(fig, "codebook-table", csv=False,
+                   caption="Every weight of the layer is stored as one of these values; the last column counts its weights.")
+        csv_button(frame, "codebook")
+
+
+def method_curves() -> None:
+    st.toggle("Add product quantization (slower: k-means in every sub-space)", key=K["product"])
+    with st.spinner("Quantizing at every bit width…"):
+        acc_curves, points = curves(b, bool(state[K["product"]]))
+    left, right = st.columns(2)
+    with left:
+        show_chart(style_methods(accuracy_vs_bits(acc_curves, baseline=b.float_accuracy)), "accuracy-vs-bits",
+                   caption="Uniform levels with one scale per tensor break first; k-means (values that follow the "
+                   "weights) and per-channel scales hold on to fewer bits. Symmetric uniform needs 2 bits at least; "
+                   "binary points sit at 1 bit.")
+    with right:
+        labelled = [p if p["method"].startswith(("k-means", "low rank")) else {**p, "label": ""} for p in points]
+        show_chart(style_methods(compression_vs_accuracy(labelled, baseline=b.float_accuracy)), "compression-vs-accuracy",
+                   caption="Up and to the right wins. Labels: bits for k-means, the share of full rank for low rank "
+                   "(hidden layers only). Hover a point for its method and setting.")
+
+
+def low_rank() -> None:
+    layer = pick_layer(K["rank_layer"], b.layers)
+    top = b.explorer.low_rank(layer, 1).max_rank
+    if state.get(K["rank"]) is None or state[K["rank"]] > top or state.get("qz_rank_for") != layer:
+        state[K["rank"]] = state[K["rank_slider"]] = state[K["rank_exact"]] = max(1, top // 4)
+        state["qz_rank_for"], state[K["rank_err"]] = layer, None
+    on_slider, on_exact = exact_box(K["rank"], K["rank_slider"], K["rank_exact"], K["rank_err"],
+                                    lambda r: check_rank(r, b.explorer.evaluator.svd(layer).matrix_shape), top)
+    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+    c1.slider(f"Rank r of {layer}", 1, top, key=K["rank_slider"], on_change=on_slider)
+    c2.number_input(f"…or type the rank (1 to {top})", key=K["rank_exact"], step=1, on_change=on_exact)
+    if state.get(K["rank_err"]):
+        st.error(f"**Rank:** {state[K['rank_err']]}", icon=":material/warning:")
+    p = b.explorer.low_rank(layer, int(state[K["rank"]]))
+    m = st.columns(3)
+    m[0].metric("Test accuracy", f"{p.accuracy:.2%}", f"{100 * (p.accuracy - b.float_accuracy):+.2f} points vs float32")
+    m[1].metric(f"{layer} parameters", f"{p.params_after:,}", f"{p.params_after - p.params_before:+,} (r (m + n) vs m n)",
+                delta_color="inverse")
+    m[2].metric("Energy kept", f"{p.energy:.1%}", help="sum of s_i² for i ≤ r over the sum of all s_i²")
+    show_chart(singular_spectrum(p.singular_values, p.rank, layer), "singular-spectrum",
+               caption="A trained layer's spectrum decays slowly, so a small rank throws away much of the squared norm, "
+               "yet accuracy can hold: lower the rank until it drops. The two factors save parameters only when "
+               "r < m n / (m + n).")
+
+
+def start_live() -> None:
+    steps = -(-len(bundle.train_labels) // 64) * int(state[K["epochs"]])
+    choice = BASELINES[state[K["model"]]]
+    config = TrainConfig(
+        dataset=settings.dataset, data_root=settings.data_root, model=choice.model, model_options=dict(choice.options),
+        init_from=str(job.path), epochs=int(state[K["epochs"]]), lr=float(state[K["lr"]]), batch_size=64, seed=0,
+        eval_every=max(1, steps // 20), snapshot_every=max(1, steps // 30), runs_root=session.runs_root(),
+        name=f"kmeans-{choice.model}-{settings.dataset}",
+        hooks=[{"name": "kmeans", "bits": int(state[K["live_bits"]]), "init": state[K["live_init"]]}],
+    )
+    live_job = start(config, session.lab_manager())
+    session.watchdog().add_job(session.session_id(), live_job)
+    state[K["job"]] = live_job
+
+
+def live_panel(live: bool) -> None:
+    """Status and the live codebook of this session's centroid fine-tuning job."""
+    session.touch()
+    live_job = state.get(K["job"])
+    if live and live_job is not None and live_job.done:
+        st.rerun(scope="app")
+    if live_job is None:
+        st.info("Press **Start** to cluster the baseline and fine-tune its shared values. The charts fill in live; "
+                "you need not click anything.", icon=":material/info:")
+        return
+    view = job_view(live_job, "k-means, fine-tuned")
+    left, right = st.columns([4, 1], vertical_alignment="bottom")
+    with left:
+        status_row(live_job, "Fine-tune the centroids")
+    right.button("Stop", icon=":material/stop:", disabled=live_job.done, width="stretch", key="qz-stop",
+                 on_click=live_job.stop)
+    snaps = [s for s in view.snapshots if "kmeans/layers" in s.arrays]
+    if not snaps:
+        st.caption("Waiting for the first snapshot…")
+        return
+    snap = snaps[-1]
+    layer = pick_layer(K["live_layer"], [str(n) for n in snap.arrays["kmeans/layers"]])
+    hist, table, frame = snapshot_codebook(snap.arrays, layer)
+    left, right = st.columns(2)
+    with left:
+        show_chart(hist, "live-codebook", caption=f"Snapshot at step {snap.step}. Dashed: the shared values k-means "
+                   "chose; solid: where fine-tuning has moved them. Each moves by the summed gradient of its cluster.")
+    with right:
+        show_chart(finetune_accuracy(view.evals, b.float_accuracy if b else 0.0, snap.epoch), "live-accuracy",
+                   caption="The first point is k-means before any step; fine-tuning only the shared values (and "
+                   "biases) climbs back towards the float model.")
+    show_chart(table, "live-codebook-table", csv=False, caption="Each shared value now, and how far it has moved.")
+    csv_button(frame, "live-codebook-values")
+
+
+if b is not None:
+    st.header("1. Quantize with a slider", divider="gray")
+    st.caption("Every layer quantized the chosen way and the whole test set evaluated at every move. No retraining yet.")
+    st.fragment(guarded("Quantization", explorer))()
+    st.header("2. Which method holds up at fewer bits?", divider="gray")
+    st.fragment(guarded("Curves", method_curves))()
+    st.header("3. Low rank: keep the largest singular values", divider="gray")
+    st.caption("W ≈ U_r S_r V_rᵀ: the layer becomes two smaller ones with r (m + n) weights (Denton et al. 2014). "
+               "The error ‖W − W_r‖_F is the root of the discarded s_i².")
+    st.fragment(guarded("Low rank", low_rank))()
+
+st.header("4. Fine-tune the shared values, live", divider="gray")
+st.caption("Clusters the baseline with k-means, fixes every weight's index and trains only the shared values and "
+           "the biases (Han et al. 2016, eq. 3). The learning rate is small: a centroid's gradient sums its whole cluster.")
+running = state.get(K["job"]) is not None and not state[K["job"]].done
+state.setdefault(K["epochs"], 4 if settings.dataset == "digits" else 1)
+c1, c2, c3, c4, c5 = st.columns([2, 2, 2, 2, 2], vertical_alignment="bottom")
+c1.slider("Bits", 1, 8, key=K["live_bits"])
+c2.selectbox("Initialisation", list(INITS), format_func=INITS.get, key=K["live_init"])
+c3.slider("Epochs", 1, 20, key=K["epochs"])
+c4.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], key=K["lr"], format_func=lambda v: f"{v:g}")
+if c5.button("Start fine-tuning" if not running else "Running…", type="primary", icon=":material/tune:",
+             disabled=b is None or running, width="stretch"):
+    with user_errors("Start"):
+        start_live()
+        st.rerun()
+live = state.get(K["job"]) is not None and not state[K["job"]].done
+st.fragment(run_every=REFRESH_S if live else None)(guarded("Live fine-tuning", live_panel))(live)

@@ -1,0 +1,179 @@
+"""The pruning page's baseline model and its computations, kept apart from the page's widgets.
+
+The baseline (LeNet-300-100 by default, Han et al. 2015's MLP) is trained once in the background
+like the lab's teacher (``kdviz.engine.train_teacher_cached``: a finished run with the same config
+is reused from disk). ``Baseline`` holds it with a ``MaskedEvaluator`` and a lock: the object is
+shared by every browser session (``st.cache_resource``) and an evaluation writes masked weights into
+the model, so one slider move at a time holds the lock and leaves the dense weights in place.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+from ..engine import Job, load_trained_model, train_teacher_cached
+from ..models import count_parameters
+from ..prune import (
+    MaskedEvaluator, count_flops, layer_costs, prune_structured, sensitivity_analysis, size_report, unit_norms,
+)
+from ..prune.evaluate import accuracy
+from ..prune.explore import accuracy_curve, slider_arrays
+from .session import lab_manager, runs_root
+from .sidebar import LabSettings, ModelChoice, load_bundle
+from .teacher import TEACHER_LR, teacher_epochs
+
+BASELINES: dict[str, ModelChoice] = {
+    "LeNet-300-100 (Han et al. 2015)": ModelChoice("lenet300", {}, "fully connected: 300 and 100 hidden units"),
+    "LeNet-5 (conv)": ModelChoice("lenet5", {}, "two conv layers: rank their filters"),
+}
+_JOBS: dict[str, Job] = {}
+_LOCK = threading.Lock()
+
+
+def baseline_options(settings: LabSettings, choice: str) -> dict:
+    """The TrainConfig fields of the baseline run (plain cross-entropy training, as the teacher)."""
+    model = BASELINES[choice]
+    return {"dataset": settings.dataset, "model": model.model, "model_options": dict(model.options),
+            "epochs": teacher_epochs(settings.dataset), "lr": TEACHER_LR, "data_root": settings.data_root,
+            "runs_root": runs_root(), "name": f"baseline-{model.model}-{settings.dataset}"}
+
+
+def baseline_job(settings: LabSettings, choice: str, retry: bool = False) -> Job:
+    """The baseline job: reused from disk, joined while it trains, else started (``retry`` restarts
+    a failed or stopped one)."""
+    options = baseline_options(settings, choice)
+    key = repr(sorted(options.items()))
+    with _LOCK:
+        job = _JOBS.get(key)
+        failed = job is not None and job.done and job.status().state != "finished"
+        if job is None or (failed and retry):
+            opts = dict(options)
+            job = train_teacher_cached(opts.pop("dataset"), opts.pop("model"), manager=lab_manager(), **opts)
+            _JOBS[key] = job
+        return job
+
+
+def status_line(job: Job, choice: str) -> str:
+    """One sentence about the baseline for a caption."""
+    s, name = job.status(), f"baseline {choice.split(' (')[0]} on {job.config.dataset}"
+    if s.state == "finished":
+        acc = f" · {s.test_acc:.1%} test accuracy" if s.test_acc is not None else ""
+        return f"**:material/check_circle:** {name} ready{acc} · cached in `{job.path}`"
+    if s.state == "queued":
+        return f":material/hourglass_top: {name} waits in the queue (place {s.queue_position or '?'})"
+    if s.state in ("running", "paused"):
+        pct = s.step / s.total_steps if s.total_steps else 0.0
+        return f":material/model_training: Training the {name} in the background: {pct:.0%}"
+    return f":material/error: {name} {s.state}: {s.message}"
+
+
+@dataclass
+class Baseline:
+    """A trained model, its evaluator over the test set, and results computed once per model."""
+
+    path: str
+    model: torch.nn.Module
+    evaluator: MaskedEvaluator
+    dense_accuracy: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
+    sensitivity: dict[str, list[tuple[float, float]]] | None = None
+
+    @property
+    def layers(self) -> list[str]:
+        return [n[: -len(".weight")] for n in self.evaluator.dense]
+
+
+@st.cache_resource(show_spinner="Loading the baseline model...", max_entries=4)
+def _load_baseline(run_path: str, dataset: str, root: str | None, download: bool) -> Baseline:
+    bundle = load_bundle(LabSettings(dataset=dataset, data_root=root, download=download))
+    model = load_trained_model(run_path).eval()
+    evaluator = MaskedEvaluator(model, bundle.test_images, bundle.test_labels)
+    return Baseline(run_path, model, evaluator, evaluator.current_accuracy())
+
+
+def load_baseline(job: Job, settings: LabSettings) -> Baseline:
+    """The finished baseline of ``job`` with its evaluator (one per run folder and process)."""
+    return _load_baseline(str(job.path), settings.dataset, settings.data_root, settings.download)
+
+
+@dataclass
+class SliderResult:
+    """One slider position: accuracy, snapshot-style arrays, storage table, FLOPs."""
+
+    sparsity: float
+    scope: str
+    accuracy: float
+    arrays: dict[str, np.ndarray]
+    table: pd.DataFrame
+    flops: dict[str, int]
+
+
+def evaluate_slider(b: Baseline, sparsity: float, scope: str) -> SliderResult:
+    """Prune the dense weights to ``sparsity`` (per layer or global), evaluate, measure storage and
+    FLOPs of the pruned model, and put the dense weights back."""
+    with b.lock:
+        try:
+            masks = b.evaluator.masks_at(sparsity, scope)
+            acc = b.evaluator.accuracy(masks)
+            arrays = slider_arrays(b.evaluator, masks)
+            rows, costs = size_report(b.model).rows(), layer_costs(b.model)
+        finally:
+            b.evaluator.restore()
+    flops = {"flops": sum(c.flops for c in costs), "nonzero_flops": sum(c.nonzero_flops for c in costs)}
+    by_layer = {c.layer: c for c in costs}
+    for row in rows:
+        cost = by_layer.get(row["layer"])
+        row["FLOPs dense"] = cost.flops if cost else flops["flops"]
+        row["FLOPs kept"] = cost.nonzero_flops if cost else flops["nonzero_flops"]
+    table = pd.DataFrame(rows)
+    table["index bits"] = [f"{int(v)}" if v is not None and v == v else "" for v in table["index bits"]]
+    return SliderResult(sparsity, scope, acc, arrays, table, flops)
+
+
+def one_shot_curve(b: Baseline, scope: str) -> tuple[list[float], list[float]]:
+    """Accuracy against sparsity without retraining (computed once per model and scope)."""
+    with b.lock:
+        if scope not in b.curves:
+            b.curves[scope] = accuracy_curve(b.evaluator, scope=scope)
+        return b.curves[scope]
+
+
+def run_sensitivity(b: Baseline) -> dict[str, list[tuple[float, float]]]:
+    """Distiller-style sensitivity curves (one layer pruned at a time), computed once per model."""
+    with b.lock:
+        if b.sensitivity is None:
+            b.sensitivity = sensitivity_analysis(b.evaluator)
+        return b.sensitivity
+
+
+@dataclass
+class StructuredResult:
+    kept: np.ndarray
+    parameters: tuple[int, int]  # before, after
+    flops: tuple[int, int]
+    accuracy: float
+
+
+def dense_unit_norms(b: Baseline, norm: str) -> dict[str, np.ndarray]:
+    """Norm of every neuron or filter of the dense model, per structurally prunable layer."""
+    with b.lock:
+        b.evaluator.restore()
+        return unit_norms(b.model, norm)
+
+
+def remove_units(b: Baseline, layer: str, amount: float, norm: str) -> StructuredResult:
+    """Physically remove the ``amount`` of lowest-norm units of ``layer`` (Li et al. 2017) and test
+    the smaller dense model it gives."""
+    with b.lock:
+        b.evaluator.restore()
+        result = prune_structured(b.model, {layer: amount}, norm=norm)
+        small = result.model.eval()
+        acc = accuracy(small, b.evaluator.images, b.evaluator.labels)
+        flops = (count_flops(b.model)["flops"], count_flops(small)["flops"])
+    return StructuredResult(result.kept[layer].numpy(), (count_parameters(b.model), count_parameters(small)), flops, acc)

@@ -1,0 +1,193 @@
+"""The pruning page through AppTest: the slider, bad input, the live prune-and-fine-tune job,
+sensitivity analysis and structured pruning, with a real (tiny) baseline.
+
+Expected numbers are recomputed here with numpy (a stable sort of |w| per layer, the model run with
+those weights zeroed, norms of rows), never read back from the code under test.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from kdviz.data import load_dataset
+from kdviz.engine import load_checkpoint, load_trained_model
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = "kdviz/app/pages/pruning.py"
+HARNESS = """
+import streamlit as st
+from kdviz.app import session
+from kdviz.app.errors import user_errors
+from kdviz.app.sidebar import render_sidebar
+
+page = st.navigation([st.Page({page!r}, title="Pruning")])
+render_sidebar()
+session.touch()
+with user_errors(page.title):
+    page.run()
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lab_env(tmp_path_factory):
+    """Run folders in a temp dir, a 3-epoch baseline; every job stopped at the end."""
+    saved = {k: os.environ.get(k) for k in ("KDVIZ_RUNS", "KDVIZ_TEACHER_EPOCHS", "KDVIZ_MAX_JOBS")}
+    root = tmp_path_factory.mktemp("prune-runs")
+    os.environ.update(KDVIZ_RUNS=str(root), KDVIZ_TEACHER_EPOCHS="3")
+    os.environ.pop("KDVIZ_MAX_JOBS", None)
+    yield root
+    from kdviz.app import session
+
+    for manager in list(session._MANAGERS.values()):
+        manager.stop_all(wait=True, timeout=30)
+    for key, value in saved.items():
+        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+@pytest.fixture(scope="module")
+def baseline(lab_env):
+    from kdviz.app.pruning_view import BASELINES, baseline_job
+    from kdviz.app.sidebar import LabSettings
+
+    job = baseline_job(LabSettings(), next(iter(BASELINES)))
+    assert job.wait(120).state == "finished", job.status()
+    return job
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def app(tmp_path: Path) -> AppTest:
+    """The lab's app.py once it lists the page, else a harness with the same shell around the page."""
+    if PAGE in (ROOT / "app.py").read_text():
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        ok(at.run()).switch_page(PAGE)
+        return at
+    script = tmp_path / "harness.py"
+    script.write_text(HARNESS.format(page=str(ROOT / PAGE)))
+    return AppTest.from_file(str(script), default_timeout=120)
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    return {c.proto.id.split("-chart-", 1)[1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+
+
+def values(a) -> np.ndarray:
+    if isinstance(a, dict):
+        return np.frombuffer(base64.b64decode(a["bdata"]), dtype=np.dtype(a["dtype"]))
+    return np.asarray(a, dtype=float)
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def pruned_accuracy(job, data, sparsity: float, only: str | None = None) -> tuple[float, dict[str, float]]:
+    """Accuracy with the smallest floor(s*n + 0.5) |w| of each layer (or of layer ``only``) zeroed
+    (numpy stable sort)."""
+    model = load_trained_model(job.path).eval()
+    fractions = {}
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(".weight") and only in (None, name[: -len(".weight")]):
+                w = p.numpy().copy().ravel()
+                k = int(math.floor(sparsity * w.size + 0.5))
+                w[np.argsort(np.abs(w.astype(np.float64)), kind="stable")[:k]] = 0.0
+                p.copy_(torch.from_numpy(w.reshape(p.shape)))
+                fractions[name[: -len(".weight")]] = k / w.size
+        acc = float((model(data.test_images).argmax(1) == data.test_labels).double().mean())
+    return acc, fractions
+
+
+def test_slider_re_evaluates_accuracy_and_bars(baseline, digits, tmp_path):
+    at = ok(app(tmp_path).run())
+    assert at.title[0].value == "Pruning"
+    acc, fractions = pruned_accuracy(baseline, digits, 0.8)
+    assert metric(at, "Test accuracy") == f"{acc:.2%}"
+    before = charts(at)
+    assert np.allclose(values(before["sparsity-per-layer"]["data"][0]["y"]), [100 * f for f in fractions.values()])
+    at.slider(key="pr_s_slider").set_value(0.97).run()
+    acc97, fractions97 = pruned_accuracy(baseline, digits, 0.97)
+    after = charts(ok(at))
+    assert metric(at, "Test accuracy") == f"{acc97:.2%}" and acc97 != acc
+    assert np.allclose(values(after["sparsity-per-layer"]["data"][0]["y"]), [100 * f for f in fractions97.values()])
+    hist = after["weight-histogram"]["data"][0]
+    kept_fc1 = round((1 - fractions97["fc1"]) * 64 * 300)
+    assert values(hist["y"]).sum() == kept_fc1  # the histogram counts exactly the surviving fc1 weights
+    table = at.dataframe[0].value
+    assert table.iloc[0]["kept"] == kept_fc1 and table.iloc[0]["dense bytes"] == 4 * 64 * 300
+
+
+def test_typed_sparsity_of_one_is_refused_with_a_message(baseline, digits, tmp_path):
+    at = ok(app(tmp_path).run())
+    at.number_input(key="pr_s_exact").set_value(0.5).run()
+    acc, _ = pruned_accuracy(baseline, digits, 0.5)
+    assert metric(ok(at), "Test accuracy") == f"{acc:.2%}" and at.slider(key="pr_s_slider").value == 0.5
+    at.number_input(key="pr_s_exact").set_value(1.0).run()
+    assert any("must be in [0, 1)" in e.value and "1.0" in e.value for e in ok(at).error)
+    assert metric(at, "Test accuracy") == f"{acc:.2%}"  # the last valid sparsity is kept
+
+
+def test_live_prune_job_fills_its_charts_and_scrubs(baseline, tmp_path):
+    at = ok(app(tmp_path).run())
+    at.slider(key="pr_live_epochs").set_value(2).run()
+    at.slider(key="pr_live_target").set_value(0.75).run()
+    next(b for b in at.button if b.label.startswith("Start")).click().run()
+    job = ok(at).session_state["pr_job"]
+    assert job.config.init_from == str(baseline.path) and job.config.hooks[0]["schedule"] == "agp"
+    counts, end = [], time.monotonic() + 120
+    while True:
+        spec = charts(ok(at.run()))
+        if "live-accuracy" in spec:
+            counts.append(len(values(spec["live-accuracy"]["data"][0]["x"])))
+        if job.done and counts:
+            break
+        assert time.monotonic() < end, job.status()
+        time.sleep(0.5)
+    assert job.status().state == "finished"
+    spec = charts(ok(at.run()))
+    final = len(values(spec["live-accuracy"]["data"][0]["x"]))
+    assert final > counts[0] and final == len([r for r in job.store.metrics() if r.get("kind") == "eval"])
+    masks = load_checkpoint(job.path / "checkpoints" / "last.pt")["hooks"]["prune"]
+    expected = [100 * (1 - float(masks[f"mask/{n}.weight"].double().mean())) for n in ("fc1", "fc2", "fc3")]
+    assert np.allclose(values(spec["live-sparsity"]["data"][0]["y"]), expected)
+    assert np.allclose(expected, [100 * math.floor(0.75 * n + 0.5) / n for n in (64 * 300, 300 * 100, 100 * 10)])
+    assert at.slider(key="pr_scrub").disabled and at.slider(key="pr_scrub").value == job.status().total_steps
+    at.toggle(key="pr_follow").set_value(False).run()
+    assert not ok(at).slider(key="pr_scrub").disabled
+    at.slider(key="pr_scrub").set_value(0).run()  # back to the start: nothing pruned yet
+    spec = charts(ok(at))
+    assert "100.0% of weights kept at step 0" in spec["live-mask"]["layout"]["title"]["text"]
+    assert np.allclose(values(spec["live-sparsity"]["data"][0]["y"]), 0.0)
+
+
+def test_sensitivity_and_unit_norms(baseline, digits, tmp_path):
+    at = ok(app(tmp_path).run())
+    w = load_trained_model(baseline.path).fc1.weight.detach().double().numpy()
+    bars = charts(at)["unit-norms"]["data"][0]
+    assert np.allclose(values(bars["y"]), np.sort(np.abs(w).sum(1))[::-1])  # L1 norm of each neuron, ranked
+    assert metric(at, "Parameters") == f"{64 * 150 + 150 + 150 * 100 + 100 + 100 * 10 + 10:,}"  # half of fc1 gone
+    at.button(key="pr-sens").click().run()
+    lines = charts(ok(at))["sensitivity"]["data"]
+    assert [t["name"] for t in lines] == ["fc1", "fc2", "fc3"]
+    dense, _ = pruned_accuracy(baseline, digits, 0.0)
+    assert all(np.isclose(values(t["y"])[0], 100 * dense) for t in lines)  # sparsity 0: the dense model
+    fc3 = lines[2]
+    i = int(np.flatnonzero(np.isclose(values(fc3["x"]), 80.0))[0])
+    assert np.isclose(values(fc3["y"])[i], 100 * pruned_accuracy(baseline, digits, 0.8, only="fc3")[0])

@@ -1,0 +1,262 @@
+"""The quantization and Deep Compression pages through AppTest, with a real (tiny) baseline and jobs.
+
+The pages are run through a small harness that builds ``st.navigation`` the way ``app.py`` does.
+Expected numbers are recomputed here independently: a plain numpy Lloyd's k-means with linear
+initialisation, a numpy SVD, a torch forward pass, and byte counts of the encoded streams.
+"""
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from kdviz.data import load_dataset
+from kdviz.engine import load_trained_model
+
+ROOT = Path(__file__).resolve().parents[1]
+QUANT = str(ROOT / "kdviz/app/pages/quantization.py")
+DEEP = str(ROOT / "kdviz/app/pages/deep_compression.py")
+HARNESS = f'''
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+import streamlit as st
+from kdviz.app import session
+from kdviz.app.errors import user_errors
+from kdviz.app.sidebar import render_sidebar
+st.set_page_config(page_title="kdviz lab", layout="wide")
+page = st.navigation([st.Page({QUANT!r}, title="Quantization"), st.Page({DEEP!r}, title="Deep Compression")])
+render_sidebar()
+session.touch()
+with user_errors(page.title):
+    page.run()
+'''
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lab_env(tmp_path_factory):
+    """Run folders in a temp dir, a 3-epoch baseline, fast refreshes; every job stopped at the end."""
+    keys = ("KDVIZ_RUNS", "KDVIZ_TEACHER_EPOCHS", "KDVIZ_MAX_JOBS")
+    saved = {k: os.environ.get(k) for k in keys}
+    root = tmp_path_factory.mktemp("quant-runs")
+    os.environ.update(KDVIZ_RUNS=str(root), KDVIZ_TEACHER_EPOCHS="3")
+    os.environ.pop("KDVIZ_MAX_JOBS", None)
+    yield root
+    from kdviz.app import session
+
+    for manager in list(session._MANAGERS.values()):
+        manager.stop_all(wait=True, timeout=30)
+    for key, value in saved.items():
+        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("harness") / "harness.py"
+    path.write_text(HARNESS)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def baseline(lab_env):
+    from kdviz.app.pruning_view import BASELINES, baseline_job
+    from kdviz.app.sidebar import LabSettings
+
+    job = baseline_job(LabSettings(), next(iter(BASELINES)))
+    assert job.wait(120).state == "finished", job.status()
+    return job
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def page(harness: str, which: str = QUANT) -> AppTest:
+    at = ok(AppTest.from_file(harness, default_timeout=120).run())
+    if which != QUANT:
+        ok(at.switch_page(which).run())
+    return at
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    return {c.proto.id.split("-chart-", 1)[1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+
+
+def values(a) -> np.ndarray:
+    if isinstance(a, dict):
+        return np.frombuffer(base64.b64decode(a["bdata"]), dtype=np.dtype(a["dtype"]))
+    return np.asarray([np.nan if v is None else v for v in a], dtype=float)
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def percent(text: str) -> float:
+    return float(text.rstrip("%")) / 100
+
+
+def errors(at: AppTest) -> str:
+    return "\n".join(e.value for e in at.error)
+
+
+def accuracy(model, data, weights: dict[str, np.ndarray]) -> float:
+    """Test accuracy of a copy of ``model`` with the given weights (plain torch forward)."""
+    m = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        for name, w in weights.items():
+            getattr(m, name).weight.copy_(torch.as_tensor(w, dtype=torch.float32))
+        return float((m(data.test_images).argmax(1) == data.test_labels).float().mean())
+
+
+def lloyd_linear(w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Plain Lloyd's k-means on the non-zero weights, linear init; (centroids, quantized weight)."""
+    x = w[w != 0].astype(np.float64)
+    c = np.linspace(x.min(), x.max(), k)
+    assign = None
+    for _ in range(300):
+        new = np.abs(x[:, None] - c[None, :]).argmin(axis=1)
+        if assign is not None and np.array_equal(new, assign):
+            break
+        assign = new
+        c = np.array([x[assign == j].mean() if (assign == j).any() else np.nan for j in range(len(c))])
+    keep = ~np.isnan(c)
+    c = c[keep]
+    q = w.astype(np.float64).copy()
+    q[w != 0] = c[np.abs(x[:, None] - c[None, :]).argmin(axis=1)]
+    return c, q
+
+
+def centroid_lines(spec: dict) -> np.ndarray:
+    x = values(spec["data"][1]["x"])
+    return np.unique(x[~np.isnan(x)])
+
+
+def test_bits_slider_changes_accuracy_and_the_centroids_on_the_histogram(harness, baseline, digits):
+    at = page(harness)
+    assert at.title[0].value == "Quantization"
+    shown = charts(at)
+    assert {"codebook-histogram", "index-map", "codebook-table", "accuracy-vs-bits", "compression-vs-accuracy",
+            "singular-spectrum"} <= set(shown)
+    before_acc, before_lines = percent(metric(at, "Test accuracy")), centroid_lines(shown["codebook-histogram"])
+    assert len(before_lines) <= 8  # 3 bits by default
+    at.slider(key="qz_bits_slider").set_value(2).run()
+    ok(at)
+    after_acc, after_lines = percent(metric(at, "Test accuracy")), centroid_lines(charts(at)["codebook-histogram"])
+    assert not errors(at)
+    model = load_trained_model(baseline.path)
+    expected, weights = {}, {}
+    for name in ("fc1", "fc2", "fc3"):
+        expected[name], weights[name] = lloyd_linear(getattr(model, name).weight.detach().numpy(), 4)
+    assert after_lines.size == expected["fc1"].size <= 4 and before_lines.size > after_lines.size
+    assert np.allclose(after_lines, expected["fc1"], atol=1e-5)
+    assert after_acc != before_acc
+    assert abs(after_acc - accuracy(model, digits, weights)) < 1 / len(digits.test_labels) + 1e-4
+    assert float(metric(at, "Compression (weights)").rstrip("x")) > 14  # 2-bit indices + a float per centroid
+
+
+def test_rank_slider_moves_the_spectrum_marker_and_changes_accuracy(harness, baseline, digits):
+    at = page(harness)
+    default = charts(at)["singular-spectrum"]["layout"]["shapes"][0]["x0"]
+    acc_default = percent([m.value for m in at.metric if m.label == "Test accuracy"][1])
+    at.slider(key="qz_rank_slider").set_value(3).run()
+    spec = charts(ok(at))["singular-spectrum"]
+    assert spec["layout"]["shapes"][0]["x0"] == 3 != default
+    model = load_trained_model(baseline.path)
+    W = model.fc1.weight.detach().double().numpy()
+    U, S, Vt = np.linalg.svd(W, full_matrices=False)
+    assert np.allclose(np.sort(values(spec["data"][0]["y"]))[::-1], S[:3], rtol=1e-5)
+    acc = percent([m.value for m in at.metric if m.label == "Test accuracy"][1])
+    assert acc != acc_default
+    assert abs(acc - accuracy(model, digits, {"fc1": (U[:, :3] * S[:3]) @ Vt[:3]})) < 1 / len(digits.test_labels) + 1e-4
+    energy = float(metric(at, "Energy kept").rstrip("%")) / 100
+    assert abs(energy - (S[:3] ** 2).sum() / (S**2).sum()) < 5e-4
+
+
+def test_bad_bits_and_rank_give_a_clear_message(harness, baseline):
+    at = page(harness)
+    for bad in (0, 17):
+        at.number_input(key="qz_bits_exact").set_value(bad).run()
+        assert f"bits must be in 1..16, got {bad}" in errors(ok(at))
+    at.number_input(key="qz_rank_exact").set_value(500).run()
+    assert "rank must be in 1..64 for a 300 x 64 weight matrix, got 500" in errors(ok(at))
+    at.segmented_control(key="qz_method").set_value("uniform").run()
+    at.slider(key="qz_bits_slider").set_value(1).run()
+    assert "symmetric uniform quantization needs at least 2 bits" in errors(ok(at))
+    at.slider(key="qz_bits_slider").set_value(4).run()
+    assert "needs at least 2 bits" not in errors(ok(at)) and "codebook-histogram" in charts(at)
+
+
+def test_live_fine_tuning_gains_points_and_moves_the_centroids(harness, baseline):
+    at = page(harness)
+    at.slider(key="qz_live_epochs").set_value(2).run()
+    next(b for b in at.button if b.label.startswith("Start fine-tuning")).click().run()
+    job = ok(at).session_state["qz_job"]
+    assert job.config.hooks == [{"name": "kmeans", "bits": 2, "init": "linear"}]
+    assert job.config.init_from == str(baseline.path)
+    counts, end = [], time.monotonic() + 90
+    while True:
+        spec = charts(ok(at)).get("live-accuracy")
+        if spec is not None:
+            counts.append(len(values(spec["data"][0]["x"])))
+        if job.done and spec is not None:
+            break
+        assert time.monotonic() < end, job.status()
+        time.sleep(0.5)
+        at.run()
+    final = charts(ok(at.run()))
+    assert not errors(at)
+    evals = job.store.metrics("eval")
+    assert len(values(final["live-accuracy"]["data"][0]["y"])) == len(evals) >= 3
+    assert counts[-1] > counts[0] or len(counts) == 1
+    snap = job.store.latest_snapshot().arrays
+    solid = values(final["live-codebook"]["data"][2]["x"])
+    assert np.allclose(np.unique(solid[~np.isnan(solid)]), np.sort(snap["kmeans/centroids/fc1"]), atol=1e-6)
+    assert not np.allclose(snap["kmeans/centroids/fc1"], snap["kmeans/centroids_initial/fc1"])
+
+
+def test_deep_compression_page_runs_and_shows_a_decreasing_waterfall(harness, baseline, digits):
+    at = page(harness, DEEP)
+    assert at.title[0].value == "Deep Compression"
+    next(b for b in at.button if b.label == "Compress").click().run()
+    dc = ok(at).session_state["dc_job"]
+    end = time.monotonic() + 60
+    while not dc.done:
+        assert time.monotonic() < end, dc.status()
+        time.sleep(0.5)
+        ok(at.run())
+    shown = charts(ok(at.run()))
+    assert dc.status().state == "finished", dc.status()
+    assert not errors(at)
+    stages = dc.stages()
+    assert [s.name for s in stages] == ["dense", "pruned", "6-bit k-means", "Huffman"]
+    sizes = [s.nbytes for s in stages]
+    assert all(a > b for a, b in zip(sizes, sizes[1:]))
+    y = values(shown["size-waterfall"]["data"][0]["y"])
+    assert np.isclose(y[0], sizes[0] / 1e3) and (y[1:-1] < 0).all()
+    n_weights = sum(getattr(load_trained_model(baseline.path), n).weight.numel() for n in ("fc1", "fc2", "fc3"))
+    assert sizes[0] == 4 * n_weights
+    encoded = dc.result.encoded  # the Huffman stage is the byte length of the encoded streams
+    assert sizes[-1] == sum(len(e.index.data) + len(e.gaps.data) + len(e.codebook) + len(e.index_table) + len(e.gap_table)
+                            for e in encoded.values())
+    decoded = {n: e.decode() for n, e in encoded.items()}
+    assert (decoded["fc1"] == 0).mean() > 0.85  # pruned weights stay zero
+    model = copy.deepcopy(dc.result.pruned)  # plain weights; biases from the fine-tuned model
+    model.load_state_dict({k: v for k, v in dc.result.quantized.state_dict().items() if k.endswith("bias")}, strict=False)
+    assert abs(accuracy(model, digits, decoded) - stages[-1].accuracy) < 1e-6  # the same test images right
+    table = at.dataframe[0].value
+    assert np.allclose(table["size (KB)"], np.array(sizes) / 1e3)
+    assert "pruned-codebook" in shown

@@ -1,0 +1,230 @@
+"""The lab in a real browser: Debian's Chromium (Playwright) against `streamlit run app.py`.
+
+Moves the temperature slider with the keyboard and reads the chart's numbers back from plotly's
+DOM; starts training and watches the accuracy chart gain points with no user action; stops it;
+closes a tab and checks that its jobs stop. Screenshots go to artifacts/ (the best two also to
+docs/images/ for the README). Skipped without /usr/bin/chromium unless KDVIZ_REQUIRE_BROWSER=1.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "artifacts"
+IMAGES = REPO / "docs" / "images"
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("KDVIZ_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"KDVIZ_REQUIRE_BROWSER=1 but {CHROMIUM} is missing", pytrace=False)
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("browser-runs")
+
+
+@pytest.fixture(scope="module")
+def server(request, runs_root) -> str:
+    """A real `streamlit run app.py` on 127.0.0.1, always terminated at the end."""
+    port = free_port()
+    env = dict(os.environ, KDVIZ_RUNS=str(runs_root), KDVIZ_SESSION_GRACE_S="2", PYTHONUNBUFFERED="1")
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "streamlit-browser-test.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+
+    def finish() -> None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+
+    request.addfinalizer(finish)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                return url
+        except OSError:
+            pass
+        assert proc.poll() is None, (ARTIFACTS / "streamlit-browser-test.log").read_text()[-2000:]
+        assert time.monotonic() < deadline, "streamlit did not start within 60 s"
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+def new_page(browser, url: str, path: str = ""):
+    page = browser.new_page(viewport={"width": 1400, "height": 1900})
+    page.goto(f"{url}/{path}")
+    return page
+
+
+JS_PLOT = """([kind, text]) => {
+  const TYPES = {f8: Float64Array, f4: Float32Array, i4: Int32Array, i2: Int16Array, i1: Int8Array,
+                 u4: Uint32Array, u2: Uint16Array, u1: Uint8Array};
+  const dec = v => {  // plotly 6+ ships numpy arrays as {dtype, bdata: base64}
+    if (!v) return [];
+    if (v.bdata !== undefined) {
+      const bytes = Uint8Array.from(atob(v.bdata), c => c.charCodeAt(0));
+      return Array.from(new TYPES[v.dtype](bytes.buffer));
+    }
+    return Array.from(v);
+  };
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    const title = (gd.layout.title && gd.layout.title.text) || '';
+    const ytitle = (gd.layout.yaxis && gd.layout.yaxis.title && gd.layout.yaxis.title.text) || '';
+    if ((kind === 'title' ? title : ytitle).includes(text))
+      return {title, traces: gd.data.map(t => ({name: t.name, x: dec(t.x), y: dec(t.y)}))};
+  }
+  return null;
+}"""
+
+
+def plot(page, kind: str, text: str):
+    """The first plotly chart whose title (or y-axis title) contains ``text``: its traces' data."""
+    return page.evaluate(JS_PLOT, [kind, text])
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+
+
+def main(page):
+    """The page's main area (the header has its own "Stop" while a script runs)."""
+    return page.get_by_test_id("stMainBlockContainer")
+
+
+def set_epochs(page, n: int):
+    """Move the Epochs slider to ``n`` with the arrow keys."""
+    thumb = page.get_by_role("slider", name="Epochs")
+    thumb.focus()
+    now = int(thumb.input_value())
+    for _ in range(abs(n - now)):
+        page.keyboard.press("ArrowRight" if n > now else "ArrowLeft")
+    wait_for(lambda: thumb.input_value() == str(n), 30, f"the Epochs slider at {n}")
+    time.sleep(1.0)  # let the rerun that carries the new value finish
+    return thumb
+
+
+def shoot(page, name: str, readme: bool = False) -> None:
+    height = page.evaluate("document.querySelector('[data-testid=\"stMainBlockContainer\"]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": min(2400, int(height) + 140)})
+    page.mouse.move(5, 5)  # no tooltip over the picture
+    time.sleep(1.5)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    if readme:
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ARTIFACTS / f"{name}.png", IMAGES / f"{name}.png")
+
+
+def test_temperature_slider_changes_the_numbers_on_the_chart(server, browser):
+    page = new_page(browser, server)
+    slider = page.get_by_role("slider").first
+    slider.wait_for(timeout=180_000)  # appears once the background teacher is ready
+    before = wait_for(lambda: plot(page, "title", "Soft targets at T = 4"), 30, "the bars at T = 4")
+    slider.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")  # 4 -> 5 -> 6 -> 8
+    after = wait_for(lambda: plot(page, "title", "Soft targets at T = 8"), 30, "the bars at T = 8")
+    assert after["traces"][0]["name"] == "T = 8"
+    p4, p8 = before["traces"][0]["y"], after["traces"][0]["y"]
+    assert len(p4) == len(p8) == 10 and abs(sum(p8) - 1) < 1e-9 and max(p8) < max(p4)  # softer at higher T
+    wait_for(lambda: plot(page, "title", "Higher temperature")["traces"][-1]["x"] == [8], 30, "the entropy marker at T = 8")
+    assert not page.get_by_text("Traceback").count()
+    main(page).get_by_role("button", name="Most confused").click()  # a sample worth a picture
+    wait_for(lambda: not plot(page, "title", "#0:"), 30, "the most confused sample")
+    time.sleep(1.0)
+    shoot(page, "soft_targets", readme=True)
+    page.close()
+
+
+def test_training_charts_update_live_and_stop(server, browser, runs_root):
+    page = new_page(browser, server, "train_student")
+    start = page.get_by_role("button", name="Start KD and scratch students")
+    wait_for(lambda: start.count() and start.is_enabled(), 180, "the teacher to be ready")
+    epochs = set_epochs(page, 100)  # a long run (2,200 steps), so Stop has something to stop
+    t0 = time.monotonic()
+    start.click()
+    first = wait_for(lambda: (plot(page, "ytitle", "test accuracy") or {}).get("traces"), 120, "the accuracy chart")
+    n0 = len(first[0]["x"])
+    wait_for(lambda: len(plot(page, "ytitle", "test accuracy")["traces"][0]["x"]) > n0 + 2, 120,
+             "the accuracy chart to gain points with no user action")
+    main(page).get_by_role("button", name="Stop", exact=True).click()
+    print(f"stop clicked after {time.monotonic() - t0:.1f} s", flush=True)
+    wait_for(lambda: main(page).get_by_text("stopped", exact=False).count() >= 2, 60, "both jobs to show 'stopped'")
+    states = [json.loads((p / "status.json").read_text())["state"] for p in runs_root.iterdir() if "student" in p.name]
+    assert sorted(states) == ["stopped", "stopped"]
+    # a full default run for the README picture: the KD student ends above the scratch student
+    set_epochs(page, 8)  # the default
+    start.click()
+    running = main(page).get_by_role("button", name="Running…")
+    wait_for(lambda: running.count(), 60, "the default run to start")
+    wait_for(lambda: not running.count() and main(page).get_by_text("finished", exact=False).count() >= 2, 240,
+             "the default run to finish")
+    print(f"default run done after {time.monotonic() - t0:.1f} s", flush=True)
+    acc = plot(page, "ytitle", "test accuracy")["traces"]
+    assert acc[0]["name"] == "KD student" and acc[1]["name"] == "scratch student" and len(acc[0]["y"]) >= 20
+    shoot(page, "train_student", readme=True)
+    page.close()
+
+
+def test_closing_the_tab_stops_its_jobs(server, browser, runs_root):
+    page = new_page(browser, server, "train_student")
+    start = page.get_by_role("button", name="Start KD and scratch students")
+    wait_for(lambda: start.count() and start.is_enabled(), 180, "the teacher to be ready")
+    before = {p.name for p in runs_root.iterdir()}
+    set_epochs(page, 100)  # long enough that it cannot finish before the tab closes
+    start.click()
+    wait_for(lambda: plot(page, "ytitle", "test accuracy"), 120, "training to start")
+    new = [runs_root / n for n in {p.name for p in runs_root.iterdir()} - before]
+    assert len(new) == 2
+    main(page).get_by_role("button", name="Pause", exact=True).click()  # so they cannot finish on their own
+
+    def states():
+        return sorted(json.loads((p / "status.json").read_text()).get("state") for p in new)
+
+    wait_for(lambda: states() == ["paused", "paused"], 120, "both jobs to pause")
+    page.close()  # no goodbye: the websocket just closes
+
+    wait_for(lambda: states() == ["stopped", "stopped"], 90, "the jobs of the closed tab to stop")
+    assert states() == ["stopped", "stopped"]
