@@ -35,6 +35,6 @@ def test_hook_group_learning_rate_follows_the_schedule_at_its_own_scale(tmp_path
     assert job.wait(60).state == "finished", job.status()
     assert len(SEEN) >= 5
     for step, (main_lr, hook_lr) in SEEN:
-        expected = learning_rate(step, job.status().total_steps, cfg)
+        expected = learning_rate(step - 1, job.status().total_steps, cfg)  # after_step sees the step count after the update
         assert main_lr == pytest.approx(expected)
         assert hook_lr == pytest.approx(expected / 10)
