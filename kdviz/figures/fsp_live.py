@@ -1,0 +1,147 @@
+"""FSP charts of live runs: the ``fsp`` (or ``hints``) hook's snapshots and records in, figures out.
+
+The Streamlit page and the Jupyter monitor both read three runs of Yim et al. 2017 ("A Gift from
+Knowledge Distillation", CVPR 2017): stage 1 (the FSP loss of eq. 2 alone, against a fixed
+teacher, section 3.3), stage 2 (cross-entropy from the stage-1 weights) and the same student from
+scratch (section 4.1). This module turns what they read into the charts of ``kdviz.figures.fsp``,
+so both UIs draw the same thing from the same data:
+
+* ``heatmaps_from_snapshot``: teacher, student and difference FSP matrices of one pair (eq. 1);
+* ``loss_curve_from_records``: the probe-batch loss per pair and in total against steps;
+* ``fast_optimisation_from_records``: test accuracy against iterations, stage 1 + 2 vs scratch.
+
+With FitNets hints (Romero et al. 2015, eq. 3) instead of FSP, stage 1 minimises the hint loss and
+there are no FSP matrices; the loss and accuracy charts are relabelled for it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+from ..distill.fsp_hook import fsp_snapshot_pairs
+from .fsp import fast_optimisation, fsp_heatmaps, fsp_loss_curve
+
+HOOK_NAMES = {"fsp": "FSP", "hints": "FitNets"}
+
+
+def _check_hook(hook: str) -> str:
+    if hook not in HOOK_NAMES:
+        raise ValueError(f"hook must be one of {', '.join(HOOK_NAMES)}, got {hook!r}")
+    return HOOK_NAMES[hook]
+
+
+def _wrap(text: str, width: int = 46) -> str:
+    """Break a headline at spaces into lines of at most ``width`` characters (plotly titles do not wrap)."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
+
+
+def compact(fig: go.Figure) -> go.Figure:
+    """Fit a chart to half a page (or a 560 px widget): the title's headline in bold, the rest of
+    its sentence on a grey second line, and the legend under the plot instead of over the title."""
+    text = str(fig.layout.title.text or "")
+    plain = text.removeprefix("<b>").removesuffix("</b>")
+    if "<" not in plain:
+        for sep, keep in ((": ", ""), (" (", "(")):
+            if sep in plain:
+                head, tail = plain.split(sep, 1)
+                fig.layout.title.text = f"<b>{_wrap(head)}</b><br><span style='font-size:12px;color:#555'>{keep}{tail}</span>"
+                break
+    lines = str(fig.layout.title.text).count("<br>") + 1
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.25, "xanchor": "left", "x": 0.0},
+                      margin={"t": 40 + 22 * lines, "b": 110}, height=420 + 22 * lines)
+    return fig
+
+
+def pair_labels(arrays: Mapping[str, Any]) -> list[str]:
+    """The section pairs (``"stage1_in->stage1_out"``, ...) of an FSP snapshot, in order."""
+    return [p["label"] for p in fsp_snapshot_pairs(dict(arrays))]
+
+
+def heatmaps_from_snapshot(arrays: Mapping[str, Any], pair: str | None = None) -> go.Figure:
+    """Teacher, student and difference FSP heatmaps of ``pair`` (default: the first) in a snapshot."""
+    pairs = fsp_snapshot_pairs(dict(arrays))
+    labels = [p["label"] for p in pairs]
+    if pair is None:
+        pair = labels[0]
+    if pair not in labels:
+        raise ValueError(f"no FSP pair {pair!r} in this snapshot (pairs: {', '.join(labels)})")
+    p = pairs[labels.index(pair)]
+    return fsp_heatmaps(p["teacher"], p["student"], p["difference"], pair=p["label"])
+
+
+def _evals(records: Sequence[Mapping[str, Any]], key: str) -> list[Mapping[str, Any]]:
+    return [r for r in records if r.get("kind") == "eval" and key in r]
+
+
+def loss_series(records: Sequence[Mapping[str, Any]], hook: str = "fsp") -> tuple[list[float], list[float], dict[str, list[float]]]:
+    """(steps, total, {pair: values}) of the hook's probe-batch loss in a run's evaluation records.
+
+    The ``fsp`` hook logs ``fsp/probe_loss`` (eq. 2 over a fixed batch of test images) and one
+    ``fsp/probe_loss/<in->out>`` per pair; the ``hints`` hook logs ``hints/probe_loss`` only.
+    """
+    _check_hook(hook)
+    key = f"{hook}/probe_loss"
+    evals = _evals(records, key)
+    prefix = key + "/"
+    names = [k[len(prefix):] for k in (evals[0] if evals else {}) if k.startswith(prefix)]
+    per_pair = {n: [float(r.get(prefix + n, float("nan"))) for r in evals] for n in names}
+    return [float(r["step"]) for r in evals], [float(r[key]) for r in evals], per_pair
+
+
+def loss_curve_from_records(records: Sequence[Mapping[str, Any]], hook: str = "fsp") -> go.Figure | None:
+    """The stage-1 loss on the probe batch against steps (log y), or None before the first evaluation."""
+    name = _check_hook(hook)
+    steps, total, per_pair = loss_series(records, hook)
+    if not steps:
+        return None
+    fig = fsp_loss_curve(steps, total, per_pair or None)
+    if hook == "hints":
+        positive = [v for v in total if v > 0]
+        change = positive[0] / positive[-1] if len(positive) >= 2 and positive[-1] > 0 else 1.0
+        fig.layout.title.text = (f"<b>FitNets hint loss fell {change:.3g}x: the student's guided layer, through the "
+                                 "regressor, is closing in on the teacher's hint layer</b>" if change > 1 else
+                                 "<b>FitNets hint loss (Romero et al. 2015, eq. 3) on a fixed probe batch</b>")
+        fig.update_yaxes(title_text="hint loss ½‖u − r(v)‖² (log scale)")
+    fig.data[0].name = f"total ({name}, probe batch)"
+    return compact(fig)
+
+
+def accuracy_series(records: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[float]]:
+    """(steps, test accuracies as fractions) of a run's evaluation records."""
+    evals = _evals(records, "test_acc")
+    return [float(r["step"]) for r in evals], [float(r["test_acc"]) for r in evals]
+
+
+def fast_optimisation_from_records(
+    scratch_records: Sequence[Mapping[str, Any]], stage2_records: Sequence[Mapping[str, Any]],
+    stage1_records: Sequence[Mapping[str, Any]], stage1_steps: int, hook: str = "fsp", count_stage1: bool = True,
+) -> go.Figure | None:
+    """Test accuracy against iterations for stage 1 + stage 2 and for scratch (Yim et al., section
+    4.1); None until the scratch student and stage 2 have one evaluation each."""
+    name = _check_hook(hook)
+    sx, sy = accuracy_series(scratch_records)
+    fx, fy = accuracy_series(stage2_records)
+    if not sx or not fx:
+        return None
+    ax, ay = accuracy_series(stage1_records)
+    fig = fast_optimisation(sx, sy, fx, fy, int(stage1_steps), stage1_iters=ax or None, stage1_accuracy=ay or None,
+                            count_stage1=count_stage1)
+    if hook == "hints":
+        for trace in fig.data:
+            trace.name = trace.name.replace("FSP", name)
+            if trace.hovertemplate:
+                trace.hovertemplate = trace.hovertemplate.replace("FSP", name)
+        fig.layout.title.text = fig.layout.title.text.replace("FSP", name)
+    return compact(fig)
+
+
+__all__ = ["pair_labels", "heatmaps_from_snapshot", "loss_series", "loss_curve_from_records", "accuracy_series",
+           "fast_optimisation_from_records"]

@@ -1,0 +1,118 @@
+"""``RunComparison``: several runs side by side, finished or still training.
+
+Runs may be live ``Job`` objects, ``RunReader`` objects or run folder paths; all read through the
+same API, so a reopened run looks exactly like a live one. Charts come from
+``kdviz.figures.training`` (the same functions as the Streamlit "Runs" page):
+
+* ``accuracy_comparison``: the chosen metric (test or train accuracy, agreement with the teacher)
+  of the chosen runs, overlaid over epochs;
+* ``loss_curves``: the training loss and its parts (Hinton et al. 2015, section 2) of one run;
+* ``run_comparison``: each run's final test error.
+
+While any run is live, a ``_live.Poller`` redraws every ``interval_ms``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as W
+
+from ..figures.training import accuracy_comparison, loss_curves, run_comparison
+from ._live import LEGEND_INSIDE_TOP_RIGHT, LiveFigure, Poller, Throttle
+from ._runs import last_eval, run_views, teacher_accuracy
+from .monitor import CHART_WIDTH, placeholder
+
+METRICS = {"test_acc": "test accuracy", "train_acc": "train accuracy", "agreement_test": "agreement with the teacher"}
+
+
+class RunComparison(W.VBox):
+    """Overlaid accuracy curves with a metric and run selector, one run's loss, final test errors."""
+
+    def __init__(self, runs: Any, metric: str = "test_acc", interval_ms: float = 1500, autostart: bool = True) -> None:
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        self.runs = run_views(runs)
+        self._records: dict[str, list[dict]] = {v.label: [] for v in self.runs}
+        self._versions = {v.label: -1 for v in self.runs}
+        self.errors = W.Output()
+
+        labels = [v.label for v in self.runs]
+        self.metric_picker = W.Dropdown(options=[(name, key) for key, name in METRICS.items()], value=metric,
+                                        description="metric", layout=W.Layout(width="300px"))
+        self.run_toggles = {label: W.Checkbox(value=True, description=label, indent=False, layout=W.Layout(width="auto"))
+                            for label in labels}
+        students = [v.label for v in self.runs if v.role != "teacher"] or labels
+        self.loss_picker = W.Dropdown(options=labels, value=students[0], description="loss of", layout=W.Layout(width="300px"))
+
+        self.accuracy_chart = LiveFigure(placeholder("Accuracy: waiting for evaluations"), width=2 * CHART_WIDTH)
+        self.loss_chart = LiveFigure(placeholder("Training loss: waiting for the first step"), width=CHART_WIDTH, layout=LEGEND_INSIDE_TOP_RIGHT)
+        self.final_chart = LiveFigure(placeholder("Final test error: waiting for evaluations", height=260), width=CHART_WIDTH)
+        self._throttle = Throttle(self._draw, 100, on_error=self._report)
+        for control in (self.metric_picker, self.loss_picker, *self.run_toggles.values()):
+            control.observe(lambda _: self._throttle(), names="value")
+
+        super().__init__([
+            W.HTML("<b>Run comparison</b>: pick a metric and the runs to overlay; the loss chart shows one run at a time."),
+            W.HBox([self.metric_picker, *self.run_toggles.values()], layout=W.Layout(flex_flow="row wrap", align_items="center")),
+            self.accuracy_chart.widget,
+            self.loss_picker,
+            W.Box([self.loss_chart.widget, self.final_chart.widget], layout=W.Layout(flex_flow="row wrap", align_items="flex-start")),
+            self.errors,
+        ])
+        self.poller = Poller(self._tick, interval_ms, name="kdviz-run-comparison", on_error=self._report)
+        if autostart and not all(v.done for v in self.runs):
+            self.poller.start()  # the first tick draws at once, in the background: the cell returns now
+        else:
+            self.refresh()
+
+    @property
+    def selected(self) -> list[str]:
+        """Labels of the runs ticked for the accuracy chart."""
+        return [label for label, box in self.run_toggles.items() if box.value]
+
+    def refresh(self) -> None:
+        """Read every run again and redraw now."""
+        self._versions = {v.label: -1 for v in self.runs}
+        self._tick()
+
+    def close(self) -> None:
+        if getattr(self, "poller", None) is not None:  # close() also runs from __del__ after a failed __init__
+            self.poller.stop()
+        super().close()
+
+    def _tick(self) -> bool:
+        all_done = all(v.done for v in self.runs)
+        changed = False
+        for view in self.runs:
+            _, version = view.store.metrics_since(self._versions[view.label])
+            if version != self._versions[view.label]:
+                self._records[view.label] = view.store.metrics()
+                self._versions[view.label] = version
+                changed = True
+        if changed:
+            self._draw()
+        return not all_done
+
+    def _draw(self) -> None:
+        views = [v for v in self.runs if v.label in self.selected]
+        has_teacher = any(v.role == "teacher" for v in views)
+        runs = [{"label": v.label, "role": v.role, "records": self._records[v.label]} for v in views]
+        metric = self.metric_picker.value
+        if not any(r.get("kind") == "eval" and metric in r for run in runs for r in run["records"]):
+            self.accuracy_chart.show(placeholder(f"No {METRICS[metric]} recorded for the selected runs"))
+        else:
+            teacher_acc = None if has_teacher or metric != "test_acc" else teacher_accuracy(self.runs)
+            self.accuracy_chart.show(accuracy_comparison(runs, teacher_accuracy=teacher_acc, metric=metric))
+        records = self._records[self.loss_picker.value]
+        if any(r.get("kind") == "step" for r in records):
+            self.loss_chart.show(loss_curves(records, title=f"{self.loss_picker.value}: training loss and its parts"))
+        finals = [(v, last_eval(self._records[v.label], "test_acc")) for v in self.runs]
+        rows = [{"label": v.label, "role": v.role, "value": round(100.0 * (1.0 - acc), 2)} for v, acc in finals if acc is not None]
+        if rows:
+            self.final_chart.show(run_comparison(rows, value_title="test error (%)", title=None))
+
+    def _report(self, exc: BaseException) -> None:
+        self.errors.append_stdout(f"kdviz comparison: {type(exc).__name__}: {exc}\n")
+
+
+__all__ = ["RunComparison", "METRICS"]

@@ -1,0 +1,205 @@
+"""The FSP page through AppTest, with real (tiny) runs: a ResNet-14 teacher, FSP stage 1 and 2, scratch.
+
+The page runs through a small harness (``st.navigation`` with this one page, the shared sidebar), as
+``app.py`` will run it. Expected values are read back independently: the teacher's FSP matrices are
+recomputed here with a plain loop over channels from its checkpoint, and the curves are compared
+with the run folders' ``metrics.jsonl`` lines.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from kdviz.data import load_dataset
+from kdviz.engine import load_trained_model
+
+PAGE = Path(__file__).resolve().parents[1] / "kdviz" / "app" / "pages" / "fsp.py"
+HARNESS = f'''
+import os
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import streamlit as st
+from kdviz.app import session
+from kdviz.app.errors import user_errors
+from kdviz.app.sidebar import render_sidebar
+st.set_page_config(page_title="kdviz lab", layout="wide")
+page = st.navigation([st.Page({str(PAGE)!r}, title="FSP")])
+render_sidebar()
+session.touch()
+with user_errors(page.title):
+    page.run()
+'''
+SMALL = {"fsp_teacher": "ResNet-14 (2 blocks per stage)", "fsp_channels": "4-8-16"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lab_env(tmp_path_factory):
+    """Run folders in a temp dir, a 1-epoch teacher; every job stopped at the end."""
+    saved = {k: os.environ.get(k) for k in ("KDVIZ_RUNS", "KDVIZ_TEACHER_EPOCHS", "KDVIZ_MAX_JOBS")}
+    os.environ.update(KDVIZ_RUNS=str(tmp_path_factory.mktemp("fsp-runs")), KDVIZ_TEACHER_EPOCHS="1")
+    os.environ.pop("KDVIZ_MAX_JOBS", None)
+    yield
+    from kdviz.app import session
+
+    for manager in list(session._MANAGERS.values()):
+        manager.stop_all(wait=True, timeout=30)
+    for key, value in saved.items():
+        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info]
+                     + [e.value for e in at.error])
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    return {c.proto.id.split("-chart-", 1)[1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+
+
+def values(a) -> np.ndarray:
+    """A plotly JSON array: a list, or {"dtype", "bdata"} (base64) as plotly 6+ writes numpy arrays."""
+    if isinstance(a, dict):
+        raw = np.frombuffer(base64.b64decode(a["bdata"]), dtype=np.dtype(a["dtype"]))
+        shape = a.get("shape")
+        if isinstance(shape, str):
+            shape = tuple(int(n) for n in shape.split(","))
+        return raw.reshape(shape) if shape else raw
+    return np.asarray(a, dtype=float)
+
+
+def wait_until(at: AppTest, predicate, timeout: float = 90.0) -> AppTest:
+    end = time.monotonic() + timeout
+    while not predicate(at):
+        assert time.monotonic() < end, texts(at)
+        time.sleep(0.4)
+        ok(at.run())
+    return at
+
+
+def page(**values) -> AppTest:
+    at = ok(AppTest.from_string(HARNESS, default_timeout=60).run())
+    for key, value in {**SMALL, **values}.items():
+        at.selectbox(key=key).set_value(value).run()
+    return ok(at)
+
+
+def start_button(at: AppTest):
+    return next(b for b in at.button if b.label.startswith(("Start", "Running")))
+
+
+def jsonl(path: Path, kind: str) -> list[dict]:
+    return [r for r in map(json.loads, (path / "metrics.jsonl").read_text().splitlines()) if r.get("kind") == kind]
+
+
+def max_pool(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Max over k x k blocks, k = side ratio (an integer for these maps): the paper's remedy for a
+    pair whose maps differ in size (Yim et al., section 3.2)."""
+    b, c, h, w = x.shape
+    kh, kw = h // size[0], w // size[1]
+    assert (kh * size[0], kw * size[1]) == (h, w)
+    return x.reshape(b, c, size[0], kh, size[1], kw).max(axis=(3, 5))
+
+
+def teacher_fsp_by_loop(run_path: Path, a: str, b: str) -> np.ndarray:
+    """Yim et al. eq. 1 for the teacher, by hand: mean over the 64 probe images of
+    G_ij = sum_{s,t} a_i(s,t) b_j(s,t) / (h w), after max-pooling the larger map to the smaller."""
+    model = load_trained_model(run_path).eval()
+    with torch.no_grad():
+        _, f = model.forward_with_features(load_dataset("digits").test_images[:64])
+    fa, fb = f[a].double().numpy(), f[b].double().numpy()
+    size = (min(fa.shape[2], fb.shape[2]), min(fa.shape[3], fb.shape[3]))
+    fa, fb = max_pool(fa, size), max_pool(fb, size)
+    g = np.zeros((fa.shape[1], fb.shape[1]))
+    for i in range(fa.shape[1]):
+        for j in range(fb.shape[1]):
+            g[i, j] = (fa[:, i] * fb[:, j]).sum(axis=(1, 2)).mean() / (size[0] * size[1])
+    return g
+
+
+def test_page_loads_and_start_runs_both_stages_and_scratch_with_live_charts():
+    at = page()
+    assert at.title[0].value.startswith("FSP") and "Press **Start**" in texts(at)
+    wait_until(at, lambda a: "ready" in texts(a))  # the teacher trains in the background (1 epoch)
+    at.slider(key="fsp_stage1_steps").set_value(30).run()
+    at.slider(key="fsp_epochs").set_value(1).run()
+    start_button(ok(at)).click().run()
+    exp = ok(at).session_state["fsp_experiment"]
+    s1 = exp.stage1.config
+    assert (s1.method, s1.max_steps, s1.lr, s1.model_options["blocks_per_stage"]) == ("none", 30, 1e-4, [1, 1, 1])
+    assert s1.hooks[-1]["pairs"] == [[f"stage{k}_in", f"stage{k}_out"] for k in (1, 2, 3)]
+    assert exp.scratch.config.method == "ce" and exp.scratch.config.init_from is None
+    # No clicks from here on: the page is only rerun, as its timer does.
+    heat, loss = [], []
+
+    def sample(a):
+        c = charts(a)
+        if "fsp-heatmaps" in c and exp.stage2 is None:
+            heat.append(values(c["fsp-heatmaps"]["data"][1]["z"]).tobytes())
+        if "fsp-loss" in c:
+            loss.append(len(values(c["fsp-loss"]["data"][0]["x"])))
+        return exp.done
+
+    wait_until(at, sample, timeout=120)
+    assert exp.stage2 is not None and exp.stage2.config.init_from == str(exp.stage1.path)
+    assert len(set(heat)) >= 2, "the student's heatmap never changed during stage 1"
+    assert loss and loss[-1] > loss[0]
+    final = charts(ok(at.run()))
+    evals = jsonl(exp.stage1.path, "eval")
+    assert np.allclose(values(final["fsp-loss"]["data"][0]["y"]), [r["fsp/probe_loss"] for r in evals], rtol=1e-6)
+    fast = {t["name"]: t for t in final["fast-optimisation"]["data"]}
+    scratch_evals = jsonl(exp.scratch.path, "eval")
+    assert np.allclose(values(fast["scratch student"]["y"]), [100 * r["test_acc"] for r in scratch_evals])
+    stage2_steps = [r["step"] for r in jsonl(exp.stage2.path, "eval")]
+    assert np.allclose(values(fast["FSP student (stage 2)"]["x"]), np.array(stage2_steps) + 30)
+    # The teacher panel is the teacher's own FSP matrix, recomputed here by a loop.
+    teacher_path = Path(exp.stage1.config.teacher)
+    expected = teacher_fsp_by_loop(teacher_path, "stage1_in", "stage1_out")
+    assert np.allclose(values(final["fsp-heatmaps"]["data"][0]["z"]), expected, rtol=1e-4, atol=1e-6)
+    # The pair selector switches the heatmaps to another section (a 4x8 matrix for stage 2).
+    at.segmented_control(key="fsp_pair").set_value("stage2_in->stage2_out").run()
+    z = values(charts(ok(at))["fsp-heatmaps"]["data"][0]["z"])
+    assert np.allclose(z, teacher_fsp_by_loop(teacher_path, "stage2_in", "stage2_out"), rtol=1e-4, atol=1e-6)
+    assert "stage2_in → stage2_out" in charts(at)["fsp-heatmaps"]["layout"]["title"]["text"]
+    assert not start_button(at).disabled and "finished" in texts(at)
+
+
+def test_stop_during_stage_1_starts_no_stage_2():
+    at = page()
+    wait_until(at, lambda a: "ready" in texts(a))
+    at.slider(key="fsp_stage1_steps").set_value(1000).run()
+    start_button(ok(at)).click().run()
+    exp = ok(at).session_state["fsp_experiment"]
+    wait_until(at, lambda a: exp.stage1.status().state == "running")
+    at.button(key="fsp-stop").click().run()
+    wait_until(at, lambda a: exp.done)
+    assert exp.stage1.status().state == "stopped" and exp.stage2 is None
+    assert "stopped" in texts(ok(at.run())) and not start_button(at).disabled
+
+
+def test_bad_input_gives_clear_messages_and_no_start():
+    at = page(fsp_student_channels="16-32-64")  # FSP matrices of different shapes
+    msg = " ".join(e.value for e in at.error)
+    assert "student's FSP matrix is 16x16 but the teacher's is 4x4" in msg and "1x1 conv adapter" in msg
+    assert start_button(at).disabled
+    at.selectbox(key="fsp_student_channels").set_value("same as the teacher").run()
+    at.multiselect(key="fsp_pairs").set_value([]).run()
+    assert any("choose at least one section pair" in e.value for e in ok(at).error) and start_button(at).disabled
+    at.radio(key="fsp_method").set_value("hints").run()
+    at.selectbox(key="fsp_guided").set_value("stage3_out").run()
+    at.selectbox(key="fsp_hint").set_value("stage1_out").run()
+    assert any("smaller than the teacher's hint map" in e.value for e in ok(at).error) and start_button(at).disabled
+    at.selectbox(key="fsp_guided").set_value("stage1_out").run()
+    at.selectbox(key="fsp_student_channels").set_value("16-32-64").run()
+    assert not ok(at).error  # hints learn an adapter: other channel counts are fine

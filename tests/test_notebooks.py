@@ -1,0 +1,79 @@
+"""Every lab notebook runs top to bottom in a real kernel (nbclient), fast enough for CI.
+
+Each ``labs/*.ipynb`` is picked up automatically. Notebooks run in a temporary working directory
+with ``KDVIZ_RUNS`` pointing to a temporary runs folder (shared by the labs of one session, so lab 2
+reuses lab 1's teacher as a student would) and ``KDVIZ_LAB_EPOCHS`` shortening training. A cell
+that hangs (a live widget that blocks, say) fails the test at the per-cell timeout.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+LABS = Path(__file__).resolve().parents[1] / "labs"
+NOTEBOOKS = sorted(LABS.glob("*.ipynb"))
+CELL_TIMEOUT_S = 120
+LAB_EPOCHS = "2"
+
+
+@pytest.fixture(scope="session")
+def lab_runs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("lab-runs")
+
+
+def test_there_are_labs():
+    assert [p.name for p in NOTEBOOKS][:2] == ["01_soft_targets.ipynb", "02_distill_a_student.ipynb"]
+
+
+def test_notebooks_match_their_source():
+    """The committed notebooks are what ``labs/_build.py`` writes, and carry no outputs."""
+    sys.path.insert(0, str(LABS))
+    try:
+        import _build
+    finally:
+        sys.path.remove(str(LABS))
+    for name in _build.LABS:
+        path = LABS / f"{name}.ipynb"
+        assert path.read_text(encoding="utf-8") == _build.render(_build.LABS[name]), f"{path.name}: run python labs/_build.py"
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None, f"{path.name} is committed with outputs"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs(path: Path, tmp_path: Path, lab_runs: Path, monkeypatch):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    shutil.copy(path, workdir / path.name)
+    monkeypatch.setenv("KDVIZ_RUNS", str(lab_runs))
+    monkeypatch.setenv("KDVIZ_LAB_EPOCHS", LAB_EPOCHS)
+    nb = nbformat.read(workdir / path.name, as_version=4)
+    client = nbclient.NotebookClient(
+        nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(workdir)}},
+        startup_timeout=120,
+    )
+    try:
+        client.execute()
+    except nbclient.exceptions.CellExecutionError as exc:  # the message holds the cell and traceback
+        pytest.fail(f"{path.name} failed:\n{exc}")
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("output_type") == "error"]
+    assert not errors
+    # Every code cell ran and the run folders went to KDVIZ_RUNS, not the working directory.
+    assert all(c.execution_count for c in nb.cells if c.cell_type == "code")
+    assert not (workdir / "runs").exists()
+    assert any(lab_runs.iterdir())
+    widget_views = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                    if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert widget_views, f"{path.name} shows no widget"
+    if os.environ.get("KDVIZ_KEEP_EXECUTED"):
+        nbformat.write(nb, Path(os.environ["KDVIZ_KEEP_EXECUTED"]) / path.name)

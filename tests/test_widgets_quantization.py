@@ -1,0 +1,176 @@
+"""Quantization widgets without a browser: slider moves update the FigureWidgets, monitors poll jobs.
+
+Expected values are recomputed here (numpy Lloyd's k-means, numpy SVD, a torch forward pass), never
+read back from the code under test.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kdviz.data import load_dataset
+from kdviz.engine import JobManager, TrainConfig, start
+from kdviz.models import build_model
+from kdviz.quant.pipeline import preset
+from kdviz.quant.pipeline_job import DeepCompressionJob
+from kdviz.widgets.deep_compression import DeepCompressionMonitor
+from kdviz.widgets.quantization import CentroidMonitor, QuantizationExplorer
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def model(digits):
+    torch.manual_seed(0)
+    m = build_model("lenet300", input_shape=(1, 8, 8), num_classes=10)
+    opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
+    for _ in range(150):
+        idx = torch.randint(0, len(digits.train_labels), (64,))
+        opt.zero_grad()
+        F.cross_entropy(m(digits.train_images[idx]), digits.train_labels[idx]).backward()
+        opt.step()
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def explorer(model, digits):
+    return QuantizationExplorer(model, digits, method="kmeans", bits=3)
+
+
+@pytest.fixture()
+def manager():
+    m = JobManager(max_concurrent=2, cpu_threads=1)
+    yield m
+    m.stop_all(wait=True, timeout=30)
+
+
+def eval_accuracy(model, digits, weights: dict[str, np.ndarray]) -> float:
+    m = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, w in weights.items():
+            getattr(m, name).weight.copy_(torch.as_tensor(w, dtype=torch.float32))
+        return float((m(digits.test_images).argmax(1) == digits.test_labels).double().mean())
+
+
+
+
+def lloyd_linear(w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    x = w[w != 0].astype(np.float64)
+    c, assign = np.linspace(x.min(), x.max(), k), None
+    for _ in range(300):
+        new = np.abs(x[:, None] - c[None, :]).argmin(axis=1)
+        if assign is not None and np.array_equal(new, assign):
+            break
+        assign = new
+        c = np.array([x[assign == j].mean() if (assign == j).any() else np.nan for j in range(len(c))])
+    c = c[~np.isnan(c)]
+    q = w.astype(np.float64).copy()
+    q[w != 0] = c[np.abs(x[:, None] - c[None, :]).argmin(axis=1)]
+    return c, q
+
+
+def lines(widget) -> np.ndarray:
+    x = np.asarray([np.nan if v is None else v for v in widget.data[1].x], dtype=float)
+    return np.unique(x[~np.isnan(x)])
+
+
+def test_bits_slider_moves_the_centroids_and_the_accuracy(explorer, model, digits):
+    before = lines(explorer.histogram_chart.widget)
+    explorer.bits.value = 2
+    explorer.flush()
+    after = lines(explorer.histogram_chart.widget)
+    weights = {n: lloyd_linear(getattr(model, n).weight.detach().numpy(), 4)[1] for n in ("fc1", "fc2", "fc3")}
+    expected = lloyd_linear(model.fc1.weight.detach().numpy(), 4)[0]
+    assert before.size > after.size == expected.size and np.allclose(after, expected, atol=1e-5)
+    assert abs(explorer.accuracy - eval_accuracy(model, digits, weights)) <= 1 / len(digits.test_labels) + 1e-9
+    z = np.asarray(explorer.index_chart.widget.data[0].z, dtype=float)
+    assert np.nanmax(z) == expected.size - 1
+    assert "Test accuracy" in explorer.info.value
+
+
+def test_uniform_levels_options_and_a_refused_bit_width(explorer, model):
+    explorer.bits.value = 3
+    explorer.method.value = "uniform"
+    explorer.flush()
+    assert list(explorer.options.children) == [explorer.granularity, explorer.scheme]
+    w = model.fc1.weight.detach().numpy()
+    s = np.abs(w).max() / 3  # symmetric, 3 bits: levels -3s .. 3s
+    assert np.allclose(lines(explorer.histogram_chart.widget), s * np.arange(-3, 4), atol=1e-6)
+    explorer.bits.value = 1
+    explorer.flush()
+    assert "Cannot quantize" in explorer.info.value and "at least 2 bits" in explorer.info.value
+    explorer.method.value = "binary"
+    explorer.binarizer.value = "xnor"
+    explorer.flush()
+    alpha = np.abs(w[0]).mean()  # XNOR, output unit 0: +-mean |w|
+    assert explorer.bits.disabled and np.allclose(lines(explorer.histogram_chart.widget), [-alpha, alpha], atol=1e-6)
+    explorer.method.value, explorer.bits.value = "kmeans", 3
+    explorer.flush()
+
+
+def test_rank_slider_moves_the_spectrum_marker(explorer, model, digits):
+    explorer.rank_layer.value = "fc1"
+    explorer.rank.value = 4
+    explorer.flush()
+    fig = explorer.spectrum_chart.widget
+    assert fig.layout.shapes[0].x0 == 4
+    W = model.fc1.weight.detach().double().numpy()
+    U, S, Vt = np.linalg.svd(W, full_matrices=False)
+    assert np.allclose(fig.data[0].y, S[:4], rtol=1e-5)
+    expected = eval_accuracy(model, digits, {"fc1": (U[:, :4] * S[:4]) @ Vt[:4]})
+    assert abs(explorer.rank_accuracy - expected) <= 1 / len(digits.test_labels) + 1e-9
+    assert explorer.rank.max == 64
+
+
+def test_bad_arguments_are_refused(model, digits):
+    with pytest.raises(ValueError, match="bits must be in 1..16"):
+        QuantizationExplorer(model, digits, bits=0)
+    with pytest.raises(ValueError, match="unknown layer"):
+        QuantizationExplorer(model, digits, layer="fc9")
+    with pytest.raises(ValueError, match="No quantization method"):
+        QuantizationExplorer(model, digits, method="ternary")
+
+
+def test_centroid_monitor_picks_up_snapshots(tmp_path, manager):
+    job = start(TrainConfig(dataset="digits", model="lenet300", epochs=1, lr=1e-3, eval_every=4, snapshot_every=4,
+                            runs_root=str(tmp_path), hooks=[{"name": "kmeans", "bits": 2}]), manager)
+    monitor = CentroidMonitor(job, float_accuracy=0.9, interval_ms=100)
+    monitor.wait(60)
+    assert job.status().state == "finished"
+    evals = job.store.metrics("eval")
+    assert len(monitor.accuracy_chart.widget.data[0].x) == len(evals) >= 3
+    snap = job.store.latest_snapshot().arrays
+    solid = np.asarray([np.nan if v is None else v for v in monitor.histogram_chart.widget.data[2].x], dtype=float)
+    assert np.allclose(np.unique(solid[~np.isnan(solid)]), np.sort(snap["kmeans/centroids/fc1"]), atol=1e-6)
+    assert monitor.histogram_chart.updates >= 2  # the poller redrew as snapshots arrived
+    assert list(monitor.layer.options) == ["fc1", "fc2", "fc3"] and "finished" in monitor.status.value
+    monitor.layer.value = "fc3"
+    assert len(monitor.codebook) == len(snap["kmeans/centroids/fc3"])
+    monitor.close()
+    plain = start(TrainConfig(dataset="digits", model="lenet300", max_steps=1, runs_root=str(tmp_path)), manager)
+    with pytest.raises(ValueError, match="no 'kmeans' hook"):
+        CentroidMonitor(plain, autostart=False)
+
+
+def test_deep_compression_monitor_draws_the_waterfall(model, digits):
+    with pytest.raises(TypeError, match="DeepCompressionJob"):
+        DeepCompressionMonitor(object())
+    cfg = preset("digits", prune_rounds=2, round_epochs=1.0, retrain_epochs=1.0, finetune_epochs=1.0)
+    job = DeepCompressionJob(model, digits, cfg).start()
+    monitor = DeepCompressionMonitor(job, interval_ms=100)
+    monitor.wait(60)
+    assert job.status().state == "finished" and monitor.progress.value == 1.0
+    y = np.asarray(monitor.waterfall.widget.data[0].y, dtype=float)
+    sizes = [s.nbytes / 1e3 for s in job.stages()]
+    assert np.allclose(y[:4], [sizes[0], *np.diff(sizes)]) and (y[1:4] < 0).all()
+    assert "finished" in monitor.status.value and monitor.stop_button.disabled
+    monitor.close()
