@@ -26,6 +26,7 @@ PAGES = [
     st.Page("kdviz/app/pages/pruning.py", title="Pruning", icon=":material/content_cut:"),
     st.Page("kdviz/app/pages/quantization.py", title="Quantization", icon=":material/grain:"),
     st.Page("kdviz/app/pages/deep_compression.py", title="Deep Compression", icon=":material/compress:"),
+    st.Page("kdviz/app/pages/fsp.py", title="FSP matrices", icon=":material/grid_on:"),
 ]
 
 page = st.navigation(PAGES)

@@ -172,6 +172,10 @@ def test_page_loads_and_start_runs_both_stages_and_scratch_with_live_charts():
     z = values(charts(ok(at))["fsp-heatmaps"]["data"][0]["z"])
     assert np.allclose(z, teacher_fsp_by_loop(teacher_path, "stage2_in", "stage2_out"), rtol=1e-4, atol=1e-6)
     assert "stage2_in → stage2_out" in charts(at)["fsp-heatmaps"]["layout"]["title"]["text"]
+    # Off, both curves start at 0: main-task iterations only, as in the paper's comparison.
+    at.toggle(key="fsp_count_stage1").set_value(False).run()
+    fast = {t["name"]: t for t in charts(ok(at))["fast-optimisation"]["data"]}
+    assert np.allclose(values(fast["FSP student (stage 2)"]["x"]), stage2_steps)
     assert not start_button(at).disabled and "finished" in texts(at)
 
 

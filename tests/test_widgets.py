@@ -280,3 +280,22 @@ def test_comparison_selector_and_final_errors(finished_runs):
         RunComparison(teacher.path, metric="f1")
     with pytest.raises(ValueError, match="not a run folder"):
         RunComparison("/nonexistent/run")
+
+
+# ---- the plotly widget fixes ------------------------------------------------------------------
+def test_figure_widget_opens_with_its_figure_and_one_shared_module(monkeypatch):
+    """The comm's opening state already holds traces and layout (no follow-up message needed)."""
+    from ipywidgets.widgets import widget as ipywidget_module
+
+    from kdviz.widgets._plotly_widget import FigureWidget
+
+    opened = []
+    real_create = ipywidget_module.comm.create_comm
+    monkeypatch.setattr(ipywidget_module.comm, "create_comm", lambda **kw: (opened.append(kw), real_create(**kw))[1])
+    widget = FigureWidget(go.Figure(go.Bar(y=[3, 1, 2]), layout={"title": {"text": "hello"}, "width": 321}))
+    assert len(opened) == 1
+    state = opened[0]["data"]["state"]
+    assert [t["type"] for t in state["_widget_data"]] == ["bar"]
+    assert state["_widget_layout"]["title"]["text"] == "hello" and state["_widget_layout"]["width"] == 321
+    assert 'Symbol.for("kdviz:plotly-widget:' in state["_esm"] and "plotlywidget-after-render" in state["_esm"]
+    assert widget.comm is not None

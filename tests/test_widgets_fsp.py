@@ -137,3 +137,20 @@ def test_monitor_of_run_folders_and_bad_input(teacher, manager):
         FSPMonitor([str(scratch.path)], autostart=False)
     with pytest.raises(ValueError, match="not an FSP stage 1"):
         role_of(TrainConfig(method="kd", teacher="t"))
+
+
+def test_monitor_of_a_fitnets_hints_stage_1(teacher, manager):
+    """Stage 1 with the ``hints`` hook (Romero et al. 2015): the hint loss is drawn, no FSP heatmaps."""
+    from dataclasses import replace
+
+    b = base(teacher)
+    hint = {"name": "hints", "student_layer": "stage2_out", "teacher_layer": "stage2_out"}
+    job = start(replace(b, method="none", hooks=[hint], max_steps=8, lr=1e-3, name="hints stage 1").validate(), manager)
+    assert job.wait(60).state == "finished"
+    monitor = FSPMonitor({"hints": job}, autostart=False)
+    assert monitor.hook == "hints" and monitor.heatmap_chart.widget not in monitor.children
+    loss = monitor.loss_chart.widget
+    assert "FitNets" in loss.layout.title.text and "hint loss" in loss.layout.yaxis.title.text
+    expected = [r["hints/probe_loss"] for r in evals(Path(job.path))]
+    assert len(expected) >= 2 and np.allclose(np.asarray(loss.data[0].y, dtype=float), expected, rtol=1e-6)
+    monitor.close()

@@ -27,68 +27,23 @@ Later explorers (FSP, pruning, quantization) reuse these pieces: ``LiveFigure`` 
 """
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 
+from ._plotly_widget import FigureWidget
+
 log = logging.getLogger(__name__)
 
-
-
-def _shared_plotly_esm() -> str:
-    """A one-line ES module that re-exports plotly's widget bundle from a ``data:`` URL.
-
-    plotly's ``FigureWidget`` ships its 5 MB front end (``package_data/widgetbundle.js``) as the
-    widget's ``_esm`` text, and anywidget imports it from a fresh ``blob:`` URL for every chart,
-    so the browser parses and runs plotly.js once per chart. anywidget gives a model 2 s to load
-    its module and drops every later update to a model that missed it: on a slow machine, or with
-    four charts appearing at once, charts froze. Browsers cache a module by its URL, and the same
-    bundle always gives the same ``data:`` URL, so plotly.js now runs once per page.
-    """
-    import plotly
-
-    bundle = Path(plotly.__file__).parent / "package_data" / "widgetbundle.js"
-    encoded = base64.b64encode(bundle.read_bytes()).decode("ascii")
-    return f'export {{ default }} from "data:text/javascript;base64,{encoded}";\n'
-
-
-class FigureWidget(go.FigureWidget):
-    """plotly's ``FigureWidget``, made to render reliably in JupyterLab (plotly 7.1, anywidget 0.11).
-
-    Two fixes, both invisible to users of the widget:
-
-    * its front end module is loaded once per page (see :func:`_shared_plotly_esm`);
-    * its first message to the browser already holds the figure. ``go.FigureWidget`` opens its
-      comm before it knows its data and sends traces and layout in follow-up messages, which
-      anywidget holds until the module has loaded; plotly's view reads the figure only once, when
-      it first draws, so a view drawn in between stayed empty. Opening the comm after the
-      constructor has run puts the figure into the opening state.
-
-    Importing this module imports plotly's widget class, whose first import pulls in nbformat and
-    jsonschema (seconds on a slow machine): that belongs in the import cell, not in a cell that
-    draws while jobs train.
-    """
-
-    _esm = _shared_plotly_esm()
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._kdviz_defer_open = True
-        try:
-            super().__init__(*args, **kwargs)
-        finally:
-            self._kdviz_defer_open = False
-        self.open()
-
-    def open(self) -> None:
-        if not getattr(self, "_kdviz_defer_open", False):
-            super().open()
+_TRACE_KEYS_KEPT = {"uid", "type"}
+# A size that vanishes from the next figure is kept, not reset: plotly.js fails on a relayout
+# that sets width or height to null on a chart first drawn at a fixed size.
+_LAYOUT_SIZE_KEYS = {"width", "height"}
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -131,7 +86,7 @@ def sync_figure(widget: go.FigureWidget, fresh: go.Figure, previous: Mapping[str
     own state). Traces are updated in place where the trace count and types match; extra traces
     are removed and missing ones added. Property updates go in one ``batch_update`` (one message).
     """
-    if not isinstance(widget, FigureWidget):
+    if not isinstance(widget, go.FigureWidget):
         raise TypeError(f"widget must be a plotly FigureWidget, got {type(widget).__name__}")
     if not isinstance(fresh, go.Figure):
         raise TypeError(f"fresh must be a plotly Figure, got {type(fresh).__name__}")
@@ -155,7 +110,7 @@ def sync_figure(widget: go.FigureWidget, fresh: go.Figure, previous: Mapping[str
             if updates:
                 trace.update(updates, overwrite=True)
                 sent += len(updates)
-        layout_updates = changed_keys(old["layout"], new["layout"])
+        layout_updates = changed_keys(old["layout"], new["layout"], kept=_LAYOUT_SIZE_KEYS)
         if layout_updates:
             widget.layout.update(layout_updates, overwrite=True)
             sent += len(layout_updates)

@@ -196,6 +196,9 @@ def panel(live: bool) -> None:
             show_chart(fig, "fsp-loss", caption="Stage-1 loss on the same 64 test images at every evaluation, "
                        "total and per pair (log scale). It should fall by an order of magnitude or more.")
     with b:
+        state.setdefault(K["count"], True)  # the toggle lives in this fragment: its state may be new here
+        st.toggle("Count stage-1 iterations on the x axis", key=K["count"],
+                  help="Off: both curves start at 0, comparing main-task iterations only, as in the paper.")
         fig = fast_optimisation_from_records(scratch.evals, stage2.evals if stage2 else [], stage1.evals,
                                              exp.stage1_steps, exp.hook, count_stage1=bool(state[K["count"]]))
         if fig is None:
@@ -205,9 +208,6 @@ def panel(live: bool) -> None:
             show_chart(fig, "fast-optimisation", caption="Test accuracy against optimizer steps. The purple curve "
                        "starts after stage 1 (dotted line) and should climb far faster than the green scratch curve "
                        "(Yim et al., section 4.1).")
-            st.toggle("Count stage-1 iterations on the x axis", key=K["count"],
-                      help="Off: both curves start at 0, comparing main-task iterations only, as in the paper.")
-
 
 if bundle is not None:
     live = exp is not None and not exp.done
