@@ -8,19 +8,21 @@ three ways a live chart stayed empty or froze, each fixed here without changing 
    front end module has loaded. plotly's view reads the figure once, when it first draws; a view
    drawn in between stayed empty. Fix: open the comm after the constructor has run, so the
    opening state holds the figure.
-2. **plotly.js loaded once per chart.** plotly ships its 5 MB front end as the widget's ``_esm``
-   text and anywidget imports it from a fresh ``blob:`` URL for every chart. anywidget gives a
-   model 2 s to load its module and then drops every update to it: with several charts appearing
-   at once on a slow machine, charts froze. Fix: a small module that imports plotly's bundle once
-   per page (the module promise is kept on ``globalThis``) and hands plotly's widget to anywidget.
+2. **plotly.js loaded once per chart, within 2 s.** plotly ships its 5 MB front end as the
+   widget's ``_esm`` text and anywidget imports it from a fresh ``blob:`` URL for every chart.
+   anywidget gives a model 2 s to load and initialise and then drops every update to it: with
+   several charts appearing at once on a slow machine, charts froze. Fix: a small module that
+   imports plotly's bundle once per page (the module promise is kept on ``globalThis``), reports
+   the model ready at once, holds the updates that arrive while plotly.js loads and replays them
+   through plotly's own handlers, in order, once it has.
 3. **Updates during the first draw.** plotly's view listens for updates before its first
    ``newPlot`` has finished; an update landing in between is lost or throws. Fix: hold the view's
    update handlers until plotly reports the first frame drawn (its ``plotlywidget-after-render``
    event); if any update came in meanwhile, draw again from the model, which plotly keeps up to
    date with every update.
 
-On a very slow machine the first chart of a page can still miss anywidget's 2 s window while
-plotly.js loads (fix 2 makes every later chart instant); such a chart shows its opening figure.
+The browser side is checked by ``tests/test_browser_jupyter.py``; these fixes can go once plotly's
+widget handles the cases itself.
 """
 from __future__ import annotations
 
@@ -34,8 +36,10 @@ import plotly.graph_objects as go
 _SHIM = r"""
 const KEY = Symbol.for(__KEY__);
 const SOURCE = __SOURCE__;
+const PY2JS = ["_py2js_addTraces", "_py2js_deleteTraces", "_py2js_moveTraces", "_py2js_restyle", "_py2js_relayout",
+               "_py2js_update", "_py2js_animate", "_py2js_removeLayoutProps", "_py2js_removeTraceProps"];
 
-function loadPlotlyWidget() {
+function loadPlotlyWidget() {  // plotly's bundle, compiled and run once per page
   if (!globalThis[KEY]) {
     const url = URL.createObjectURL(new Blob([SOURCE], { type: "text/javascript" }));
     globalThis[KEY] = import(url).finally(() => URL.revokeObjectURL(url));
@@ -43,23 +47,31 @@ function loadPlotlyWidget() {
   return globalThis[KEY];
 }
 
-export default async function () {
-  const plotlyWidget = (await loadPlotlyWidget()).default();  // { initialize, render } for one model
-  let drawing = null;  // the gate of the view whose first frame is being set up right now
+export default function () {
+  let plotlyWidget = null;  // plotly's { initialize, render } for this model, once loaded
+  let ready = null;         // resolves when plotly's model side is set up
+  let drawing = null;       // the gate of the view whose first frame is being set up right now
+  let replaying = null;     // { key: value } served by get() while a held update is replayed
+  const handlers = {};      // plotly's model-level listeners, by event
 
-  function gated(model) {
+  function wrap(model) {
     const on = (event, callback, ...rest) => {
       const gate = drawing;
-      if (!gate) return model.on(event, callback, ...rest);  // a model-level listener: never held
+      if (!gate) {  // a model-level listener: never held; remembered for replays
+        (handlers[event] = handlers[event] || []).push(callback);
+        return model.on(event, callback, ...rest);
+      }
       return model.on(event, function (...args) {
         if (gate.dead) return;
         if (!gate.ready) { gate.missed = true; return; }
         return callback.apply(this, args);
       }, ...rest);
     };
+    const get = (key) => (replaying && key in replaying ? replaying[key] : model.get(key));
     return new Proxy(model, {
       get(target, prop) {
         if (prop === "on") return on;
+        if (prop === "get") return get;
         const value = Reflect.get(target, prop);
         return typeof value === "function" ? value.bind(target) : value;
       },
@@ -68,18 +80,37 @@ export default async function () {
 
   return {
     initialize(context) {
-      return plotlyWidget.initialize({ ...context, model: gated(context.model) });
+      // Return at once (anywidget drops every update to a model not ready within 2 s) and hold
+      // the updates that arrive while plotly.js loads; replay them, in order, once it has.
+      const model = context.model, held = [];
+      let live = false;
+      for (const key of PY2JS) {
+        model.on("change:" + key, () => {
+          const value = model.get(key);
+          if (!live && value !== null && value !== undefined) held.push([key, value]);
+        });
+      }
+      ready = loadPlotlyWidget().then((module) => {
+        plotlyWidget = module.default();
+        plotlyWidget.initialize({ ...context, model: wrap(model) });
+        live = true;
+        for (const [key, value] of held.splice(0)) {
+          replaying = { [key]: value };
+          try { for (const callback of handlers["change:" + key] || []) callback(); } finally { replaying = null; }
+        }
+      });
     },
-    render(context) {
+    async render(context) {
+      await ready;
       let cleanup = null, gate = null, removed = false, attempts = 0;
-      const draw = () => {
+      const draw = () => {  // hold the view's update handlers until plotly has drawn its first frame
         gate = { ready: false, missed: false, dead: false };
         const mine = gate;
         const onDrawn = (event) => {
           if (!event.detail || event.detail.element !== context.el) return;
           document.removeEventListener("plotlywidget-after-render", onDrawn);
           mine.ready = true;
-          if (mine.missed && !removed && attempts < 5) redraw();  // the model has every update
+          if (mine.missed && !removed && attempts < 5) redraw();  // the model holds every update
         };
         document.addEventListener("plotlywidget-after-render", onDrawn);
         attempts += 1;
