@@ -202,6 +202,9 @@ def test_training_charts_update_live_and_stop(server, browser, runs_root):
     wait_for(lambda: not running.count() and main(page).get_by_text("finished", exact=False).count() >= 2, 240,
              "the default run to finish")
     print(f"default run done after {time.monotonic() - t0:.1f} s", flush=True)
+    # the slower charts redraw at most every few seconds, so the finished run's curve follows shortly
+    wait_for(lambda: len(plot(page, "ytitle", "test accuracy")["traces"][0]["y"]) >= 20, 30,
+             "the accuracy chart to show the whole finished run")
     acc = plot(page, "ytitle", "test accuracy")["traces"]
     assert acc[0]["name"] == "KD student" and acc[1]["name"] == "scratch student" and len(acc[0]["y"]) >= 20
     shoot(page, "train_student", readme=True)
