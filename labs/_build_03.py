@@ -122,10 +122,7 @@ fsp_heatmaps(G_teacher.numpy(), G_student.numpy(), pair=("stage2_in", "stage2_ou
 `"none"` (no classification loss), a low learning rate. When stage 1 has finished, stage 2 starts from
 its weights with cross-entropy. The scratch student is the same ResNet-8 with the same seed, batches
 and main-task schedule, from a random start. Every job trains in its own thread and writes a run
-folder under `RUNS`.
-
-Note: stage 1 runs within the base config's epochs, so `STAGE1_STEPS` must not exceed
-`MAIN_EPOCHS` × steps per epoch (132 on digits here).
+folder under `RUNS`. Stage 1 gets the epochs that cover its `STAGE1_STEPS`, whatever `MAIN_EPOCHS` is.
 """),
     ("code", '''
 from kdviz.distill.fsp_stages import TwoStageFSP, scratch_config
@@ -193,11 +190,12 @@ channel counts, no regressor), hints match *one layer's values* (so they need th
 matching channels). In kdviz it is one hook; the same two stages run it:
 """),
     ("code", '''
-from dataclasses import replace
+from kdviz.distill.fsp_stages import hints_stage1_config
 
-hints_stage1 = replace(base, method="none", lr=1e-3, max_steps=STAGE1_STEPS, name="hints-stage1",
-                       hooks=[{"name": "hints", "student_layer": "stage2_out", "teacher_layer": "stage2_out"}]).validate()
-print(hints_stage1.method, hints_stage1.hooks)  # start(hints_stage1) runs it; the Streamlit page has both
+hints_stage1 = hints_stage1_config(base, student_layer="stage2_out", teacher_layer="stage2_out",
+                                   max_steps=STAGE1_STEPS, lr=1e-3, name="hints-stage1")
+print(hints_stage1.method, hints_stage1.hooks)
+# TwoStageFSP(base, stage1=hints_stage1) runs hints then cross-entropy; the Streamlit page has both
 '''),
     ("md", """
 **Try next** (change the settings cell and run everything again; each run gets its own folder):

@@ -1,10 +1,16 @@
 """Yim et al.'s two stages as engine configs, and a short FSP stage 1 + stage 2 through the engine."""
+import threading
+import time
+from types import SimpleNamespace
+
 import pytest
 
 import kdviz.distill.fsp_hook  # noqa: F401  (registers "fsp"; see the report: engine HOOK_MODULES)
 from kdviz.distill.fsp_hook import fsp_snapshot_pairs
+import kdviz.distill.fsp_stages as fsp_stages
+from kdviz.data import load_dataset
 from kdviz.distill.fsp_stages import (
-    TwoStageFSP, fsp_stage1_config, fsp_stage2_config, scratch_config, two_stage_configs,
+    TwoStageFSP, fsp_stage1_config, fsp_stage2_config, hints_stage1_config, scratch_config, two_stage_configs,
 )
 from kdviz.engine import TrainConfig, open_run, start
 
@@ -31,6 +37,72 @@ def test_stage_configs(tmp_path):
     assert scratch.method == "ce" and scratch.init_from is None and scratch.teacher is None
     assert fsp_stage1_config(base, lr=1e-3, name="x").lr == 1e-3
     assert base.method == "ce" and len(base.hooks) == 1  # the base is not modified
+
+
+@pytest.mark.parametrize("steps", [1, 22, 23, 24, 100, 1000])
+def test_a_stage_gets_the_epochs_that_cover_its_steps(tmp_path, steps):
+    """A stage longer than the base's epochs is not cut short (the trainer stops at
+    min(epochs x steps per epoch, max_steps)); a shorter one does not claim extra epochs."""
+    base = base_config(tmp_path)  # 1 epoch
+    per_epoch = -(-len(load_dataset("digits").train_labels) // base.batch_size)
+    one, two = two_stage_configs(base, tmp_path / "stage1", stage1_steps=steps, stage2_steps=steps)
+    for config in (one, two, scratch_config(base, max_steps=steps), hints_stage1_config(base, "stage2_out", "stage2_out", steps)):
+        assert config.max_steps == steps
+        assert config.epochs * per_epoch >= steps > (config.epochs - 1) * per_epoch
+    assert scratch_config(base).epochs == base.epochs and scratch_config(base).max_steps is None
+    with pytest.raises(ValueError, match="max_steps"):
+        fsp_stage1_config(base, max_steps=0)
+
+
+def test_hints_stage1_config(tmp_path):
+    base = base_config(tmp_path)
+    one = hints_stage1_config(base, "stage2_out", "stage3_out", max_steps=40, lr=1e-3)
+    assert one.method == "none" and one.teacher == base.teacher and one.lr == 1e-3 and one.name == "s hints stage 1"
+    assert one.hooks == [{"name": "prune", "sparsity": 0.5},
+                         {"name": "hints", "student_layer": "stage2_out", "teacher_layer": "stage3_out"}]
+    two = fsp_stage2_config(one, tmp_path / "stage1")  # stage 2 drops the hint (and any fsp) hook
+    assert two.hooks == [{"name": "prune", "sparsity": 0.5}] and two.method == "ce" and two.teacher is None
+    with pytest.raises(ValueError, match="needs a teacher"):
+        hints_stage1_config(base_config(tmp_path, teacher=None), "stage2_out", "stage2_out")
+
+
+def test_poll_from_many_threads_starts_exactly_one_stage2(tmp_path, monkeypatch):
+    """A widget timer, a watcher thread and a cell's wait() may all poll when stage 1 ends."""
+    started = []
+
+    def fake_start(config, manager=None):
+        time.sleep(0.02)  # widen the window in which a second poll could also start a stage 2
+        job = SimpleNamespace(config=config, path=tmp_path / f"run{len(started)}", done=True,
+                              status=lambda: SimpleNamespace(state="finished", message=""))
+        started.append(job)
+        return job
+
+    monkeypatch.setattr(fsp_stages, "start", fake_start)
+    monkeypatch.setattr(fsp_stages, "_length", lambda base, steps: {"max_steps": steps})
+    stages = TwoStageFSP(base_config(tmp_path), stage1_steps=5, stage2_steps=3)
+    barrier = threading.Barrier(8)
+    seen = []
+
+    def poll():
+        barrier.wait()
+        seen.append(stages.poll())
+
+    threads = [threading.Thread(target=poll) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(started) == 2  # stage 1, then one stage 2
+    assert all(job is started[1] for job in seen) and started[1].config.init_from == str(started[0].path)
+
+
+def test_two_stage_takes_a_ready_stage1_config(tmp_path, monkeypatch):
+    monkeypatch.setattr(fsp_stages, "start", lambda config, manager=None: SimpleNamespace(config=config))
+    base = base_config(tmp_path)
+    hints = hints_stage1_config(base, "stage2_out", "stage2_out", max_steps=5)
+    assert TwoStageFSP(base, stage1=hints).stage1.config is hints
+    with pytest.raises(ValueError, match="stage-1 TrainConfig"):
+        TwoStageFSP(base, stage1=base)
 
 
 def test_stage1_needs_teacher(tmp_path):

@@ -15,7 +15,7 @@ page is open), and the scratch job; all of them are handed to the session watchd
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import torch
@@ -23,7 +23,7 @@ import torch
 from ..data import DatasetBundle
 from ..distill.fsp import fsp_matrix, section_pairs
 from ..distill.fsp_hook import pair_label
-from ..distill.fsp_stages import TwoStageFSP, fsp_stage1_config, scratch_config
+from ..distill.fsp_stages import TwoStageFSP, fsp_stage1_config, hints_stage1_config, scratch_config
 from ..distill.hints import HintRegressor
 from ..engine import Job, JobManager, TrainConfig, start, train_teacher_cached
 from ..models import build_model
@@ -138,32 +138,14 @@ def check_hint_layers(student_layer: str, teacher_layer: str, student: dict[str,
     HintRegressor(student[student_layer], teacher[teacher_layer])
 
 
-class TwoStage(TwoStageFSP):
-    """``TwoStageFSP`` with a ready stage-1 config: the FSP loss (Yim et al. 2017, section 3.3) or
-    FitNets hints (Romero et al. 2015, section 2.2: the student up to its guided layer on the hint
-    loss alone); stage 2 is cross-entropy from the stage-1 weights either way. The config's epochs
-    must cover its ``max_steps``: ``TwoStageFSP`` keeps the base's epochs, which cap stage 1 when
-    the main task has fewer steps than stage 1 asks for. ``poll()`` and ``wait()`` are inherited."""
-
-    def __init__(self, base: TrainConfig, stage1: TrainConfig, stage2_steps: int | None = None,
-                 manager: JobManager | None = None) -> None:
-        self.base, self.manager, self.stage2_steps = base, manager, stage2_steps
-        self.stage1 = start(stage1, manager)
-        self.stage2 = None
-
-
-def stage1_config(base: TrainConfig, choice: "FSPChoice", steps_per_epoch: int) -> TrainConfig:
-    """Stage 1 for ``choice.hook``: method ``"none"`` with the ``fsp`` or ``hints`` hook, the
-    stage-1 learning rate, and enough epochs for ``choice.stage1_steps`` optimizer steps."""
-    common = {"max_steps": int(choice.stage1_steps), "lr": float(choice.stage1_lr),
-              "epochs": max(1, -(-int(choice.stage1_steps) // steps_per_epoch))}
+def stage1_config(base: TrainConfig, choice: "FSPChoice") -> TrainConfig:
+    """Stage 1 for ``choice.hook``: method ``"none"`` with the ``fsp`` or ``hints`` hook for
+    ``choice.stage1_steps`` optimizer steps at the stage-1 learning rate."""
+    common = {"max_steps": int(choice.stage1_steps), "lr": float(choice.stage1_lr)}
     if choice.hook == "fsp":
         return fsp_stage1_config(base, pairs=[list(p) for p in choice.pairs], **common)
     if choice.hook == "hints":
-        student_layer, teacher_layer = choice.hint_layers
-        hint = {"name": "hints", "student_layer": student_layer, "teacher_layer": teacher_layer}
-        return replace(base, method="none", hooks=[*base.hooks, hint], name=f"{base.display_name()} hints stage 1",
-                       **common).validate()
+        return hints_stage1_config(base, *choice.hint_layers, **common)
     raise ValueError(f"stage 1 method must be one of {', '.join(METHODS)}, got {choice.hook!r}")
 
 
@@ -255,7 +237,7 @@ def start_experiment(choice: FSPChoice, settings: LabSettings, bundle: DatasetBu
                      session_id: str) -> FSPExperiment:
     """Start stage 1 and the scratch student now; a watcher thread starts stage 2 after stage 1."""
     base, manager = base_config(choice, settings, bundle, teacher_path), lab_manager()
-    stages = TwoStage(base, stage1_config(base, choice, -(-len(bundle.train_labels) // base.batch_size)), manager=manager)
+    stages = TwoStageFSP(base, stage1=stage1_config(base, choice), manager=manager)
     scratch = start(scratch_config(base, name="fsp-scratch-student"), manager)
     exp = FSPExperiment(stages, scratch, choice.hook, int(choice.stage1_steps), session_id)
     for job in (exp.stage1, scratch):

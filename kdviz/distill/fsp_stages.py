@@ -13,6 +13,13 @@ The stage-1 run folder only exists once stage 1 has started, so stage 2 is built
 ``TwoStageFSP`` starts stage 1 and, when it has finished, stage 2 (``poll()`` for a UI, ``wait()``
 for a script).
 
+With ``max_steps`` (``stage1_steps``, ``stage2_steps``), a stage's ``epochs`` become the epochs
+that cover exactly that many steps: a stage never stops short because the base config has fewer
+epochs than it asks for.
+
+FitNets hints (Romero et al. 2015, section 2.2: the student up to its guided layer trained on the
+hint loss alone) can replace the FSP loss in stage 1 (``hints_stage1_config``).
+
 The FSP loss sums squared differences of products of activations, so on the last sections it
 can be 1e4-1e5 where cross-entropy is about 2: stage 1 usually needs a far lower learning rate
 than stage 2 (``stage1_lr``); the engine reports a diverged stage 1 with that advice.
@@ -20,11 +27,13 @@ than stage 2 (``stage1_lr``); the engine reports a diverged stage 1 with that ad
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import replace
 from typing import Any, Sequence
 
 from ..engine import Job, JobManager, JobStatus, start
 from ..engine.config import TrainConfig
+from ..engine.setup import dataset_for
 
 
 def _as_config(base: TrainConfig | dict) -> TrainConfig:
@@ -36,7 +45,17 @@ def _as_config(base: TrainConfig | dict) -> TrainConfig:
 
 
 def _without_fsp(hooks: Sequence[dict]) -> list[dict]:
-    return [dict(h) for h in hooks if h.get("name") != "fsp"]
+    return [dict(h) for h in hooks if h.get("name") not in ("fsp", "hints")]
+
+
+def _length(base: TrainConfig, max_steps: int | None) -> dict[str, Any]:
+    """``max_steps`` and the epochs that cover it (the base's epochs when no step count is given)."""
+    if max_steps is None:
+        return {"max_steps": base.max_steps}
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"a stage's max_steps must be a positive whole number of steps, got {max_steps!r}")
+    steps_per_epoch = -(-len(dataset_for(base).train_labels) // base.batch_size)
+    return {"max_steps": max_steps, "epochs": -(-max_steps // steps_per_epoch)}
 
 
 def fsp_stage1_config(
@@ -53,13 +72,38 @@ def fsp_stage1_config(
     spec: dict[str, Any] = {"name": "fsp", "pairs": pairs if isinstance(pairs, str) else [list(p) for p in pairs]}
     if weights is not None:
         spec["weights"] = [float(w) for w in weights]
+    name = overrides.pop("name", f"{base.display_name()} fsp stage 1")
     config = replace(
         base,
         method="none",
         hooks=[*_without_fsp(base.hooks), spec],
-        max_steps=max_steps if max_steps is not None else base.max_steps,
-        name=overrides.pop("name", f"{base.display_name()} fsp stage 1"),
-        **overrides,
+        **{**_length(base, max_steps), **overrides},
+        name=name,
+    )
+    return config.validate()
+
+
+def hints_stage1_config(
+    base: TrainConfig | dict,
+    student_layer: str,
+    teacher_layer: str,
+    max_steps: int | None = None,
+    **overrides: Any,
+) -> TrainConfig:
+    """Stage 1 with FitNets hints instead of FSP (Romero et al. 2015, eq. 3): the hint loss alone
+    (method ``"none"``) between the student's guided layer, through a learned regressor, and the
+    teacher's hint layer. ``base.teacher`` must be set."""
+    base = _as_config(base)
+    if not base.teacher:
+        raise ValueError("hints stage 1 needs a teacher: set teacher to a finished teacher run folder")
+    hint = {"name": "hints", "student_layer": str(student_layer), "teacher_layer": str(teacher_layer)}
+    name = overrides.pop("name", f"{base.display_name()} hints stage 1")
+    config = replace(
+        base,
+        method="none",
+        hooks=[*_without_fsp(base.hooks), hint],
+        **{**_length(base, max_steps), **overrides},
+        name=name,
     )
     return config.validate()
 
@@ -72,15 +116,15 @@ def fsp_stage2_config(
 ) -> TrainConfig:
     """Stage 2: cross-entropy from the stage-1 weights (``init_from=stage1_run``), no FSP, no teacher."""
     base = _as_config(base)
+    name = overrides.pop("name", f"{base.display_name()} fsp stage 2")
     config = replace(
         base,
         method="ce",
         teacher=None,
         hooks=_without_fsp(base.hooks),
         init_from=os.fspath(stage1_run),
-        max_steps=max_steps if max_steps is not None else base.max_steps,
-        name=overrides.pop("name", f"{base.display_name()} fsp stage 2"),
-        **overrides,
+        **{**_length(base, max_steps), **overrides},
+        name=name,
     )
     return config.validate()
 
@@ -88,10 +132,11 @@ def fsp_stage2_config(
 def scratch_config(base: TrainConfig | dict, max_steps: int | None = None, **overrides: Any) -> TrainConfig:
     """The baseline of section 4.1: the same student with cross-entropy from a random start."""
     base = _as_config(base)
+    name = overrides.pop("name", f"{base.display_name()} scratch")
     config = replace(
         base, method="ce", teacher=None, hooks=_without_fsp(base.hooks), init_from=None,
-        max_steps=max_steps if max_steps is not None else base.max_steps,
-        name=overrides.pop("name", f"{base.display_name()} scratch"), **overrides,
+        **{**_length(base, max_steps), **overrides},
+        name=name,
     )
     return config.validate()
 
@@ -114,7 +159,10 @@ def two_stage_configs(
 class TwoStageFSP:
     """Stage 1 starts at once; stage 2 starts, from stage 1's weights, once stage 1 has finished.
 
-    ``poll()`` never blocks (a Streamlit rerun or a widget timer calls it); ``wait()`` blocks.
+    Stage 1 is ``fsp_stage1_config(base, pairs, weights, stage1_steps)`` (at ``stage1_lr``), or a
+    ready config given as ``stage1`` (for example ``hints_stage1_config``). ``poll()`` never blocks
+    (a Streamlit rerun, a widget timer or a watcher thread calls it) and is safe to call from
+    several threads at once: exactly one stage 2 is started. ``wait()`` blocks.
     """
 
     def __init__(
@@ -126,19 +174,27 @@ class TwoStageFSP:
         stage2_steps: int | None = None,
         stage1_lr: float | None = None,
         manager: JobManager | None = None,
+        stage1: TrainConfig | None = None,
     ) -> None:
         self.base, self.manager, self.stage2_steps = _as_config(base), manager, stage2_steps
-        lr = {} if stage1_lr is None else {"lr": float(stage1_lr)}
-        self.stage1: Job = start(fsp_stage1_config(self.base, pairs, weights, stage1_steps, **lr), manager)
+        self._lock = threading.Lock()
+        if stage1 is None:
+            lr = {} if stage1_lr is None else {"lr": float(stage1_lr)}
+            stage1 = fsp_stage1_config(self.base, pairs, weights, stage1_steps, **lr)
+        elif not isinstance(stage1, TrainConfig) or stage1.method != "none":
+            raise ValueError("stage1 must be a stage-1 TrainConfig (method 'none' with the fsp or hints hook), "
+                             "as fsp_stage1_config or hints_stage1_config make")
+        self.stage1: Job = start(stage1, manager)
         self.stage2: Job | None = None
 
     def poll(self) -> Job | None:
         """Start stage 2 if stage 1 has just finished; the stage-2 job, or None while there is none.
 
         A stage 1 that ended any other way (stopped, diverged, failed) starts no stage 2."""
-        if self.stage2 is None and self.stage1.done and self.stage1.status().state == "finished":
-            self.stage2 = start(fsp_stage2_config(self.base, self.stage1.path, self.stage2_steps), self.manager)
-        return self.stage2
+        with self._lock:
+            if self.stage2 is None and self.stage1.done and self.stage1.status().state == "finished":
+                self.stage2 = start(fsp_stage2_config(self.base, self.stage1.path, self.stage2_steps), self.manager)
+            return self.stage2
 
     def wait(self, timeout: float | None = None) -> JobStatus:
         """Block until stage 2 ends (``timeout`` applies to each stage); its status."""

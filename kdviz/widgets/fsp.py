@@ -46,20 +46,6 @@ def role_of(config: Any) -> str:
                      "stage 1 (method 'none' with the 'fsp' or 'hints' hook), a stage 2 or a scratch run")
 
 
-def _serialised_poll(stages: Any) -> None:
-    """Make ``stages.poll()`` hold a lock, so the monitor's thread and a cell calling
-    ``stages.wait()`` cannot both start a stage 2."""
-    if getattr(stages, "_kdviz_poll_lock", None) is not None:
-        return
-    lock, poll = threading.Lock(), stages.poll
-
-    def locked_poll():
-        with lock:
-            return poll()
-
-    stages._kdviz_poll_lock, stages.poll = lock, locked_poll
-
-
 class FSPMonitor(W.VBox):
     """Live FSP charts of a ``TwoStageFSP`` (plus ``scratch``, a job or run folder) or of runs given
     as a list or ``{label: run}`` dict of jobs, ``RunReader``s or run folders (roles are read from
@@ -74,7 +60,6 @@ class FSPMonitor(W.VBox):
         self._errors_seen: set[str] = set()
         if hasattr(two_stage_or_jobs, "stage1") and hasattr(two_stage_or_jobs, "poll"):
             self.stages = two_stage_or_jobs
-            _serialised_poll(self.stages)
             self._add("stage 1", self.stages.stage1)
             if self.stages.stage2 is not None:
                 self._add("stage 2", self.stages.stage2)
