@@ -58,6 +58,21 @@ def test_train_teacher_cached_reuses_a_finished_run(teacher, root, manager):
     assert other.wait(60).state == "finished"
 
 
+def test_a_cached_teacher_whose_checkpoint_no_longer_fits_is_retrained(tmp_path, manager):
+    """A finished run saved before a model's layers changed must not be reused as the teacher."""
+    options = dict(manager=manager, model_options={"hidden": [48]}, epochs=1, lr=0.1, runs_root=str(tmp_path), snapshot_every=0)
+    first = train_teacher_cached("digits", "mlp", **options)
+    assert first.wait(60).state == "finished"
+    checkpoint = first.path / "checkpoints" / "last.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    state["model"] = {k: v[:, :-1] if v.ndim == 2 else v for k, v in state["model"].items()}  # one input too few
+    torch.save(state, checkpoint)
+    second = train_teacher_cached("digits", "mlp", **options)
+    assert second.path != first.path
+    assert second.wait(60).state == "finished"
+    assert train_teacher_cached("digits", "mlp", **options).path == second.path
+
+
 def test_metrics_and_snapshots_stream_while_the_job_runs(root, manager):
     job = start(cfg(root, epochs=25, snapshot_every=50, name="stream"), manager)
     metric_polls, snapshot_polls, mv, sv = [], [], 0, 0

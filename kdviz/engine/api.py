@@ -70,16 +70,24 @@ def resume(path: str | os.PathLike, manager: JobManager | None = None, epochs: i
 
 
 def find_finished_run(config: TrainConfig, runs_root: str | os.PathLike | None = None) -> Path | None:
-    """The newest finished run under ``runs_root`` that trained exactly ``config`` (same identity)."""
+    """The newest finished run under ``runs_root`` that trained exactly ``config`` (same identity).
+
+    A run whose checkpoint no longer fits the model (a run saved before a model's layers changed)
+    or cannot be read is passed over, so a cached teacher is retrained rather than failing later.
+    """
+    from .teacher_cache import load_trained_model
+
     identity = config.identity()
     for row in list_runs(runs_root or config.runs_root):
         if row["state"] != "finished":
             continue
         try:
-            if read_config(row["path"]).identity() == identity:
-                return Path(row["path"])
-        except (ValueError, TypeError):
+            if read_config(row["path"]).identity() != identity:
+                continue
+            load_trained_model(row["path"])
+        except (ValueError, TypeError, OSError):
             continue
+        return Path(row["path"])
     return None
 
 

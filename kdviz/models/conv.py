@@ -47,23 +47,29 @@ class LeNet5(FeatureModel):
 
 
 class SmallCNN(FeatureModel):
-    """conv1 (3x3) -> conv2 (3x3) -> pool -> fc1 (dense, dropout) -> fc2 logits."""
+    """conv1 (3x3) -> pool -> conv2 (3x3) -> pool -> fc1 (dense, dropout) -> fc2 logits.
+
+    Pooling after each conv layer keeps a training step on 28x28 MNIST near 80-100 ms on 2 CPU
+    cores (conv2 at full 28x28 resolution cost 340 ms a step and made the teacher take 20 min).
+    """
 
     feature_names = ("conv1", "conv2", "fc1")
 
-    def __init__(self, input_shape, num_classes, channels=(32, 64), hidden=256, dropout=0.5) -> None:
+    def __init__(self, input_shape, num_classes, channels=(32, 64), hidden=256, dropout=0.5,
+                 feature_dropout: float | None = None) -> None:
         super().__init__(input_shape, num_classes)
         c, h, w = self.input_shape
         self.conv1 = nn.Conv2d(c, channels[0], 3, padding=1)
         self.conv2 = nn.Conv2d(channels[0], channels[1], 3, padding=1)
-        self.fc1 = nn.Linear(channels[1] * _pooled_size(h, 1) * _pooled_size(w, 1), hidden)
+        self.fc1 = nn.Linear(channels[1] * _pooled_size(h, 2) * _pooled_size(w, 2), hidden)
         self.fc2 = nn.Linear(hidden, num_classes)
         self.dropout = nn.Dropout(dropout)
+        self.feature_dropout = nn.Dropout(dropout if feature_dropout is None else feature_dropout)
 
     def forward_with_features(self, x):
         f1 = F.relu(self.conv1(x))
-        f2 = F.relu(self.conv2(f1))
-        h = F.relu(self.fc1(self.dropout(F.max_pool2d(f2, 2)).flatten(1)))
+        f2 = F.relu(self.conv2(F.max_pool2d(f1, 2)))
+        h = F.relu(self.fc1(self.feature_dropout(F.max_pool2d(f2, 2)).flatten(1)))
         return self.fc2(self.dropout(h)), {"conv1": f1, "conv2": f2, "fc1": h}
 
 
@@ -73,5 +79,8 @@ def build_lenet5(input_shape, num_classes, channels=(20, 50), hidden=500, dropou
 
 
 @MODELS.register("cnn")
-def build_cnn(input_shape, num_classes, channels=(32, 64), hidden=256, dropout=0.5) -> SmallCNN:
-    return SmallCNN(input_shape, num_classes, channels=tuple(channels), hidden=hidden, dropout=dropout)
+def build_cnn(input_shape, num_classes, channels=(32, 64), hidden=256, dropout=0.5,
+              feature_dropout: float | None = None) -> SmallCNN:
+    """``dropout`` after the dense layer; ``feature_dropout`` on the pooled conv features (default: ``dropout``)."""
+    return SmallCNN(input_shape, num_classes, channels=tuple(channels), hidden=hidden, dropout=dropout,
+                    feature_dropout=feature_dropout)

@@ -77,7 +77,7 @@ def _conv_layout(model: nn.Module, pools_before_fc: int, cls: type) -> Layout:
 
 
 LAYOUTS.register("LeNet5")(lambda model: _conv_layout(model, 2, LeNet5))
-LAYOUTS.register("SmallCNN")(lambda model: _conv_layout(model, 1, SmallCNN))
+LAYOUTS.register("SmallCNN")(lambda model: _conv_layout(model, 2, SmallCNN))
 
 
 def _l1(weight: torch.Tensor) -> torch.Tensor:
