@@ -45,10 +45,12 @@ def render(cells: list[tuple[str, str]]) -> str:
     return nbformat.writes(build_notebook(cells)) + "\n"
 
 
-def main(argv: list[str]) -> int:
+def write_labs(labs: dict[str, list[tuple[str, str]]], argv: list[str], script: str) -> int:
+    """Write ``labs/<name>.ipynb`` for each entry; with ``--check`` in ``argv``, write nothing and
+    return 1 if a committed notebook differs from its source (``script`` says how to fix it)."""
     check = "--check" in argv
     stale = []
-    for name, cells in LABS.items():
+    for name, cells in labs.items():
         path = HERE / f"{name}.ipynb"
         text = render(cells)
         if check:
@@ -58,9 +60,13 @@ def main(argv: list[str]) -> int:
             path.write_text(text, encoding="utf-8")
             print(f"wrote {path.relative_to(HERE.parent)}")
     if stale:
-        print(f"out of date (run python labs/_build.py): {', '.join(stale)}")
+        print(f"out of date (run python labs/{script}): {', '.join(stale)}")
         return 1
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return write_labs(LABS, argv, "_build.py")
 
 
 if __name__ == "__main__":

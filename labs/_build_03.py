@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _build import render  # noqa: E402
+from _build import write_labs  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
 NAME = "03_fsp"
 YIM = ("Yim, Joo, Bae & Kim (2017), *A Gift from Knowledge Distillation: Fast Optimization, Network "
        "Minimization and Transfer Learning*, CVPR, [paper](https://openaccess.thecvf.com/content_cvpr_2017/html/"
@@ -210,15 +209,7 @@ print(hints_stage1.method, hints_stage1.hooks)
 
 
 def main(argv: list[str]) -> int:
-    path, text = HERE / f"{NAME}.ipynb", render(CELLS)
-    if "--check" in argv:
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            print(f"out of date (run python labs/_build_03.py): {path.name}")
-            return 1
-        return 0
-    path.write_text(text, encoding="utf-8")
-    print(f"wrote {path.relative_to(HERE.parent)}")
-    return 0
+    return write_labs({NAME: CELLS}, argv, "_build_03.py")
 
 
 if __name__ == "__main__":

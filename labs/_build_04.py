@@ -14,7 +14,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _build import render  # noqa: E402
+from _build import write_labs  # noqa: E402
 
 HAN = ("Han, Pool, Tran & Dally (2015), *Learning both Weights and Connections for Efficient Neural Networks*, "
        "[arXiv:1506.02626](https://arxiv.org/abs/1506.02626)")
@@ -194,19 +194,10 @@ storage_bars(report.rows())
 """),
 ]
 
-NOTEBOOK = HERE / "04_pruning.ipynb"
 
 
 def main(argv: list[str]) -> int:
-    text = render(LAB_04)
-    if "--check" in argv:
-        if not NOTEBOOK.is_file() or NOTEBOOK.read_text(encoding="utf-8") != text:
-            print(f"out of date (run python labs/_build_04.py): {NOTEBOOK.name}")
-            return 1
-        return 0
-    NOTEBOOK.write_text(text, encoding="utf-8")
-    print(f"wrote {NOTEBOOK.relative_to(HERE.parent)}")
-    return 0
+    return write_labs({"04_pruning": LAB_04}, argv, "_build_04.py")
 
 
 if __name__ == "__main__":

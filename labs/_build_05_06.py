@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _build import render  # noqa: E402
+from _build import write_labs  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
 HAN = ("Han, Mao & Dally (2016), *Deep Compression: Compressing Deep Neural Networks with Pruning, Trained "
        "Quantization and Huffman Coding*, [arXiv:1510.00149](https://arxiv.org/abs/1510.00149)")
 COURBARIAUX = ("Courbariaux, Bengio & David (2015), *BinaryConnect*, [arXiv:1511.00363](https://arxiv.org/abs/1511.00363)")
@@ -314,21 +313,7 @@ LABS: dict[str, list[tuple[str, str]]] = {"05_quantization": LAB_05, "06_deep_co
 
 
 def main(argv: list[str]) -> int:
-    check = "--check" in argv
-    stale = []
-    for name, cells in LABS.items():
-        path = HERE / f"{name}.ipynb"
-        text = render(cells)
-        if check:
-            if not path.is_file() or path.read_text(encoding="utf-8") != text:
-                stale.append(path.name)
-        else:
-            path.write_text(text, encoding="utf-8")
-            print(f"wrote {path.relative_to(HERE.parent)}")
-    if stale:
-        print(f"out of date (run python labs/_build_05_06.py): {', '.join(stale)}")
-        return 1
-    return 0
+    return write_labs(LABS, argv, "_build_05_06.py")
 
 
 if __name__ == "__main__":

@@ -25,11 +25,11 @@ from ..distill.fsp import fsp_matrix, section_pairs
 from ..distill.fsp_hook import pair_label
 from ..distill.fsp_stages import TwoStageFSP, fsp_stage1_config, hints_stage1_config, scratch_config
 from ..distill.hints import HintRegressor
-from ..engine import Job, JobManager, TrainConfig, start, train_teacher_cached
+from ..engine import Job, TrainConfig, start
 from ..models import build_model
 from .session import lab_manager, runs_root, watchdog
 from .sidebar import LabSettings
-from .teacher import TEACHER_LR, teacher_epochs
+from .teacher import TEACHER_LR, shared_run_job, teacher_epochs
 
 # ResNet-(6n+2) of He et al. 2016, section 4.2: n basic blocks in each of the three stages.
 DEPTHS: dict[str, tuple[int, int, int]] = {
@@ -54,38 +54,14 @@ def teacher_options(settings: LabSettings, blocks: tuple[int, ...], channels: tu
             "name": f"teacher-resnet{depth}-{'-'.join(map(str, channels))}-{settings.dataset}"}
 
 
-_JOBS: dict[str, Job] = {}
-_LOCK = threading.Lock()
-
-
 def teacher_job(settings: LabSettings, blocks: tuple[int, ...], channels: tuple[int, ...], retry: bool = False) -> Job:
     """The teacher: reused from disk, joined while it trains, else started (``retry`` restarts a
     failed or stopped one)."""
-    options = teacher_options(settings, blocks, channels)
-    key = repr(sorted(options.items()))
-    with _LOCK:
-        job = _JOBS.get(key)
-        failed = job is not None and job.done and job.status().state != "finished"
-        if job is None or (failed and retry):
-            opts = dict(options)
-            job = train_teacher_cached(opts.pop("dataset"), opts.pop("model"), manager=lab_manager(), **opts)
-            _JOBS[key] = job
-        return job
+    return shared_run_job(teacher_options(settings, blocks, channels), retry)
 
 
-def teacher_status_line(job: Job) -> str:
-    """One sentence about the teacher for a caption."""
-    s, name = job.status(), f"teacher {job.config.name.split('-')[1]} ({job.config.dataset})"
-    if s.state == "finished":
-        acc = f" · {s.test_acc:.1%} test accuracy" if s.test_acc is not None else ""
-        return f"**:material/check_circle:** {name} ready{acc} · cached in `{job.path}`"
-    if s.state == "queued":
-        return f":material/hourglass_top: The {name} waits in the queue (place {s.queue_position or '?'})"
-    if s.state in ("running", "paused"):
-        pct = s.step / s.total_steps if s.total_steps else 0.0
-        eta = f", about {s.eta_s:.0f} s left" if s.eta_s else ""
-        return f":material/model_training: Training the {name} in the background: {pct:.0%}{eta}"
-    return f":material/error: The {name} {s.state}: {s.message}"
+def teacher_name(job: Job) -> str:
+    return f"teacher {job.config.name.split('-')[1]} ({job.config.dataset})"
 
 
 @lru_cache(maxsize=16)

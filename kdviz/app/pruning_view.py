@@ -16,23 +16,21 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from ..engine import Job, load_trained_model, train_teacher_cached
+from ..engine import Job, load_trained_model
 from ..models import count_parameters
 from ..prune import (
     MaskedEvaluator, count_flops, layer_costs, prune_structured, sensitivity_analysis, size_report, unit_norms,
 )
 from ..prune.evaluate import accuracy
 from ..prune.explore import accuracy_curve, slider_arrays
-from .session import lab_manager, runs_root
+from .session import runs_root
 from .sidebar import LabSettings, ModelChoice, load_bundle
-from .teacher import TEACHER_LR, teacher_epochs
+from .teacher import TEACHER_LR, shared_run_job, teacher_epochs
 
 BASELINES: dict[str, ModelChoice] = {
     "LeNet-300-100 (Han et al. 2015)": ModelChoice("lenet300", {}, "fully connected: 300 and 100 hidden units"),
     "LeNet-5 (conv)": ModelChoice("lenet5", {}, "two conv layers: rank their filters"),
 }
-_JOBS: dict[str, Job] = {}
-_LOCK = threading.Lock()
 
 
 def baseline_options(settings: LabSettings, choice: str) -> dict:
@@ -46,30 +44,11 @@ def baseline_options(settings: LabSettings, choice: str) -> dict:
 def baseline_job(settings: LabSettings, choice: str, retry: bool = False) -> Job:
     """The baseline job: reused from disk, joined while it trains, else started (``retry`` restarts
     a failed or stopped one)."""
-    options = baseline_options(settings, choice)
-    key = repr(sorted(options.items()))
-    with _LOCK:
-        job = _JOBS.get(key)
-        failed = job is not None and job.done and job.status().state != "finished"
-        if job is None or (failed and retry):
-            opts = dict(options)
-            job = train_teacher_cached(opts.pop("dataset"), opts.pop("model"), manager=lab_manager(), **opts)
-            _JOBS[key] = job
-        return job
+    return shared_run_job(baseline_options(settings, choice), retry)
 
 
-def status_line(job: Job, choice: str) -> str:
-    """One sentence about the baseline for a caption."""
-    s, name = job.status(), f"baseline {choice.split(' (')[0]} on {job.config.dataset}"
-    if s.state == "finished":
-        acc = f" · {s.test_acc:.1%} test accuracy" if s.test_acc is not None else ""
-        return f"**:material/check_circle:** {name} ready{acc} · cached in `{job.path}`"
-    if s.state == "queued":
-        return f":material/hourglass_top: {name} waits in the queue (place {s.queue_position or '?'})"
-    if s.state in ("running", "paused"):
-        pct = s.step / s.total_steps if s.total_steps else 0.0
-        return f":material/model_training: Training the {name} in the background: {pct:.0%}"
-    return f":material/error: {name} {s.state}: {s.message}"
+def baseline_name(job: Job, choice: str) -> str:
+    return f"baseline {choice.split(' (')[0]} on {job.config.dataset}"
 
 
 @dataclass

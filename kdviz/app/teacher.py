@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Callable
 
 import numpy as np
 import streamlit as st
@@ -46,12 +47,10 @@ def teacher_options(settings: LabSettings) -> dict:
     }
 
 
-def teacher_job(settings: LabSettings, retry: bool = False) -> Job:
-    """The teacher job for ``settings``: cached on disk, joined while training, else started.
-
-    A failed or stopped teacher is only restarted when ``retry`` is true (the page's Retry button).
-    """
-    options = teacher_options(settings)
+def shared_run_job(options: dict, retry: bool = False) -> Job:
+    """The teacher-like run for ``options`` (TrainConfig fields): reused from disk, joined while it
+    trains (one job for every session that asks), else started. A failed or stopped run is only
+    restarted when ``retry`` is true (a page's Retry button). Teachers and baselines use it."""
     key = repr(sorted(options.items()))
     with _LOCK:
         job = _JOBS.get(key)
@@ -61,6 +60,11 @@ def teacher_job(settings: LabSettings, retry: bool = False) -> Job:
             job = train_teacher_cached(opts.pop("dataset"), opts.pop("model"), manager=lab_manager(), **opts)
             _JOBS[key] = job
         return job
+
+
+def teacher_job(settings: LabSettings, retry: bool = False) -> Job:
+    """The teacher job for ``settings`` (``shared_run_job`` of the sidebar's teacher size)."""
+    return shared_run_job(teacher_options(settings), retry)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -75,12 +79,9 @@ def teacher_test_logits(job: Job, settings: LabSettings) -> np.ndarray:
     return _test_logits(str(job.path), settings.dataset, settings.data_root, settings.download)
 
 
-def status_line(job: Job) -> str:
-    """One sentence about the teacher for a caption."""
+def run_status_line(job: Job, name: str) -> str:
+    """One sentence about a teacher-like run called ``name``, for a caption."""
     s = job.status()
-    cfg = job.config
-    widths = "-".join(str(w) for w in cfg.model_options.get("hidden", [])) or cfg.model_options.get("channels", "")
-    name = f"teacher ({cfg.model.upper()} {widths}".rstrip() + f", {cfg.dataset})"
     if s.state == "finished":
         acc = f" · {s.test_acc:.1%} test accuracy" if s.test_acc is not None else ""
         return f"**:material/check_circle:** {name} ready{acc} · cached in `{job.path}`"
@@ -93,36 +94,42 @@ def status_line(job: Job) -> str:
     return f":material/error: {name} {s.state}: {s.message}"
 
 
-def _waiting(job: Job) -> None:
-    """Progress while the teacher trains; reruns the whole page once it is ready."""
-    s = job.status()
-    if s.done:
-        st.rerun(scope="app")
-    st.info(status_line(job))
-    st.progress(s.step / s.total_steps if s.total_steps else 0.0)
+def _teacher_name(job: Job) -> str:
+    cfg = job.config
+    widths = "-".join(str(w) for w in cfg.model_options.get("hidden", [])) or cfg.model_options.get("channels", "")
+    return f"teacher ({cfg.model.upper()} {widths}".rstrip() + f", {cfg.dataset})"
 
 
-def show_teacher_status(job: Job, settings: LabSettings, key: str) -> bool:
-    """Draw the teacher's status; True when it is ready to use.
-
-    While it trains, a fragment refreshes the progress every second (no user action needed)."""
+def show_run_status(job: Job, name: str, retry: Callable[[], object], key: str, what: str = "teacher") -> bool:
+    """Draw a teacher-like run's status; True when it is ready to use. A failed run gets a
+    "Retry training the {what}" button that calls ``retry``; while it trains, a fragment refreshes
+    the progress every second (no user action needed) and reruns the page once it is done."""
     from . import session  # late: keeps this module importable in tests without a script run
 
     s = job.status()
     if s.state == "finished":
-        st.caption(status_line(job))
+        st.caption(run_status_line(job, name))
         return True
     if s.done:
-        st.error(status_line(job), icon=":material/error:")
-        if st.button("Retry training the teacher", key=f"{key}-retry"):
-            teacher_job(settings, retry=True)
+        st.error(run_status_line(job, name), icon=":material/error:")
+        if st.button(f"Retry training the {what}", key=f"{key}-retry"):
+            retry()
             st.rerun()
         return False
 
     @st.fragment(run_every=1.0)
     def poll() -> None:
         session.touch()
-        _waiting(job)
+        s = job.status()
+        if s.done:
+            st.rerun(scope="app")
+        st.info(run_status_line(job, name))
+        st.progress(s.step / s.total_steps if s.total_steps else 0.0)
 
     poll()
     return False
+
+
+def show_teacher_status(job: Job, settings: LabSettings, key: str) -> bool:
+    """Draw the teacher's status; True when it is ready to use (see ``show_run_status``)."""
+    return show_run_status(job, _teacher_name(job), lambda: teacher_job(settings, retry=True), key)

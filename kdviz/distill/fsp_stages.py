@@ -66,21 +66,25 @@ def fsp_stage1_config(
     **overrides: Any,
 ) -> TrainConfig:
     """Stage 1: the FSP loss alone (method ``"none"``) against ``base.teacher``, which must be set."""
-    base = _as_config(base)
-    if not base.teacher:
-        raise ValueError("FSP stage 1 needs a teacher: set teacher to a finished teacher run folder")
     spec: dict[str, Any] = {"name": "fsp", "pairs": pairs if isinstance(pairs, str) else [list(p) for p in pairs]}
     if weights is not None:
         spec["weights"] = [float(w) for w in weights]
-    name = overrides.pop("name", f"{base.display_name()} fsp stage 1")
-    config = replace(
-        base,
-        method="none",
-        hooks=[*_without_fsp(base.hooks), spec],
-        **{**_length(base, max_steps), **overrides},
-        name=name,
-    )
-    return config.validate()
+    return _stage1(base, spec, "fsp", max_steps, overrides)
+
+
+def _derived(base: TrainConfig, suffix: str, max_steps: int | None, overrides: dict, **fields: Any) -> TrainConfig:
+    """``base`` with ``fields``, the length of ``max_steps`` and ``overrides``, named "<base> <suffix>"."""
+    name = overrides.pop("name", f"{base.display_name()} {suffix}")
+    return replace(base, **fields, **{**_length(base, max_steps), **overrides}, name=name).validate()
+
+
+def _stage1(base: TrainConfig | dict, hook: dict, what: str, max_steps: int | None, overrides: dict) -> TrainConfig:
+    """Method ``"none"`` with ``hook`` as the only loss (any earlier fsp/hints hook removed)."""
+    base = _as_config(base)
+    if not base.teacher:
+        label = "FSP" if what == "fsp" else what
+        raise ValueError(f"{label} stage 1 needs a teacher: set teacher to a finished teacher run folder")
+    return _derived(base, f"{what} stage 1", max_steps, overrides, method="none", hooks=[*_without_fsp(base.hooks), hook])
 
 
 def hints_stage1_config(
@@ -93,19 +97,8 @@ def hints_stage1_config(
     """Stage 1 with FitNets hints instead of FSP (Romero et al. 2015, eq. 3): the hint loss alone
     (method ``"none"``) between the student's guided layer, through a learned regressor, and the
     teacher's hint layer. ``base.teacher`` must be set."""
-    base = _as_config(base)
-    if not base.teacher:
-        raise ValueError("hints stage 1 needs a teacher: set teacher to a finished teacher run folder")
     hint = {"name": "hints", "student_layer": str(student_layer), "teacher_layer": str(teacher_layer)}
-    name = overrides.pop("name", f"{base.display_name()} hints stage 1")
-    config = replace(
-        base,
-        method="none",
-        hooks=[*_without_fsp(base.hooks), hint],
-        **{**_length(base, max_steps), **overrides},
-        name=name,
-    )
-    return config.validate()
+    return _stage1(base, hint, "hints", max_steps, overrides)
 
 
 def fsp_stage2_config(
@@ -116,29 +109,15 @@ def fsp_stage2_config(
 ) -> TrainConfig:
     """Stage 2: cross-entropy from the stage-1 weights (``init_from=stage1_run``), no FSP, no teacher."""
     base = _as_config(base)
-    name = overrides.pop("name", f"{base.display_name()} fsp stage 2")
-    config = replace(
-        base,
-        method="ce",
-        teacher=None,
-        hooks=_without_fsp(base.hooks),
-        init_from=os.fspath(stage1_run),
-        **{**_length(base, max_steps), **overrides},
-        name=name,
-    )
-    return config.validate()
+    return _derived(base, "fsp stage 2", max_steps, overrides, method="ce", teacher=None,
+                    hooks=_without_fsp(base.hooks), init_from=os.fspath(stage1_run))
 
 
 def scratch_config(base: TrainConfig | dict, max_steps: int | None = None, **overrides: Any) -> TrainConfig:
     """The baseline of section 4.1: the same student with cross-entropy from a random start."""
     base = _as_config(base)
-    name = overrides.pop("name", f"{base.display_name()} scratch")
-    config = replace(
-        base, method="ce", teacher=None, hooks=_without_fsp(base.hooks), init_from=None,
-        **{**_length(base, max_steps), **overrides},
-        name=name,
-    )
-    return config.validate()
+    return _derived(base, "scratch", max_steps, overrides, method="ce", teacher=None,
+                    hooks=_without_fsp(base.hooks), init_from=None)
 
 
 def two_stage_configs(

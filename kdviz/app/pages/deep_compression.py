@@ -15,8 +15,9 @@ import streamlit as st
 from kdviz.app import session
 from kdviz.app.charts import csv_button, show_chart
 from kdviz.app.errors import user_errors
-from kdviz.app.quantization_view import BASELINES, baseline_job, status_line
+from kdviz.app.quantization_view import BASELINES, baseline_job, baseline_name
 from kdviz.app.sidebar import current_settings, load_bundle
+from kdviz.app.teacher import show_run_status
 from kdviz.engine import load_trained_model
 from kdviz.figures.quantization import codebook_histogram, size_waterfall
 from kdviz.figures.quantization_explorer import legend_below
@@ -52,26 +53,9 @@ with user_errors("Dataset"):
 with user_errors("Baseline"):
     if bundle is not None:
         job = baseline_job(settings, state[K["model"]])
-if job is not None:
-    if job.status().state == "finished":
-        st.caption(status_line(job, state[K["model"]]))
-        ready = True
-    elif job.done:
-        st.error(status_line(job, state[K["model"]]), icon=":material/error:")
-        if st.button("Retry training the baseline", key="dc-retry"):
-            baseline_job(settings, state[K["model"]], retry=True)
-            st.rerun()
-    else:
-        @st.fragment(run_every=1.0)
-        def wait_for_baseline() -> None:
-            session.touch()
-            s = job.status()
-            if s.done:
-                st.rerun(scope="app")
-            st.info(status_line(job, state[K["model"]]))
-            st.progress(s.step / s.total_steps if s.total_steps else 0.0)
-
-        wait_for_baseline()
+if job is not None and show_run_status(job, baseline_name(job, state[K["model"]]),
+                                       lambda: baseline_job(settings, state[K["model"]], retry=True), "dc", "baseline"):
+    ready = True
 
 running = state.get(K["job"]) is not None and not state[K["job"]].done
 c1, c2, c3, c4, c5 = st.columns([2, 2, 2, 2, 2], vertical_alignment="bottom")

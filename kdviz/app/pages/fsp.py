@@ -16,10 +16,11 @@ from kdviz.app.charts import show_chart
 from kdviz.app.errors import user_errors
 from kdviz.app.fsp_view import (
     CHANNELS, DEPTHS, METHODS, SAME, STAGE1_LR, FSPChoice, check_fsp_pairs, check_hint_layers, feature_shapes,
-    pair_options, start_experiment, teacher_job, teacher_status_line,
+    pair_options, start_experiment, teacher_job, teacher_name,
 )
 from kdviz.app.live import job_view
 from kdviz.app.sidebar import current_settings, load_bundle
+from kdviz.app.teacher import show_run_status
 from kdviz.app.training_view import status_row
 from kdviz.figures.fsp_live import fast_optimisation_from_records, heatmaps_from_snapshot, loss_curve_from_records, pair_labels
 
@@ -74,24 +75,7 @@ with user_errors("Teacher"):
     if bundle is not None:
         teacher = teacher_job(settings, t_blocks, channels)
 if teacher is not None:
-    if teacher.status().state == "finished":
-        st.caption(teacher_status_line(teacher))
-    elif teacher.done:
-        st.error(teacher_status_line(teacher), icon=":material/error:")
-        if st.button("Retry training the teacher", key="fsp-retry"):
-            teacher_job(settings, t_blocks, channels, retry=True)
-            st.rerun()
-    else:
-        @st.fragment(run_every=1.0)
-        def wait_for_teacher() -> None:
-            session.touch()
-            if teacher.status().done:
-                st.rerun(scope="app")
-            st.info(teacher_status_line(teacher))
-            s = teacher.status()
-            st.progress(s.step / s.total_steps if s.total_steps else 0.0)
-
-        wait_for_teacher()
+    show_run_status(teacher, teacher_name(teacher), lambda: teacher_job(settings, t_blocks, channels, retry=True), "fsp")
 
 hook = st.radio("Stage 1 distils", list(METHODS), format_func=METHODS.get, key=K["hook"], horizontal=True)
 choice = None

@@ -18,10 +18,11 @@ from kdviz.app.charts import csv_button, show_chart
 from kdviz.app.errors import plain_message, user_errors
 from kdviz.app.live import job_view
 from kdviz.app.pruning_view import (
-    BASELINES, baseline_job, dense_unit_norms, evaluate_slider, load_baseline, one_shot_curve, remove_units,
-    run_sensitivity, status_line,
+    BASELINES, baseline_job, baseline_name, dense_unit_norms, evaluate_slider, load_baseline, one_shot_curve, remove_units,
+    run_sensitivity,
 )
 from kdviz.app.sidebar import current_settings, load_bundle
+from kdviz.app.teacher import show_run_status
 from kdviz.app.training_view import status_row
 from kdviz.engine import TrainConfig, start
 from kdviz.figures.pruning import (
@@ -66,27 +67,10 @@ with user_errors("Dataset"):
 with user_errors("Baseline"):
     if bundle is not None:
         job = baseline_job(settings, state[K["model"]])
-if job is not None:
-    if job.status().state == "finished":
-        st.caption(status_line(job, state[K["model"]]))
-        with user_errors("Baseline"):
-            b = load_baseline(job, settings)
-    elif job.done:
-        st.error(status_line(job, state[K["model"]]), icon=":material/error:")
-        if st.button("Retry training the baseline", key="pr-retry"):
-            baseline_job(settings, state[K["model"]], retry=True)
-            st.rerun()
-    else:
-        @st.fragment(run_every=1.0)
-        def wait_for_baseline() -> None:
-            session.touch()
-            if job.status().done:
-                st.rerun(scope="app")
-            st.info(status_line(job, state[K["model"]]))
-            s = job.status()
-            st.progress(s.step / s.total_steps if s.total_steps else 0.0)
-
-        wait_for_baseline()
+if job is not None and show_run_status(job, baseline_name(job, state[K["model"]]),
+                                       lambda: baseline_job(settings, state[K["model"]], retry=True), "pr", "baseline"):
+    with user_errors("Baseline"):
+        b = load_baseline(job, settings)
 
 
 def on_slider() -> None:
