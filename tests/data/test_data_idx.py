@@ -28,7 +28,7 @@ RAW_MD5 = {
 
 def shared_mnist_dir() -> Path | None:
     """The real MNIST files: $KDVIZ_TEST_MNIST, else ../shared/data/mnist next to the repository."""
-    folder = Path(os.environ.get("KDVIZ_TEST_MNIST") or Path(__file__).parents[1].parent / "shared/data/mnist")
+    folder = Path(os.environ.get("KDVIZ_TEST_MNIST") or Path(__file__).parents[2].parent / "shared/data/mnist")
     return folder if (folder / "train-images-idx3-ubyte.gz").is_file() else None
 
 

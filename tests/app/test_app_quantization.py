@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from kdviz.data import load_dataset
 from kdviz.engine import load_trained_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 QUANT = str(ROOT / "kdviz/app/pages/quantization.py")
 DEEP = str(ROOT / "kdviz/app/pages/deep_compression.py")
 HARNESS = f'''

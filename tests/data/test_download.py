@@ -59,7 +59,7 @@ def mirror_folder(tmp_path_factory) -> tuple[Path, list[int]]:
     """The folder the local server serves, and its train class counts: the real MNIST files
     ($KDVIZ_TEST_MNIST, else ../shared/data/mnist next to the repository) when present, so the
     download path runs on real data; otherwise tiny files made here, so it is tested anyway."""
-    folder = Path(os.environ.get("KDVIZ_TEST_MNIST") or Path(__file__).parents[1].parent / "shared/data/mnist")
+    folder = Path(os.environ.get("KDVIZ_TEST_MNIST") or Path(__file__).parents[2].parent / "shared/data/mnist")
     if all((folder / name).is_file() for name in [*FILES, "SHA256SUMS"]):
         return folder, TRAIN_COUNTS
     tiny = tmp_path_factory.mktemp("tiny_mirror")

@@ -17,7 +17,7 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-LABS = Path(__file__).resolve().parents[1] / "labs"
+LABS = Path(__file__).resolve().parents[2] / "labs"
 NOTEBOOKS = sorted(LABS.glob("*.ipynb"))
 CELL_TIMEOUT_S = 120
 LAB_EPOCHS = "2"

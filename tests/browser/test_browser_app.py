@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.browser
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "artifacts"
 IMAGES = REPO / "docs" / "images"

@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from kdviz.data import load_dataset
 from kdviz.engine import load_trained_model
 
-PAGE = Path(__file__).resolve().parents[1] / "kdviz" / "app" / "pages" / "fsp.py"
+PAGE = Path(__file__).resolve().parents[2] / "kdviz" / "app" / "pages" / "fsp.py"
 HARNESS = f'''
 import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

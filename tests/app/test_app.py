@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from kdviz.data import load_dataset
 from kdviz.engine import load_trained_model
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
 TRAIN = "kdviz/app/pages/train_student.py"
 RUNS = "kdviz/app/pages/runs.py"
 
