@@ -26,7 +26,7 @@ import time
 
 import _common  # noqa: F401  (thread policy before torch)
 
-from kdviz.distill.fsp_stages import fsp_stage1_config, fsp_stage2_config, scratch_config
+from kdviz.methods.two_stage import fsp_stage1_config, fsp_stage2_config, scratch_config
 from kdviz.engine import JobManager, TrainConfig, start, train_teacher_cached
 
 CHANNELS = [8, 16, 32]

@@ -2,6 +2,10 @@
 
 Modelled on torchdistill's ``registry.py``: a decorator registers a callable under a name and one
 ``get`` raises a ``ValueError`` naming the unknown key and the known ones.
+
+A registry may be given a ``discover`` callable: the first lookup (``get``, ``names``, ``in``)
+calls it once, so plug-ins that live in a higher layer (``kdviz.methods`` registers the engine's
+hooks and losses) are loaded on demand without the lower layer importing or naming them.
 """
 from __future__ import annotations
 
@@ -13,9 +17,19 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Maps names to factories of one kind (``what`` names that kind in error messages)."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, discover: Callable[[], None] | None = None) -> None:
         self.what = what
         self._items: dict[str, T] = {}
+        self._discover = discover
+
+    def _ensure_discovered(self) -> None:
+        if self._discover is not None:
+            discover, self._discover = self._discover, None
+            try:
+                discover()
+            except BaseException:
+                self._discover = discover  # a failed plug-in import is retried (and reported) next time
+                raise
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: ``@MODELS.register("mlp")`` registers the decorated callable as ``"mlp"``."""
@@ -30,6 +44,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """The factory registered as ``name``; a ``ValueError`` lists the known names otherwise."""
+        self._ensure_discovered()
         try:
             return self._items[name]
         except KeyError:
@@ -37,7 +52,14 @@ class Registry(Generic[T]):
             raise ValueError(f"No {self.what} {name!r} registered (known: {known})") from None
 
     def names(self) -> list[str]:
+        self._ensure_discovered()
         return sorted(self._items)
 
+    def items(self) -> list[tuple[str, T]]:
+        """(name, item) pairs in registration order."""
+        self._ensure_discovered()
+        return list(self._items.items())
+
     def __contains__(self, name: object) -> bool:
+        self._ensure_discovered()
         return name in self._items

@@ -124,7 +124,7 @@ and main-task schedule, from a random start. Every job trains in its own thread 
 folder under `RUNS`. Stage 1 gets the epochs that cover its `STAGE1_STEPS`, whatever `MAIN_EPOCHS` is.
 """),
     ("code", '''
-from kdviz.distill.fsp_stages import TwoStageFSP, scratch_config
+from kdviz.methods.two_stage import TwoStageFSP, scratch_config
 from kdviz.engine import TrainConfig, start
 from kdviz.widgets.fsp import FSPMonitor  # imported before training starts
 
@@ -189,7 +189,7 @@ channel counts, no regressor), hints match *one layer's values* (so they need th
 matching channels). In kdviz it is one hook; the same two stages run it:
 """),
     ("code", '''
-from kdviz.distill.fsp_stages import hints_stage1_config
+from kdviz.methods.two_stage import hints_stage1_config
 
 hints_stage1 = hints_stage1_config(base, student_layer="stage2_out", teacher_layer="stage2_out",
                                    max_steps=STAGE1_STEPS, lr=1e-3, name="hints-stage1")

@@ -22,8 +22,8 @@ import torch
 
 from ..data import DatasetBundle
 from ..distill.fsp import fsp_matrix, section_pairs
-from ..distill.fsp_hook import pair_label
-from ..distill.fsp_stages import TwoStageFSP, fsp_stage1_config, hints_stage1_config, scratch_config
+from ..methods.fsp import pair_label
+from ..methods.two_stage import TwoStageFSP, fsp_stage1_config, hints_stage1_config, scratch_config
 from ..distill.hints import HintRegressor
 from ..engine import Job, TrainConfig, start
 from ..models import build_model
@@ -41,7 +41,7 @@ CHANNELS: dict[str, tuple[int, int, int]] = {"8-16-32": (8, 16, 32), "4-8-16": (
 SAME = "same as the teacher"
 METHODS = {"fsp": "FSP matrices (Yim et al. 2017)", "hints": "FitNets hints (Romero et al. 2015)"}
 # Stage 1 optimises sums of squared products of activations (1e4-1e5 at the start on digits):
-# SGD at lr 1e-2 diverged there, 1e-4 fell steadily (see kdviz.distill.fsp_stages).
+# SGD at lr 1e-2 diverged there, 1e-4 fell steadily (see kdviz.methods.two_stage).
 STAGE1_LR = {"fsp": 1e-4, "hints": 1e-3}
 
 

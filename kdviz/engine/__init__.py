@@ -6,12 +6,11 @@
 See docs/architecture.md: a ``Job`` trains in a daemon thread and publishes to its ``LiveStore``
 (``job.store``) and its run folder; ``open_run(path)`` reads a folder with the same API.
 """
-from . import max_norm  # noqa: F401  (registers the "max_norm" hook)
 from .api import find_finished_run, open_run, resume, start, train_teacher_cached
 from .config import TrainConfig
-from .hooks import HOOKS, StepBatch, TrainContext, TrainingHook
+from .hooks import HOOKS, StepBatch, TrainContext, TrainingHook, hook_labels, hook_options, labels_of_hook
 from .job import FINAL_STATES, Job, JobStatus
-from .losses import METHODS
+from .losses import LOSSES, BaseLoss
 from .manager import JobManager, default_manager
 from .optim import LR_SCHEDULES, OPTIMIZERS
 from .run_folder import load_checkpoint
@@ -21,8 +20,8 @@ from .teacher_cache import load_teacher, load_trained_model
 from .trainer import Trainer
 
 __all__ = [
-    "FINAL_STATES", "HOOKS", "Job", "JobManager", "JobStatus", "LR_SCHEDULES", "LiveStore", "METHODS",
+    "FINAL_STATES", "HOOKS", "Job", "JobManager", "JobStatus", "LR_SCHEDULES", "LiveStore", "LOSSES", "BaseLoss",
     "OPTIMIZERS", "RunReader", "Snapshot", "StepBatch", "TrainConfig", "TrainContext", "Trainer",
-    "TrainingHook", "default_manager", "find_finished_run", "list_runs", "load_checkpoint",
+    "TrainingHook", "default_manager", "hook_labels", "hook_options", "labels_of_hook", "find_finished_run", "list_runs", "load_checkpoint",
     "load_teacher", "load_trained_model", "open_run", "resume", "start", "train_teacher_cached",
 ]

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .losses import METHODS
+from .hooks import validate_hook_spec
+from .losses import LOSSES
 from .optim import LR_SCHEDULES, OPTIMIZERS
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -28,8 +29,8 @@ class TrainConfig:
     data_root: str | None = None
     model: str = "mlp"
     model_options: dict = field(default_factory=dict)
-    method: str = "ce"  # "ce" (teacher or scratch student), "kd" (Hinton et al. 2015), "none" (hook losses only)
-    teacher: str | None = None  # run folder of a finished teacher run (method "kd", or hooks that need one)
+    method: str = "ce"  # the base loss, a name in engine.losses.LOSSES (registered by kdviz.methods)
+    teacher: str | None = None  # run folder of a finished teacher run (a loss or hook that needs one)
     cache_teacher_logits: bool = True  # look teacher logits up per image when the data is not augmented
     T: float = 4.0  # distillation temperature
     alpha: float = 0.9  # weight of the soft-target term; 1 - alpha weights the hard-label term
@@ -113,9 +114,9 @@ class TrainConfig:
         if self.model not in MODELS:
             raise ValueError(f"model {self.model!r} is not registered (known: {', '.join(MODELS.names())})")
         _check_type("model_options", self.model_options, dict)
-        _check_choice("method", self.method, METHODS.names())
+        _check_choice("method", self.method, LOSSES.names())
         _check_type("teacher", self.teacher, (str, type(None)))
-        if METHODS.get(self.method).needs_teacher and not self.teacher:
+        if LOSSES.get(self.method).needs_teacher and not self.teacher:
             raise ValueError(f"method {self.method!r} needs a teacher: set teacher to a finished teacher run folder")
         _check_type("cache_teacher_logits", self.cache_teacher_logits, bool)
         _check_number("T", self.T, low=0.0, low_open=True)
@@ -152,6 +153,7 @@ class TrainConfig:
         for spec in self.hooks:
             if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
                 raise ValueError(f"each hooks entry must be a dict with a 'name', got {spec!r}")
+            validate_hook_spec(spec)
         _check_type("init_from", self.init_from, (str, type(None)))
         _check_type("name", self.name, str)
         _check_type("runs_root", self.runs_root, str)

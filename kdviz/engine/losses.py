@@ -1,47 +1,34 @@
-"""The training methods' base losses, looked up by name (``config.method``) in ``METHODS``.
+"""The base losses of a run, looked up by name (``config.method``) in ``LOSSES``.
 
-Each returns ``KDLossParts(total, soft, hard)`` so every run logs the same three curves:
-
-* ``"ce"``: cross-entropy on the hard labels (a teacher, or a student trained from scratch);
-  ``hard = total``, ``soft = 0``.
-* ``"kd"``: Hinton, Vinyals, Dean 2015, section 2: ``alpha * T^2 * KL(p_T || q_T) + (1 - alpha) * CE``
-  (``kdviz.distill.kd_loss``), with the teacher's logits for the same (un-augmented or jittered) batch.
-* ``"none"``: zero; the loss comes only from hooks (FSP stage 1, Yim et al. 2017, section 3.3).
-
-Hooks add their own terms on top of these.
+Each returns ``KDLossParts(total, soft, hard)`` so every run logs the same three curves. The
+engine registers one loss of its own, ``"none"`` (zero: the loss comes only from hooks, e.g. FSP
+stage 1, Yim et al. 2017, section 3.3); every other base loss (cross-entropy, Hinton et al.'s
+knowledge distillation...) is registered by its method in ``kdviz.methods`` and loaded on the
+registry's first lookup. Hooks add their own terms on top.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
-import torch.nn.functional as F
-
-from ..distill import KDLossParts, kd_loss
+from ..distill import KDLossParts
 from ..registry import Registry
 from .hooks import StepBatch, TrainContext
+from .plugins import load_plugins
 
 
 @dataclass(frozen=True)
-class Method:
-    """A base loss and whether it needs a teacher's logits."""
+class BaseLoss:
+    """A base loss, whether it needs a teacher's logits, and whether ``config.T`` enters it
+    (then a divergence message names the temperature as a likely cause)."""
 
     loss: Callable[[TrainContext, StepBatch], KDLossParts]
     needs_teacher: bool
     description: str
+    uses_temperature: bool = False
 
 
-METHODS: Registry = Registry("training method")
-
-
-def _ce(ctx: TrainContext, batch: StepBatch) -> KDLossParts:
-    hard = F.cross_entropy(batch.logits, batch.labels)
-    return KDLossParts(hard, hard.new_zeros(()), hard)
-
-
-def _kd(ctx: TrainContext, batch: StepBatch) -> KDLossParts:
-    cfg = ctx.config
-    return kd_loss(batch.logits, batch.teacher_logits, batch.labels, T=cfg.T, alpha=cfg.alpha)
+LOSSES: Registry = Registry("training method", discover=load_plugins)
 
 
 def _none(ctx: TrainContext, batch: StepBatch) -> KDLossParts:
@@ -49,6 +36,4 @@ def _none(ctx: TrainContext, batch: StepBatch) -> KDLossParts:
     return KDLossParts(zero, zero, zero)
 
 
-METHODS.register("ce")(Method(_ce, False, "cross-entropy on hard labels (teacher or scratch student)"))
-METHODS.register("kd")(Method(_kd, True, "knowledge distillation, Hinton et al. 2015"))
-METHODS.register("none")(Method(_none, False, "no base loss: hook loss terms only"))
+LOSSES.register("none")(BaseLoss(_none, False, "no base loss: hook loss terms only"))

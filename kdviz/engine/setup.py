@@ -1,7 +1,6 @@
 """Everything a run needs before its first step: device, data, model, teacher, hooks, optimizer."""
 from __future__ import annotations
 
-import importlib
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -13,13 +12,10 @@ from torch import nn
 from ..data import DatasetBundle, load_dataset
 from ..models import build_model
 from .config import TrainConfig
-from .hooks import HOOKS, TrainContext, TrainingHook, build_hook
+from .hooks import TrainContext, TrainingHook, build_hook, hook_labels
 from .optim import build_optimizer
 from .teacher_cache import load_teacher, load_trained_model
 
-# Modules that register training hooks; imported before hooks are looked up by name, so a config
-# naming "prune" works in a fresh process (the CLI, a resumed run) without a manual import.
-HOOK_MODULES = ("kdviz.engine.max_norm", "kdviz.distill.fsp_hook", "kdviz.prune.hook", "kdviz.quant.hook")
 _INIT_LOCK = threading.Lock()
 _DATA_LOCK = threading.Lock()
 
@@ -45,25 +41,10 @@ def dataset_for(config: TrainConfig) -> DatasetBundle:
         return _load_dataset_cached(config.dataset, root)
 
 
-def import_hook_modules() -> None:
-    """Import the modules that register training hooks, so a config can name any of them."""
-    for module in HOOK_MODULES:
-        importlib.import_module(module)
-
-
 def build_hooks(specs: list[dict]) -> list[tuple[str, TrainingHook]]:
-    """(label, hook) per config entry; the label is the hook's name, numbered if it repeats.
-
-    Hooks create their extra parameters on ``ctx.device`` (they see it in ``setup``)."""
-    import_hook_modules()
-    names = [spec.get("name") for spec in specs]
-    hooks = []
-    for i, spec in enumerate(specs):
-        if spec.get("name") not in HOOKS:
-            HOOKS.get(spec.get("name"))  # raises ValueError listing the known hooks
-        label = spec["name"] if names.count(spec["name"]) == 1 else f"{spec['name']}{i}"
-        hooks.append((label, build_hook(spec)))
-    return hooks
+    """(label, hook) per config entry; the label (``hooks.hook_labels``) is the hook's name,
+    numbered if it repeats. Hooks create their extra parameters on ``ctx.device`` in ``setup``."""
+    return [(label, build_hook(spec)) for label, spec in zip(hook_labels(specs), specs)]
 
 
 @dataclass

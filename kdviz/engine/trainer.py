@@ -2,7 +2,7 @@
 
 Per step: forward the student (with features if a hook asks), get the teacher's logits (cached
 per training index when the transfer set is not augmented), the method's base loss
-(``losses.METHODS``: ce or kd, Hinton et al. 2015 section 2) plus every hook's loss terms, check
+(``losses.LOSSES``, registered by ``kdviz.methods``: cross-entropy, Hinton et al.'s KD...) plus every hook's loss terms, check
 they are finite, backward, optimizer step, ``hook.after_step``. Metrics go to the ``LiveStore`` and
 the run folder as they are made; evaluations, checkpoints and snapshots follow ``config``.
 
@@ -22,7 +22,7 @@ from .config import TrainConfig
 from .data_feed import BatchFeed
 from .evaluation import accuracy_and_loss, agreement, predict_logits
 from .hooks import StepBatch
-from .losses import METHODS
+from .losses import LOSSES
 from .optim import learning_rate
 from .run_folder import RunFolder, load_checkpoint, load_npz
 from .run_reader import RunReader
@@ -75,13 +75,14 @@ def divergence_message(step: int, epoch: int, config: TrainConfig, values: dict[
     if hook_terms and not bad.keys() & {"soft", "hard"}:
         causes.append(f"the hook term(s) {', '.join(hook_terms)} (check that hook's options)")
     high_lr = config.lr > (0.01 if config.optimizer == "adam" else 1.0)
-    extreme_t = config.method == "kd" and (config.T < 0.5 or config.T > 50)
+    uses_t = LOSSES.get(config.method).uses_temperature
+    extreme_t = uses_t and (config.T < 0.5 or config.T > 50)
     lr_cause = f"the learning rate lr={config.lr:g} is too high for {config.optimizer} (try 10x lower)"
     t_cause = f"the temperature T={config.T:g} ({'extreme; ' if extreme_t else ''}typical values are 1..20)"
     if extreme_t and not high_lr:
         causes += [t_cause, lr_cause]
     else:
-        causes += [lr_cause] + ([t_cause] if config.method == "kd" else [])
+        causes += [lr_cause] + ([t_cause] if uses_t else [])
     how = "became non-finite" if any(not math.isfinite(v) for v in bad.values()) else f"exploded past {EXPLOSION_FACTOR:.0e} x its first value"
     return f"loss {how} at step {step} (epoch {epoch + 1}): {what}. Likely cause: {'; or '.join(causes)}."
 
@@ -112,7 +113,7 @@ class Trainer:
         parts = build_run(cfg, self.total_steps, resume_state)
         self.device, self.data, self.model, self.teacher = parts.device, parts.dataset, parts.model, parts.teacher
         self.hooks, self.optimizer, self.ctx = parts.hooks, parts.optimizer, parts.ctx
-        self.method = METHODS.get(cfg.method)
+        self.method = LOSSES.get(cfg.method)
         self.feed = BatchFeed(self.data.train_images, self.data.train_labels, cfg.batch_size, cfg.seed, cfg.jitter_px, self.device)
         self.needs_features = any(h.needs_features for _, h in self.hooks)
         self.cache = None

@@ -7,33 +7,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-OKABE_ITO = {
-    "black": "#000000",
-    "orange": "#E69F00",
-    "sky blue": "#56B4E9",
-    "bluish green": "#009E73",
-    "yellow": "#F0E442",
-    "blue": "#0072B2",
-    "vermillion": "#D55E00",
-    "reddish purple": "#CC79A7",
-    "grey": "#7F7F7F",
-}
-
-ROLE_COLORS: dict[str, str] = {
-    "teacher": OKABE_ITO["blue"],
-    "kd student": OKABE_ITO["vermillion"],
-    "scratch student": OKABE_ITO["bluish green"],
-    "student": OKABE_ITO["vermillion"],
-    "fsp student": OKABE_ITO["reddish purple"],
-    "pruned": OKABE_ITO["orange"],
-    "quantized": OKABE_ITO["sky blue"],
-    "baseline": OKABE_ITO["grey"],
-}
-
-# A cycle for series without a role (several layers, several runs).
-SERIES: list[str] = [
-    OKABE_ITO[k] for k in ("blue", "vermillion", "bluish green", "orange", "reddish purple", "sky blue", "yellow", "grey")
-]
+from ..palette import OKABE_ITO, ROLE_COLORS, SERIES  # noqa: F401  (re-exported: figures use theme.*)
 
 SEQUENTIAL = "Viridis"  # perceptually uniform, colour-blind safe: masks, matrices, index maps
 DIVERGING = "RdBu_r"  # differences centred on zero (blue negative, red positive)

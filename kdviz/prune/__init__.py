@@ -11,7 +11,6 @@ or not to prune" (2017); Li et al., "Pruning Filters for Efficient ConvNets" (IC
 """
 from .evaluate import MaskedEvaluator, accuracy
 from .flops import LayerCost, count_flops, layer_costs
-from .hook import PruneHook
 from .iterative import PruneRound, agp_targets, fine_tune, iterative_prune
 from .magnitude import (
     SCOPES,
@@ -23,7 +22,7 @@ from .magnitude import (
     magnitude_masks,
     threshold_masks,
 )
-from .masks import PruningMasks, layer_name, load_pruned, prunable_weights, save_pruned
+from .masks import PruningMasks, downsample_mask, layer_name, load_pruned, prunable_weights, save_pruned
 from .penalty import l1_penalty
 from .schedule import SCHEDULES, AGPSchedule, OneShotSchedule, agp_sparsity, build_schedule
 from .sensitivity import sensitivity_analysis
@@ -38,7 +37,7 @@ from .size import (
 from .structured import LAYOUTS, StructuredPruning, prune_structured, unit_norms, units_to_keep, zero_removed_units
 
 __all__ = [
-    "AGPSchedule", "LAYOUTS", "LayerCost", "MaskedEvaluator", "OneShotSchedule", "PruneHook", "PruneRound",
+    "AGPSchedule", "LAYOUTS", "LayerCost", "MaskedEvaluator", "OneShotSchedule", "PruneRound",
     "PruningMasks", "RELATIVE_INDEX_BITS", "SCHEDULES", "SCOPES", "SizeReport", "StructuredPruning",
     "accuracy", "agp_sparsity", "agp_targets", "build_schedule", "check_sparsity", "count_flops",
     "decode_relative_index", "encode_csr", "encode_relative_index", "fine_tune", "global_magnitude_masks",

@@ -4,7 +4,7 @@ The interactive explorers (the Streamlit page and ``kdviz.widgets.PruningExplore
 dense weights of a ``MaskedEvaluator`` to the slider's sparsity (Han et al. 2015, section 3:
 magnitude pruning, no retraining). ``slider_arrays`` turns those masks into exactly the keys the
 ``prune`` hook writes into a snapshot (``prune/layers``, ``prune/sparsity``, ``prune/mask/<layer>``,
-``prune/hist/<layer>`` ...; see ``kdviz.prune.hook``), so one set of figure functions
+``prune/hist/<layer>`` ...; see ``kdviz.methods.prune``), so one set of figure functions
 (``kdviz.figures.pruning``) draws both the slider and a live fine-tuning run, and a chart of the
 slider at 90% looks like a snapshot of a run that reached 90%.
 """
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .evaluate import MaskedEvaluator
-from .hook import downsample_mask
+from .masks import downsample_mask
 from .magnitude import check_sparsity, kept_magnitude_threshold
 from .masks import PruningMasks, layer_name
 

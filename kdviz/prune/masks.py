@@ -13,10 +13,13 @@ after a reload. Here a checkpoint holds the ordinary model state dict plus a dic
 """
 from __future__ import annotations
 
+import math
+
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -194,3 +197,17 @@ def load_pruned(model: nn.Module, path: str | os.PathLike) -> PruningMasks:
     model.load_state_dict(saved["model"])
     masks.apply(model)
     return masks
+
+
+def downsample_mask(mask: np.ndarray, max_side: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """A 2-D bool mask as uint8 percent kept per cell, block-averaged to at most ``max_side`` per axis.
+
+    Returns the grid and the block size (rows, columns); a block at the edge may be smaller and its
+    percentage is over its own cells."""
+    m = np.asarray(mask, dtype=np.float64)
+    m = m.reshape(m.shape[0], -1)
+    br, bc = max(1, math.ceil(m.shape[0] / max_side)), max(1, math.ceil(m.shape[1] / max_side))
+    rows, cols = np.arange(0, m.shape[0], br), np.arange(0, m.shape[1], bc)
+    sums = np.add.reduceat(np.add.reduceat(m, rows, axis=0), cols, axis=1)
+    counts = np.outer(np.diff(np.append(rows, m.shape[0])), np.diff(np.append(cols, m.shape[1])))
+    return np.rint(100.0 * sums / counts).astype(np.uint8), (br, bc)

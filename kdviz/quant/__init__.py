@@ -1,14 +1,13 @@
 """Quantization: k-means weight sharing, uniform and binary weights, product quantization,
 low rank (truncated SVD), Huffman coding and compressed-size accounting.
 
-Importing this package registers the ``kmeans``, ``fake_quant`` and ``binary`` training hooks in
-``kdviz.engine.hooks.HOOKS``.
+Maths only: the training hooks that apply these while a model trains are in ``kdviz.methods``.
 """
 from __future__ import annotations
 
-from . import hook  # noqa: F401  (registers the training hooks)
 from .binary import BINARIZERS, binaryconnect, sign_ste, xnor_alpha, xnor_binarize
 from .evaluate import SliderEvaluator
+from .histograms import index_map, weight_histogram
 from .huffman import EncodedStream, HuffmanCode, encode_symbols, huffman_code_lengths
 from .kmeans import INITS, SharedWeights, SortedWeights, kmeans_quantize, kmeans_quantize_model, quantizable_layers
 from .lowrank import SVDFactors, energy_kept, low_rank_layer, low_rank_model, singular_values, truncated_svd
@@ -18,7 +17,7 @@ from .size import EncodedLayer, LayerSize, ModelSize, encode_layer, encode_model
 from .uniform import QuantParams, dequantize, fake_quantize, quant_params, quantize, quantize_dequantize
 
 __all__ = [
-    "BINARIZERS", "binaryconnect", "sign_ste", "xnor_alpha", "xnor_binarize", "SliderEvaluator", "EncodedStream",
+    "BINARIZERS", "binaryconnect", "sign_ste", "xnor_alpha", "xnor_binarize", "SliderEvaluator", "index_map", "weight_histogram", "EncodedStream",
     "HuffmanCode", "encode_symbols", "huffman_code_lengths", "INITS", "SharedWeights", "SortedWeights",
     "kmeans_quantize", "kmeans_quantize_model", "quantizable_layers", "SVDFactors", "energy_kept", "low_rank_layer",
     "low_rank_model", "singular_values", "truncated_svd", "ProductQuantized", "product_quantize",

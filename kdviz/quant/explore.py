@@ -26,7 +26,7 @@ import torch
 from ..registry import Registry
 from .binary import BINARIZERS
 from .evaluate import SliderEvaluator
-from .hook import index_map, weight_histogram
+from .histograms import index_map, weight_histogram
 from .kmeans import INITS, check_bits
 from .lowrank import check_rank, energy_kept
 from .product import product_quantize
@@ -115,7 +115,7 @@ class Quantized:
 
 def subsample_map(codes: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
     """A code tensor as a 2-D int32 map (out, rest), evenly subsampled to at most ``max_side`` rows
-    and columns (the rule of ``kdviz.quant.hook.index_map``)."""
+    and columns (the rule of ``kdviz.quant.histograms.index_map``)."""
     m = np.asarray(codes).reshape(codes.shape[0], -1) if np.ndim(codes) > 1 else np.asarray(codes).reshape(1, -1)
     rows = np.unique(np.linspace(0, m.shape[0] - 1, min(max_side, m.shape[0])).round().astype(int))
     cols = np.unique(np.linspace(0, m.shape[1] - 1, min(max_side, m.shape[1])).round().astype(int))

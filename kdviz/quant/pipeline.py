@@ -30,7 +30,7 @@ from torch import nn
 
 from ..data import DatasetBundle
 from ..prune import PruningMasks, accuracy, agp_targets, check_sparsity, fine_tune, iterative_prune, prunable_weights, size_report
-from .hook import weight_histogram
+from .histograms import weight_histogram
 from .kmeans import INITS, SharedWeights, check_bits, kmeans_quantize
 from .shared_weights import attach_shared_model, centroid_parameters, shared_parametrization
 from .size import EncodedLayer, LayerSize, encode_model, model_size

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kdviz.data import load_dataset
-from kdviz.distill.fsp_hook import HintsHook
+from kdviz.methods.hints import HintsHook
 from kdviz.distill.hints import HintRegressor, hint_loss
 from kdviz.engine.hooks import HOOKS, StepBatch, TrainContext, build_hook
 from kdviz.models import build_model

@@ -6,7 +6,7 @@ import torch
 
 from kdviz.figures import quantization as qf
 from kdviz.quant import kmeans_quantize, singular_values
-from kdviz.quant.hook import index_map, weight_histogram
+from kdviz.quant.histograms import index_map, weight_histogram
 
 
 @pytest.fixture(scope="module")

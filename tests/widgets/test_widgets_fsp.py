@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from kdviz.distill.fsp_stages import TwoStageFSP, scratch_config  # noqa: E402
+from kdviz.methods.two_stage import TwoStageFSP, scratch_config  # noqa: E402
 from kdviz.engine import JobManager, TrainConfig, start  # noqa: E402
 from kdviz.widgets.fsp import FSPMonitor, role_of  # noqa: E402
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kdviz.engine.hooks import TrainContext, build_hook
-from kdviz.engine.max_norm import renorm_rows_
+from kdviz.methods.max_norm import renorm_rows_
 from kdviz.models import build_model
 
 

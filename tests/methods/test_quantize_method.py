@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from kdviz.data import load_dataset
 from kdviz.engine.hooks import HOOKS, TrainContext, build_hook
 from kdviz.models import build_model
-from kdviz.quant.hook import index_map
+from kdviz.quant.histograms import index_map
 from kdviz.quant import kmeans_quantize
 
 

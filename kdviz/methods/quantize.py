@@ -1,4 +1,4 @@
-"""Training hooks that quantize a model while the engine trains it (see ``kdviz.engine.hooks``).
+"""Training hooks and methods that quantize a model while the engine trains it (see ``kdviz.engine.hooks``).
 
 - ``"kmeans"``: k-means weight sharing after setup, then centroid fine-tuning with the indices
   fixed (Han et al. 2016, sec. 3.3, eq. 3; see ``shared_weights``).
@@ -21,36 +21,22 @@ to it as a new parameter group; otherwise an optimizer built from ``model.parame
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
 from ..engine.hooks import HOOKS, TrainContext, TrainingHook
-from .binary import BINARIZERS, BinaryParametrization, xnor_alpha
-from .kmeans import INITS, SharedWeights, check_bits, kmeans_quantize, select_layers
-from .shared_weights import SharedWeightParametrization, attach_shared_weights
-from .uniform import FakeQuantParametrization, quant_params
-
-
-def weight_histogram(values: np.ndarray, bins: int = 60) -> tuple[np.ndarray, np.ndarray]:
-    """(counts, edges) of the non-zero ``values``; empty arrays when all are zero."""
-    v = np.asarray(values, dtype=np.float64).ravel()
-    v = v[v != 0]
-    if v.size == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
-    counts, edges = np.histogram(v, bins=bins)
-    return counts.astype(np.int64), edges.astype(np.float32)
-
-
-def index_map(shared: SharedWeights, max_side: int = 128) -> np.ndarray:
-    """The cluster index of each weight as a 2-D int32 map (out, in*kh*kw), pruned weights -1,
-    evenly subsampled to at most ``max_side`` rows and columns."""
-    idx = torch.where(shared.mask, shared.indices, torch.full_like(shared.indices, -1))
-    idx = idx.reshape(idx.shape[0], -1) if idx.dim() > 1 else idx.reshape(1, -1)
-    rows = np.unique(np.linspace(0, idx.shape[0] - 1, min(max_side, idx.shape[0])).round().astype(int))
-    cols = np.unique(np.linspace(0, idx.shape[1] - 1, min(max_side, idx.shape[1])).round().astype(int))
-    return idx.cpu().numpy()[np.ix_(rows, cols)].astype(np.int32)
+from ..palette import ROLE_COLORS
+from ..quant.binary import BINARIZERS, BinaryParametrization, xnor_alpha
+from ..quant.histograms import index_map, weight_histogram
+from ..quant.kmeans import INITS, SharedWeights, check_bits, kmeans_quantize, select_layers
+from ..quant.shared_weights import SharedWeightParametrization, attach_shared_weights
+from ..quant.uniform import FakeQuantParametrization, quant_params
+from .base import MethodSpec, PageSpec, register_method, uses_hook
 
 
 def _add_to_optimizer(optimizer: torch.optim.Optimizer | None, params: list[nn.Parameter], lr: float | None) -> None:
@@ -196,3 +182,66 @@ class BinaryHook(TrainingHook):
             out[f"hist_counts/{name}"], out[f"hist_edges/{name}"] = weight_histogram(w.detach().cpu().numpy(), self.bins)
             out[f"alpha/{name}"] = xnor_alpha(w.detach()).cpu().numpy().ravel().astype(np.float32)
         return out
+
+
+@dataclass(frozen=True)
+class QuantSnapshot:
+    """One snapshot of a quantization hook: the quantized ``layers`` and, per layer, its arrays
+    (``hist_counts``, ``hist_edges``; k-means adds ``centroids``, ``centroids_initial``,
+    ``cluster_counts``, ``index_map`` and a ``bits`` per layer; uniform adds ``scale``; binary ``alpha``)."""
+
+    layers: list[str]
+    arrays: Mapping[str, np.ndarray]
+    label: str
+
+    def get(self, quantity: str, layer: str) -> np.ndarray:
+        """``quantity`` of ``layer`` (a ``ValueError`` names what is missing)."""
+        if layer not in self.layers:
+            raise ValueError(f"layer {layer!r} is not quantized in this run (quantized: {self.layers})")
+        key = f"{self.label}/{quantity}/{layer}"
+        if key not in self.arrays:
+            raise ValueError(f"this snapshot has no {quantity!r} for {layer!r} (the {self.label!r} hook stores other arrays)")
+        return np.asarray(self.arrays[key])
+
+    def histogram(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.get("hist_counts", layer), self.get("hist_edges", layer)
+
+    @property
+    def bits(self) -> np.ndarray | None:
+        key = f"{self.label}/bits"
+        return np.asarray(self.arrays[key]) if key in self.arrays else None
+
+
+def read_quant_snapshot(arrays: Mapping[str, np.ndarray], label: str) -> QuantSnapshot:
+    """The typed reader of a quantization hook's arrays stored under ``label``."""
+    if f"{label}/layers" not in arrays:
+        raise ValueError(f"this snapshot has no quantization arrays under {label + '/'!r}")
+    return QuantSnapshot([str(x) for x in np.asarray(arrays[f"{label}/layers"]).tolist()], arrays, label)
+
+
+def _option(config, hook: str, key: str, default):
+    return next(h for h in config.hooks if h.get("name") == hook).get(key, default)
+
+
+KMEANS = register_method(MethodSpec(
+    name="kmeans", label="k-means fine-tune", colour=ROLE_COLORS["quantized"],
+    summary="k-means weight sharing with centroid fine-tuning (Han et al. 2016, Deep Compression, sec. 3, eq. 3)",
+    hook=KMeansHook, claims=uses_hook("kmeans"), priority=40, reader=read_quant_snapshot,
+    label_run=lambda config: f"k-means {_option(config, 'kmeans', 'bits', 5)} bits",
+    pages=(PageSpec("quantization", "Quantization", ":material/grain:", order=40),),
+    widgets={"QuantizationExplorer": "quantization", "CentroidMonitor": "quantization"},
+))
+
+FAKE_QUANT = register_method(MethodSpec(
+    name="fake_quant", label="quantization-aware", colour=ROLE_COLORS["quantized"],
+    summary="uniform fake quantization with a straight-through estimator (Jacob et al. 2018)",
+    hook=FakeQuantHook, claims=uses_hook("fake_quant"), priority=40, reader=read_quant_snapshot,
+    label_run=lambda config: f"QAT {_option(config, 'fake_quant', 'bits', 8)} bits",
+))
+
+BINARY = register_method(MethodSpec(
+    name="binary", label="binary weights", colour=ROLE_COLORS["quantized"],
+    summary="BinaryConnect (Courbariaux et al. 2015) or XNOR/BWN (Rastegari et al. 2016) training",
+    hook=BinaryHook, claims=uses_hook("binary"), priority=40, reader=read_quant_snapshot,
+    label_run=lambda config: str(_option(config, "binary", "method", "binaryconnect")),
+))

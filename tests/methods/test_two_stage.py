@@ -5,11 +5,11 @@ from types import SimpleNamespace
 
 import pytest
 
-import kdviz.distill.fsp_hook  # noqa: F401  (registers "fsp"; see the report: engine HOOK_MODULES)
-from kdviz.distill.fsp_hook import fsp_snapshot_pairs
-import kdviz.distill.fsp_stages as fsp_stages
+import kdviz.methods.fsp  # noqa: F401  (registers "fsp"; see the report: engine HOOK_MODULES)
+from kdviz.methods.fsp import fsp_snapshot_pairs
+import kdviz.methods.two_stage as two_stage
 from kdviz.data import load_dataset
-from kdviz.distill.fsp_stages import (
+from kdviz.methods.two_stage import (
     TwoStageFSP, fsp_stage1_config, fsp_stage2_config, hints_stage1_config, scratch_config, two_stage_configs,
 )
 from kdviz.engine import TrainConfig, open_run, start
@@ -77,8 +77,8 @@ def test_poll_from_many_threads_starts_exactly_one_stage2(tmp_path, monkeypatch)
         started.append(job)
         return job
 
-    monkeypatch.setattr(fsp_stages, "start", fake_start)
-    monkeypatch.setattr(fsp_stages, "_length", lambda base, steps: {"max_steps": steps})
+    monkeypatch.setattr(two_stage, "start", fake_start)
+    monkeypatch.setattr(two_stage, "_length", lambda base, steps: {"max_steps": steps})
     stages = TwoStageFSP(base_config(tmp_path), stage1_steps=5, stage2_steps=3)
     barrier = threading.Barrier(8)
     seen = []
@@ -97,7 +97,7 @@ def test_poll_from_many_threads_starts_exactly_one_stage2(tmp_path, monkeypatch)
 
 
 def test_two_stage_takes_a_ready_stage1_config(tmp_path, monkeypatch):
-    monkeypatch.setattr(fsp_stages, "start", lambda config, manager=None: SimpleNamespace(config=config))
+    monkeypatch.setattr(two_stage, "start", lambda config, manager=None: SimpleNamespace(config=config))
     base = base_config(tmp_path)
     hints = hints_stage1_config(base, "stage2_out", "stage2_out", max_steps=5)
     assert TwoStageFSP(base, stage1=hints).stage1.config is hints

@@ -8,7 +8,7 @@ import torch
 
 from kdviz.data import load_dataset
 from kdviz.distill import fsp_matrix
-from kdviz.distill.fsp_hook import FSPHook, fsp_snapshot_pairs
+from kdviz.methods.fsp import FSPHook, fsp_snapshot_pairs
 from kdviz.engine.hooks import HOOKS, StepBatch, TrainContext, build_hook
 from kdviz.models import build_model
 
@@ -101,7 +101,7 @@ def test_fsp_hook_errors(digits):
         FSPHook(weights=[1.0]).setup(ok_ctx)
     with pytest.raises(ValueError, match="student has no feature"):
         FSPHook(pairs=[["stage1_in", "fc1"]]).setup(ok_ctx)
-    with pytest.raises(ValueError, match="bad options for hook 'fsp'"):
+    with pytest.raises(ValueError, match="hook 'fsp' has no option.*'pair'.*known: pairs"):
         build_hook({"name": "fsp", "pair": "auto"})
 
 

@@ -1,4 +1,6 @@
-"""The ``"prune"`` training hook: magnitude pruning on a schedule, inside the one training engine.
+"""The ``"prune"`` training hook and method: magnitude pruning on a schedule, inside the one engine.
+
+Han, Pool, Tran, Dally 2015 (prune by magnitude, fine-tune); Zhu & Gupta 2017 (the AGP schedule, eq. 1).
 
 Config entry (plain JSON), e.g. gradual pruning of a trained model (``init_from``) to 90%::
 
@@ -27,29 +29,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..engine.hooks import HOOKS, StepBatch, TrainContext, TrainingHook
-from .magnitude import SCOPES, check_sparsity, kept_magnitude_threshold, magnitude_masks
-from .masks import PruningMasks, layer_name, prunable_weights
-from .penalty import l1_penalty
-from .schedule import SCHEDULES, build_schedule
-
-
-def downsample_mask(mask: np.ndarray, max_side: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """A 2-D bool mask as uint8 percent kept per cell, block-averaged to at most ``max_side`` per axis.
-
-    Returns the grid and the block size (rows, columns); a block at the edge may be smaller and its
-    percentage is over its own cells."""
-    m = np.asarray(mask, dtype=np.float64)
-    m = m.reshape(m.shape[0], -1)
-    br, bc = max(1, math.ceil(m.shape[0] / max_side)), max(1, math.ceil(m.shape[1] / max_side))
-    rows, cols = np.arange(0, m.shape[0], br), np.arange(0, m.shape[1], bc)
-    sums = np.add.reduceat(np.add.reduceat(m, rows, axis=0), cols, axis=1)
-    counts = np.outer(np.diff(np.append(rows, m.shape[0])), np.diff(np.append(cols, m.shape[1])))
-    return np.rint(100.0 * sums / counts).astype(np.uint8), (br, bc)
+from ..palette import ROLE_COLORS
+from ..prune.magnitude import SCOPES, check_sparsity, kept_magnitude_threshold, magnitude_masks
+from ..prune.masks import PruningMasks, downsample_mask, layer_name, prunable_weights
+from ..prune.penalty import l1_penalty
+from ..prune.schedule import SCHEDULES, build_schedule
+from .base import MethodSpec, PageSpec, register_method, uses_hook
 
 
 @HOOKS.register("prune")
@@ -192,3 +183,62 @@ class PruneHook(TrainingHook):
         self._pending_state = None
         if self._model is not None:
             self.masks.apply(self._model)
+
+
+@dataclass(frozen=True)
+class PruneSnapshot:
+    """One snapshot of the ``prune`` hook, per pruned layer (in ``layers`` order): sparsity reached,
+    scheduled target, magnitude threshold and weight count; per layer the mask grid (uint8 percent
+    kept per cell, ``block`` weights a cell) and the histogram of the surviving weights."""
+
+    layers: list[str]
+    sparsity: np.ndarray
+    target: np.ndarray
+    threshold: np.ndarray
+    weights: np.ndarray
+    arrays: Mapping[str, np.ndarray]
+    label: str
+
+    def mask(self, layer: str) -> tuple[np.ndarray, tuple[int, int]]:
+        """(mask grid, block size) of ``layer``."""
+        self._check(layer)
+        block = self.arrays.get(f"{self.label}/mask_block/{layer}")
+        return np.asarray(self.arrays[f"{self.label}/mask/{layer}"]), tuple(int(b) for b in (block if block is not None else (1, 1)))
+
+    def histogram(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
+        """(counts, edges) of the surviving weights of ``layer``."""
+        self._check(layer)
+        return np.asarray(self.arrays[f"{self.label}/hist/{layer}"]), np.asarray(self.arrays[f"{self.label}/edges/{layer}"])
+
+    def overall_sparsity(self) -> float:
+        """Pruned fraction of all prunable weights."""
+        w = self.weights.astype(np.float64)
+        return float((self.sparsity * w).sum() / w.sum()) if w.sum() else 0.0
+
+    def _check(self, layer: str) -> None:
+        if layer not in self.layers:
+            raise ValueError(f"layer {layer!r} is not pruned in this run (pruned: {self.layers})")
+
+
+def read_prune_snapshot(arrays: Mapping[str, np.ndarray], label: str = "prune") -> PruneSnapshot:
+    """The typed reader of the ``prune`` hook's arrays stored under ``label``."""
+    if f"{label}/layers" not in arrays:
+        raise ValueError(f"this snapshot has no pruning arrays under {label + '/'!r} (was the prune hook in the run config?)")
+    get = lambda key, kind: np.asarray(arrays[f"{label}/{key}"], dtype=kind)  # noqa: E731
+    return PruneSnapshot([str(x) for x in np.asarray(arrays[f"{label}/layers"]).tolist()], get("sparsity", np.float64),
+                         get("target", np.float64), get("threshold", np.float64), get("weights", np.int64), arrays, label)
+
+
+def _label_run(config) -> str:
+    spec = next(h for h in config.hooks if h.get("name") == "prune")
+    target = spec.get("sparsity", 0.9)
+    return f"pruned to {target:.0%}" if isinstance(target, (int, float)) else "pruned per layer"
+
+
+PRUNE = register_method(MethodSpec(
+    name="prune", label="pruned fine-tune", colour=ROLE_COLORS["pruned"],
+    summary="magnitude pruning while fine-tuning, one-shot or on Zhu & Gupta's AGP schedule (Han et al. 2015)",
+    hook=PruneHook, claims=uses_hook("prune"), priority=40, label_run=_label_run, reader=read_prune_snapshot,
+    pages=(PageSpec("pruning", "Pruning", ":material/content_cut:", order=30),),
+    widgets={"PruningExplorer": "pruning", "PruningMonitor": "pruning"},
+))

@@ -16,7 +16,9 @@ import math
 import torch
 from torch import nn
 
-from .hooks import HOOKS, TrainContext, TrainingHook
+from ..engine.hooks import HOOKS, TrainContext, TrainingHook
+from ..palette import ROLE_COLORS
+from .base import MethodSpec, register_method
 
 
 def renorm_rows_(weight: torch.Tensor, max_norm: float) -> None:
@@ -57,3 +59,10 @@ class MaxNormHook(TrainingHook):
         if not self.weights:
             return {}
         return {"largest_norm": max(float(w.detach().flatten(1).norm(dim=1).max()) for w in self.weights.values())}
+
+
+# A regulariser, not a kind of run (priority 0): a teacher trained with max-norm is still the teacher.
+MAX_NORM = register_method(MethodSpec(
+    name="max_norm", label="max-norm constraint", colour=ROLE_COLORS["baseline"],
+    summary="max-norm weight constraint used with dropout (Srivastava et al. 2014, section 5.1)", hook=MaxNormHook,
+))

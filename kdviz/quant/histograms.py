@@ -1,0 +1,32 @@
+"""Pictures of a quantized layer as arrays: the histogram of its non-zero weights and its index map.
+
+Shared by the quantization hooks' snapshots, the explorers and the Deep Compression pipeline, so
+every chart of a codebook is drawn from the same numbers (Han et al. 2016, "Deep Compression",
+fig. 3 draws the same histogram with the centroids on it).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .kmeans import SharedWeights
+
+
+def weight_histogram(values: np.ndarray, bins: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, edges) of the non-zero ``values``; empty arrays when all are zero."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[v != 0]
+    if v.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    counts, edges = np.histogram(v, bins=bins)
+    return counts.astype(np.int64), edges.astype(np.float32)
+
+
+def index_map(shared: SharedWeights, max_side: int = 128) -> np.ndarray:
+    """The cluster index of each weight as a 2-D int32 map (out, in*kh*kw), pruned weights -1,
+    evenly subsampled to at most ``max_side`` rows and columns."""
+    idx = torch.where(shared.mask, shared.indices, torch.full_like(shared.indices, -1))
+    idx = idx.reshape(idx.shape[0], -1) if idx.dim() > 1 else idx.reshape(1, -1)
+    rows = np.unique(np.linspace(0, idx.shape[0] - 1, min(max_side, idx.shape[0])).round().astype(int))
+    cols = np.unique(np.linspace(0, idx.shape[1] - 1, min(max_side, idx.shape[1])).round().astype(int))
+    return idx.cpu().numpy()[np.ix_(rows, cols)].astype(np.int32)
