@@ -1,7 +1,9 @@
 """kdviz lab: `streamlit run app.py` (or `bash scripts/lab.sh`).
 
-One page per topic, listed in ``PAGES``: a later topic adds its page with one line. The sidebar
-(dataset, teacher and student sizes, chart image format) is shared by every page.
+One page per topic. The method pages come from the method registry (each ``MethodSpec.pages``
+names a file in ``kdviz/app/pages/``), so a new method adds its page without touching this file;
+"Compare runs" belongs to no single method. The sidebar (dataset, teacher and student sizes, chart
+image format) is shared by every page.
 """
 from __future__ import annotations
 
@@ -15,19 +17,12 @@ import streamlit as st  # noqa: E402
 
 from kdviz.app import session  # noqa: E402
 from kdviz.app.errors import user_errors  # noqa: E402
+from kdviz.app.navigation import lab_pages  # noqa: E402
 from kdviz.app.sidebar import render_sidebar  # noqa: E402
 
 st.set_page_config(page_title="kdviz lab", page_icon=":material/science:", layout="wide")
 
-PAGES = [
-    st.Page("kdviz/app/pages/soft_targets.py", title="Soft targets", icon=":material/thermostat:", default=True),
-    st.Page("kdviz/app/pages/train_student.py", title="Train a student", icon=":material/school:"),
-    st.Page("kdviz/app/pages/runs.py", title="Compare runs", icon=":material/stacked_line_chart:"),
-    st.Page("kdviz/app/pages/pruning.py", title="Pruning", icon=":material/content_cut:"),
-    st.Page("kdviz/app/pages/quantization.py", title="Quantization", icon=":material/grain:"),
-    st.Page("kdviz/app/pages/deep_compression.py", title="Deep Compression", icon=":material/compress:"),
-    st.Page("kdviz/app/pages/fsp.py", title="FSP matrices", icon=":material/grid_on:"),
-]
+PAGES = [st.Page(p.path, title=p.title, icon=p.icon, default=p.default) for p in lab_pages()]
 
 page = st.navigation(PAGES)
 with st.sidebar:

@@ -10,8 +10,8 @@ trained from scratch. In engine terms:
 
 Both start from a ``base`` student config (dataset, model, model options, optimiser, teacher run).
 The stage-1 run folder only exists once stage 1 has started, so stage 2 is built from it;
-``TwoStageFSP`` starts stage 1 and, when it has finished, stage 2 (``poll()`` for a UI, ``wait()``
-for a script).
+``TwoStageFSP`` (an ``Experiment``) starts stage 1 and, when it has finished, stage 2 (``poll()``
+for a UI, ``wait()`` for a script).
 
 With ``max_steps`` (``stage1_steps``, ``stage2_steps``), a stage's ``epochs`` become the epochs
 that cover exactly that many steps: a stage never stops short because the base config has fewer
@@ -27,12 +27,12 @@ than stage 2 (``stage1_lr``); the engine reports a diverged stage 1 with that ad
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import replace
 from typing import Any, Sequence
 
 from ..engine import Job, JobManager, JobStatus, start
 from ..engine.config import TrainConfig
+from ..engine.experiment import Experiment
 from ..engine.setup import dataset_for
 
 
@@ -135,13 +135,14 @@ def two_stage_configs(
     )
 
 
-class TwoStageFSP:
+class TwoStageFSP(Experiment):
     """Stage 1 starts at once; stage 2 starts, from stage 1's weights, once stage 1 has finished.
 
-    Stage 1 is ``fsp_stage1_config(base, pairs, weights, stage1_steps)`` (at ``stage1_lr``), or a
-    ready config given as ``stage1`` (for example ``hints_stage1_config``). ``poll()`` never blocks
-    (a Streamlit rerun, a widget timer or a watcher thread calls it) and is safe to call from
-    several threads at once: exactly one stage 2 is started. ``wait()`` blocks.
+    An ``Experiment`` with the jobs "stage 1" and "stage 2" (add a scratch student with
+    ``start("scratch", scratch_config(base))``). Stage 1 is ``fsp_stage1_config(base, pairs,
+    weights, stage1_steps)`` (at ``stage1_lr``), or a ready config given as ``stage1`` (for example
+    ``hints_stage1_config``). ``poll()`` never blocks and starts exactly one stage 2, from any
+    number of threads; ``wait()`` blocks until both stages (and any other job) have ended.
     """
 
     def __init__(
@@ -155,31 +156,31 @@ class TwoStageFSP:
         manager: JobManager | None = None,
         stage1: TrainConfig | None = None,
     ) -> None:
-        self.base, self.manager, self.stage2_steps = _as_config(base), manager, stage2_steps
-        self._lock = threading.Lock()
+        super().__init__(manager, title="two-stage training (Yim et al. 2017, section 3.3)")
+        self.base, self.stage2_steps = _as_config(base), stage2_steps
         if stage1 is None:
             lr = {} if stage1_lr is None else {"lr": float(stage1_lr)}
             stage1 = fsp_stage1_config(self.base, pairs, weights, stage1_steps, **lr)
         elif not isinstance(stage1, TrainConfig) or stage1.method != "none":
             raise ValueError("stage1 must be a stage-1 TrainConfig (method 'none' with the fsp or hints hook), "
                              "as fsp_stage1_config or hints_stage1_config make")
-        self.stage1: Job = start(stage1, manager)
-        self.stage2: Job | None = None
+        self.start("stage 1", stage1)
+        self.then("stage 2", "stage 1", lambda jobs: fsp_stage2_config(self.base, jobs["stage 1"].path, self.stage2_steps))
 
-    def poll(self) -> Job | None:
-        """Start stage 2 if stage 1 has just finished; the stage-2 job, or None while there is none.
+    @property
+    def stage1(self) -> Job:
+        return self.jobs["stage 1"]
 
-        A stage 1 that ended any other way (stopped, diverged, failed) starts no stage 2."""
-        with self._lock:
-            if self.stage2 is None and self.stage1.done and self.stage1.status().state == "finished":
-                self.stage2 = start(fsp_stage2_config(self.base, self.stage1.path, self.stage2_steps), self.manager)
-            return self.stage2
+    @property
+    def stage2(self) -> Job | None:
+        """The stage-2 job once it has started (call ``poll()`` to start it when its turn comes)."""
+        return self.jobs.get("stage 2")
 
-    def wait(self, timeout: float | None = None) -> JobStatus:
+    def wait_stage2(self, timeout: float | None = None) -> JobStatus:
         """Block until stage 2 ends (``timeout`` applies to each stage); its status."""
         first = self.stage1.wait(timeout)
         if first.state != "finished":
             raise RuntimeError(f"FSP stage 1 ended {first.state!r}: {first.message}")
-        second = self.poll()
-        assert second is not None
-        return second.wait(timeout)
+        self.poll()
+        assert self.stage2 is not None
+        return self.stage2.wait(timeout)

@@ -11,15 +11,38 @@
 Every chart is built by a ``kdviz.figures`` function and kept live by ``_live.LiveFigure``
 (in-place, batched updates); see ``kdviz.widgets._live`` for the pattern new explorers follow.
 """
-from .comparison import RunComparison
-from .deep_compression import DeepCompressionMonitor
-from .fsp import FSPMonitor
-from .monitor import TrainingMonitor
-from .pruning import PruningExplorer, PruningMonitor
-from .quantization import CentroidMonitor, QuantizationExplorer
-from .temperature import TemperatureExplorer
+from __future__ import annotations
 
-__all__ = [
-    "TemperatureExplorer", "TrainingMonitor", "RunComparison", "FSPMonitor", "PruningExplorer", "PruningMonitor",
-    "QuantizationExplorer", "CentroidMonitor", "DeepCompressionMonitor",
-]
+import importlib
+from typing import Any
+
+from ..methods import all_methods
+
+# Widgets that belong to no single method; every other widget is listed by its method's spec
+# (``MethodSpec.widgets``: exported name -> module of this package), so a new method's widget is
+# exported without editing this file.
+SHARED_WIDGETS = {"RunComparison": "comparison"}
+
+
+def _widget_modules() -> dict[str, str]:
+    found = dict(SHARED_WIDGETS)
+    for spec in all_methods():
+        found.update(spec.widgets)
+    return found
+
+
+_WIDGETS = _widget_modules()
+__all__ = sorted(_WIDGETS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import a widget's module on first use (``from kdviz.widgets import FSPMonitor``)."""
+    if name not in _WIDGETS:
+        raise AttributeError(f"module 'kdviz.widgets' has no attribute {name!r} (widgets: {', '.join(__all__)})")
+    value = getattr(importlib.import_module(f"{__name__}.{_WIDGETS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

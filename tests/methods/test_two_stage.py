@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-import kdviz.methods.fsp  # noqa: F401  (registers "fsp"; see the report: engine HOOK_MODULES)
 from kdviz.methods.fsp import fsp_snapshot_pairs
+import kdviz.engine.experiment as experiment
 import kdviz.methods.two_stage as two_stage
 from kdviz.data import load_dataset
 from kdviz.methods.two_stage import (
@@ -77,7 +77,7 @@ def test_poll_from_many_threads_starts_exactly_one_stage2(tmp_path, monkeypatch)
         started.append(job)
         return job
 
-    monkeypatch.setattr(two_stage, "start", fake_start)
+    monkeypatch.setattr(experiment, "start", fake_start)
     monkeypatch.setattr(two_stage, "_length", lambda base, steps: {"max_steps": steps})
     stages = TwoStageFSP(base_config(tmp_path), stage1_steps=5, stage2_steps=3)
     barrier = threading.Barrier(8)
@@ -85,7 +85,8 @@ def test_poll_from_many_threads_starts_exactly_one_stage2(tmp_path, monkeypatch)
 
     def poll():
         barrier.wait()
-        seen.append(stages.poll())
+        stages.poll()
+        seen.append(stages.stage2)
 
     threads = [threading.Thread(target=poll) for _ in range(8)]
     for t in threads:
@@ -97,7 +98,7 @@ def test_poll_from_many_threads_starts_exactly_one_stage2(tmp_path, monkeypatch)
 
 
 def test_two_stage_takes_a_ready_stage1_config(tmp_path, monkeypatch):
-    monkeypatch.setattr(two_stage, "start", lambda config, manager=None: SimpleNamespace(config=config))
+    monkeypatch.setattr(experiment, "start", lambda config, manager=None: SimpleNamespace(config=config, done=False))
     base = base_config(tmp_path)
     hints = hints_stage1_config(base, "stage2_out", "stage2_out", max_steps=5)
     assert TwoStageFSP(base, stage1=hints).stage1.config is hints
@@ -123,7 +124,7 @@ def test_fsp_stage1_lowers_the_loss_and_stage2_starts_from_it(tmp_path):
                        lr=1e-4, snapshot_every=10, eval_every=10, name="student", **common)
     stages = TwoStageFSP(base, stage1_steps=20, stage2_steps=2)
     assert stages.stage1.config.method == "none"
-    status = stages.wait(120)
+    status = stages.wait(120)["stage 2"]
     assert status.state == "finished", status.message
     run = open_run(stages.stage1.path)
     steps = [m["fsp/fsp"] for m in run.metrics("step")]

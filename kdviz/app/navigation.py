@@ -1,0 +1,45 @@
+"""The lab's page list: every registered method's pages, plus the pages no single method owns.
+
+``app.py`` turns these into ``st.Page`` objects. A method lists its pages in ``MethodSpec.pages``
+(a file in ``kdviz/app/pages/``, a title, an icon, an order), so adding a method with its own page
+edits neither ``app.py`` nor this module.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..methods import PageSpec, all_methods
+
+PAGES_DIR = Path(__file__).resolve().parent / "pages"
+
+# Pages that belong to no single method: comparing any runs side by side.
+SHARED_PAGES = (PageSpec("runs", "Compare runs", ":material/stacked_line_chart:", order=20),)
+
+
+@dataclass(frozen=True)
+class LabPage:
+    path: str
+    title: str
+    icon: str
+    default: bool
+
+
+def lab_pages() -> list[LabPage]:
+    """Every page of the lab in order; a ``ValueError`` names a page whose file is missing or a
+    title two pages share."""
+    specs = [*SHARED_PAGES, *(page for spec in all_methods() for page in spec.pages)]
+    specs.sort(key=lambda page: page.order)
+    titles = [page.title for page in specs]
+    duplicate = sorted({t for t in titles if titles.count(t) > 1})
+    if duplicate:
+        raise ValueError(f"two pages share the title(s) {duplicate}")
+    pages = []
+    for page in specs:
+        path = PAGES_DIR / f"{page.module}.py"
+        if not path.is_file():
+            raise ValueError(f"page {page.title!r} names {path}, which does not exist")
+        pages.append(LabPage(str(path), page.title, page.icon, page.default))
+    if sum(p.default for p in pages) != 1:
+        raise ValueError("exactly one page must be the default page")
+    return pages

@@ -1,0 +1,90 @@
+"""One description of a job's state for every UI: what it is doing, how far, what is left.
+
+``describe(status)`` turns a ``JobStatus`` (or its dict) into a ``StatusText``: the state, an icon
+name both UIs map to their own glyphs, a headline and a detail line in plain words, and the
+progress fraction. The Streamlit components render it as markdown with Material icons, the widgets
+as HTML; neither composes the sentence itself.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+ICONS = {"queued": "hourglass_top", "running": "model_training", "paused": "pause_circle", "finished": "check_circle",
+         "stopped": "stop_circle", "diverged": "warning", "failed": "error", "unknown": "help"}
+ACTIVE = ("queued", "running", "paused")
+
+
+@dataclass(frozen=True)
+class StatusText:
+    state: str
+    icon: str  # a Material Symbols name ("check_circle")
+    headline: str  # "KD student · running · test accuracy 91.2%"
+    detail: str  # "epoch 2/5 · step 40/100 · about 12 s left"
+    progress: float  # 0..1
+
+    @property
+    def line(self) -> str:
+        return f"{self.headline} · {self.detail}" if self.detail else self.headline
+
+
+def format_duration(seconds: float | None) -> str:
+    """``75`` -> ``"1m 15s"``; ``None`` -> ``"?"``."""
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def _get(status: Any) -> dict[str, Any]:
+    return status.to_dict() if hasattr(status, "to_dict") else dict(status)
+
+
+def describe(status: Any, label: str, epochs: int | None = None, max_concurrent: int | None = None) -> StatusText:
+    """Describe a job's status for a run called ``label`` (``epochs``: the config's, for "epoch k/n";
+    ``max_concurrent``: the manager's limit, named while the job waits in the queue)."""
+    s = _get(status)
+    state = s.get("state", "unknown")
+    step, total = int(s.get("step") or 0), int(s.get("total_steps") or 0)
+    acc = s.get("test_acc")
+    headline = f"{label} · {state}" + (f" · test accuracy {acc:.1%}" if acc is not None else "")
+    if state == "queued":
+        limit = f" (at most {max_concurrent} runs at once)" if max_concurrent else ""
+        detail = f"waiting in the queue, place {s.get('queue_position') or '?'}{limit}"
+    elif state in ("running", "paused"):
+        epoch = f"epoch {min(int(s.get('epoch') or 0) + 1, epochs)}/{epochs} · " if epochs else ""
+        detail = f"{epoch}step {step}/{total or '?'}"
+        if state == "running" and s.get("eta_s"):
+            detail += f" · about {format_duration(s.get('eta_s'))} left"
+        if state == "paused" and s.get("message"):
+            detail += f" · {s['message']}"
+    elif state == "finished":
+        detail = f"{total} steps in {format_duration(s.get('elapsed_s'))}"
+    else:
+        detail = s.get("message") or ""
+    progress = min(1.0, step / total) if total else (1.0 if state == "finished" else 0.0)
+    return StatusText(state, ICONS.get(state, ICONS["unknown"]), headline, detail, progress)
+
+
+def readiness(status: Any, name: str) -> StatusText:
+    """Describe a run another one waits for (a teacher, a baseline): ready, training, queued or failed."""
+    s = _get(status)
+    state = s.get("state", "unknown")
+    if state == "finished":
+        acc = s.get("test_acc")
+        return StatusText(state, ICONS[state], f"{name} ready" + (f" · {acc:.1%} test accuracy" if acc is not None else ""), "", 1.0)
+    if state == "queued":
+        return StatusText(state, ICONS[state], f"The {name} waits in the queue (place {s.get('queue_position') or '?'})", "", 0.0)
+    if state in ("running", "paused"):
+        total = int(s.get("total_steps") or 0)
+        pct = int(s.get("step") or 0) / total if total else 0.0
+        eta = f", about {format_duration(s.get('eta_s'))} left" if s.get("eta_s") else ""
+        return StatusText(state, ICONS[state], f"Training the {name} in the background: {pct:.0%}{eta}", "", pct)
+    return StatusText(state, ICONS.get(state, ICONS["unknown"]), f"The {name} {state}", s.get("message") or "", 0.0)
