@@ -23,6 +23,7 @@ class StatusText:
     headline: str  # "KD student · running · test accuracy 91.2%"
     detail: str  # "epoch 2/5 · step 40/100 · about 12 s left"
     progress: float  # 0..1
+    accuracy: str = ""  # "test accuracy 91.2%", or "" before the first evaluation
 
     @property
     def line(self) -> str:
@@ -54,7 +55,8 @@ def describe(status: Any, label: str, epochs: int | None = None, max_concurrent:
     state = s.get("state", "unknown")
     step, total = int(s.get("step") or 0), int(s.get("total_steps") or 0)
     acc = s.get("test_acc")
-    headline = f"{label} · {state}" + (f" · test accuracy {acc:.1%}" if acc is not None else "")
+    accuracy = f"test accuracy {acc:.1%}" if acc is not None else ""
+    headline = f"{label} · {state}" + (f" · {accuracy}" if accuracy else "")
     if state == "queued":
         limit = f" (at most {max_concurrent} runs at once)" if max_concurrent else ""
         detail = f"waiting in the queue, place {s.get('queue_position') or '?'}{limit}"
@@ -70,7 +72,7 @@ def describe(status: Any, label: str, epochs: int | None = None, max_concurrent:
     else:
         detail = s.get("message") or ""
     progress = min(1.0, step / total) if total else (1.0 if state == "finished" else 0.0)
-    return StatusText(state, ICONS.get(state, ICONS["unknown"]), headline, detail, progress)
+    return StatusText(state, ICONS.get(state, ICONS["unknown"]), headline, detail, progress, accuracy)
 
 
 def readiness(status: Any, name: str) -> StatusText:
