@@ -17,7 +17,7 @@ from kdviz.app.charts import csv_button, show_chart
 from kdviz.app.errors import user_errors
 from kdviz.app.quantization_view import BASELINES, baseline_job, baseline_name
 from kdviz.app.sidebar import current_settings, load_bundle
-from kdviz.app.teacher import show_run_status
+from kdviz.app.components import show_run_status
 from kdviz.engine import load_trained_model
 from kdviz.figures.quantization import codebook_histogram, size_waterfall
 from kdviz.figures.quantization_explorer import legend_below

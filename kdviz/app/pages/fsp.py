@@ -20,7 +20,7 @@ from kdviz.app.fsp_view import (
 )
 from kdviz.app.live import job_view
 from kdviz.app.sidebar import current_settings, load_bundle
-from kdviz.app.teacher import show_run_status
+from kdviz.app.components import show_run_status
 from kdviz.app.training_view import status_row
 from kdviz.figures.fsp_live import fast_optimisation_from_records, heatmaps_from_snapshot, loss_curve_from_records, pair_labels
 

@@ -22,7 +22,7 @@ from kdviz.app.pruning_view import (
     run_sensitivity,
 )
 from kdviz.app.sidebar import current_settings, load_bundle
-from kdviz.app.teacher import show_run_status
+from kdviz.app.components import show_run_status
 from kdviz.app.training_view import status_row
 from kdviz.engine import TrainConfig, start
 from kdviz.figures.pruning import (

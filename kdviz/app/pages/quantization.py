@@ -19,7 +19,7 @@ from kdviz.app.errors import plain_message, user_errors
 from kdviz.app.live import job_view
 from kdviz.app.quantization_view import BASELINES, baseline_job, baseline_name, curves, histogram_figure, load_qbaseline
 from kdviz.app.sidebar import current_settings, load_bundle
-from kdviz.app.teacher import show_run_status
+from kdviz.app.components import show_run_status
 from kdviz.app.training_view import status_row
 from kdviz.engine import TrainConfig, start
 from kdviz.figures.quantization import accuracy_vs_bits, compression_vs_accuracy, index_map_heatmap, singular_spectrum
