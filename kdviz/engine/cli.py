@@ -63,7 +63,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             help=f"(default: {json.dumps(default)})",
         )
     parser.add_argument("--hook", dest="hooks", action="append", type=json.loads, default=argparse.SUPPRESS,
-                        help='a hook as JSON, e.g. \'{"name": "prune", "sparsity": 0.9}\' (repeatable)')
+                        help='a training hook as JSON, \'{"name": NAME, OPTION: VALUE, ...}\' (repeatable); '
+                             '`kdviz hooks` lists the hooks and their options')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("path")
     resume.add_argument("--epochs", type=int, default=None, help="train to this many epochs in total")
     resume.add_argument("--quiet", action="store_true")
+    sub.add_parser("hooks", help="list the training hooks a config can name, with their typed options")
     return parser
 
 
@@ -150,7 +152,17 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return _watch(resume(args.path, epochs=args.epochs), args.quiet)
 
 
-COMMANDS = {"train": _cmd_train, "runs": _cmd_runs, "resume": _cmd_resume}
+def _cmd_hooks(args: argparse.Namespace) -> int:
+    from .hooks import HOOKS, hook_options
+
+    for name in HOOKS.names():
+        options = ", ".join(f"{o.name}: {o.type_name}" + ("" if o.required else f" = {json.dumps(o.default, default=repr)}")
+                            for o in hook_options(HOOKS.get(name)).values())
+        print(f"{name}({options})")
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "runs": _cmd_runs, "resume": _cmd_resume, "hooks": _cmd_hooks}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -118,6 +118,11 @@ class TrainConfig:
         _check_type("teacher", self.teacher, (str, type(None)))
         if LOSSES.get(self.method).needs_teacher and not self.teacher:
             raise ValueError(f"method {self.method!r} needs a teacher: set teacher to a finished teacher run folder")
+        self._validate_training()
+        return self
+
+    def _validate_training(self) -> None:
+        """The fields after the method: loss weights, optimiser, schedule, length, logging, hooks."""
         _check_type("cache_teacher_logits", self.cache_teacher_logits, bool)
         _check_number("T", self.T, low=0.0, low_open=True)
         _check_number("alpha", self.alpha, low=0.0, high=1.0)
@@ -161,7 +166,6 @@ class TrainConfig:
             json.dumps(self.to_dict())
         except (TypeError, ValueError) as exc:
             raise TypeError(f"config must be plain JSON (numbers, strings, lists, dicts): {exc}") from None
-        return self
 
 
 def _check_type(name: str, value: Any, kinds: Any) -> None:

@@ -1,6 +1,6 @@
 """Training hooks: how a method plugs into the one training engine without touching its loop.
 
-A hook is named in the run config (``hooks=[{"name": "prune", "sparsity": 0.9}]``) and built from
+A hook is named in the run config (``hooks=[{"name": <hook>, <option>: <value>}]``) and built from
 the ``HOOKS`` registry, so configs stay plain JSON and a run folder can be replayed. The engine
 calls, in order, for every run:
 
@@ -114,6 +114,11 @@ class HookOption:
     def required(self) -> bool:
         return self.default is inspect.Parameter.empty
 
+    @property
+    def type_name(self) -> str:
+        """The annotation as a reader writes it (``float | Mapping[str, float]``)."""
+        return _type_name(self.annotation)
+
     def accepts(self, value: Any) -> bool:
         """Whether ``value`` (plain JSON) fits the annotation; ints count as floats, bools only as bools."""
         return _fits(value, self.annotation)
@@ -161,7 +166,9 @@ def _fits(value: Any, annotation: Any) -> bool:
 
 
 def _type_name(annotation: Any) -> str:
-    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "").replace("collections.abc.", "").replace("NoneType", "None")
 
 
 def check_hook_options(name: str, options: dict[str, Any]) -> type:

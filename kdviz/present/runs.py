@@ -4,7 +4,7 @@ API (``metrics_since``, ``snapshots_since``, ``reference``), so a live run and a
 the same way, and each refresh fetches only what is new ("everything since version k").
 
 A view knows its method (``kdviz.methods.method_of`` on its config), hence its legend label and
-colour: a ``ce`` run with a prune hook is a pruned fine-tune everywhere, never "scratch".
+colour: a cross-entropy run with a pruning hook is a pruned fine-tune everywhere, never the scratch baseline.
 """
 from __future__ import annotations
 
