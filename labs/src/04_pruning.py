@@ -1,0 +1,190 @@
+# ---
+# jupyter:
+#   jupytext:
+#     notebook_metadata_filter: kdviz_lab,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kdviz_lab:
+#     idea: 'magnitude pruning and retraining: most weights can go'
+#     paper: Han, Pool, Tran & Dally 2015; Zhu & Gupta 2017
+#     title: Pruning
+#     widgets:
+#     - PruningExplorer
+#     - PruningMonitor
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lab 4 · Pruning: most weights can go
+#
+# A trained network holds many weights it barely uses. **Magnitude pruning** removes the weights of
+# smallest |w| (sets them to zero, for good), and **retraining** the survivors with the removed ones held
+# at zero wins the lost accuracy back (Han, Pool, Tran & Dally (2015), *Learning both Weights and Connections for Efficient Neural Networks*, [arXiv:1506.02626](https://arxiv.org/abs/1506.02626)). Their LeNet-300-100 keeps **8 %** of its weights (12x fewer)
+# at the same MNIST error: 1.64 % before, 1.59 % after.
+#
+# Pruning gradually works better than all at once. Zhu & Gupta (2017), *To prune, or not to prune: exploring the efficacy of pruning for model compression*, [arXiv:1710.01878](https://arxiv.org/abs/1710.01878) raise the sparsity on a cubic schedule (AGP),
+# pruning much at first and ever less later, while training goes on:
+#
+# $$s_t = s_f + (s_i - s_f)\left(1 - \frac{t - t_0}{n\,\Delta t}\right)^3$$
+#
+# The lab: train a baseline, prune it with a slider (no retraining), find the sensitive layers, then prune
+# and fine-tune live and compare. On the bundled digits it runs in a couple of minutes on two CPU cores.
+
+# %%
+import os
+
+DATASET = "digits"  # or "mnist" with MNIST_ROOT = "/path/to/folder/with/the/four/idx/files" (Han et al.'s setting)
+MNIST_ROOT = None
+RUNS = os.environ.get("KDVIZ_RUNS", "runs")  # run folders go here (reopen them later, or in the app)
+
+BASELINE = dict(epochs=20 if DATASET == "digits" else 5, lr=0.05)  # LeNet-300-100: 300 and 100 hidden units
+PRUNE = dict(sparsity=0.9, epochs=8 if DATASET == "digits" else 4, lr=0.02)  # final sparsity, fine-tuning
+LAB_EPOCHS = os.environ.get("KDVIZ_LAB_EPOCHS")  # CI sets a small number so the lab runs fast
+if LAB_EPOCHS:
+    BASELINE["epochs"] = PRUNE["epochs"] = int(LAB_EPOCHS)
+
+# %% [markdown]
+# ## 1. The baseline
+#
+# LeNet-300-100 trained normally. `train_teacher_cached` trains it in the background and returns a job at
+# once; a finished run with the same settings (from an earlier run of this lab, or from the app's pruning
+# page) is reused.
+
+# %%
+from kdviz import load_dataset
+from kdviz.engine import train_teacher_cached
+
+data = load_dataset(DATASET, root=MNIST_ROOT)
+baseline = train_teacher_cached(DATASET, "lenet300", data_root=MNIST_ROOT, runs_root=RUNS,
+                                name=f"baseline-lenet300-{DATASET}", **BASELINE)
+print(baseline.wait().message)
+
+# %% [markdown]
+# ## 2. Prune with a slider
+#
+# Every move removes the weights of smallest |w| from the *trained* weights and tests the model again on the
+# whole test set. Nothing is retrained.
+#
+# **Look for:**
+#
+# * the **knee**: accuracy holds nearly flat to a high sparsity, then falls fast;
+# * the **histogram**: trained weights pile up near zero, and pruning cuts exactly that pile, leaving a gap
+#   between the dashed thresholds (Han et al., figure 4);
+# * **one global cut** against **each layer alike**: a global cut prunes the big first layer far harder than
+#   the small last one. Which keeps more accuracy at 95 %?
+# * the **mask** of fc1: whole columns go dark. They are input pixels that never vary (the image border).
+
+# %%
+from kdviz.widgets.pruning import PruningExplorer, PruningMonitor  # imported before training starts
+
+explorer = PruningExplorer(baseline, data, sparsity=0.9)
+explorer
+
+# %% [markdown]
+# ## 3. Which layers can take it?
+#
+# Sensitivity analysis (Han et al., figure 6; Distiller's `perform_sensitivity_analysis`): prune **one** layer
+# at a time at rising sparsity, the others dense, and test. A flat curve means the layer can be pruned hard;
+# a steep one asks for a lower target. Han et al. keep 8 % of fc1 but 26 % of fc3.
+
+# %%
+from kdviz.engine import load_trained_model
+from kdviz.figures.pruning import sensitivity_lines
+from kdviz.prune import MaskedEvaluator, sensitivity_analysis
+
+evaluator = MaskedEvaluator(load_trained_model(baseline.path), data.test_images, data.test_labels)
+dense_accuracy = evaluator.current_accuracy()
+sensitivity = sensitivity_analysis(evaluator)
+sensitivity_lines(sensitivity, baseline=dense_accuracy)
+
+# %% [markdown]
+# ## 4. Prune and fine-tune, live
+#
+# A training job starts from the baseline's weights (`init_from`) with the `prune` hook: the sparsity rises on
+# the AGP schedule over the first 75 % of the run, and after every optimizer step the masks are applied again,
+# so a pruned weight stays exactly zero while the others keep learning. The masks are saved in each checkpoint.
+#
+# **Look for:** the masks darken quickly at first, then slowly (the cubic schedule). Accuracy dips each time
+# the schedule prunes and recovers while fine-tuning. In the histogram, survivors drift back into the gap
+# between pruning steps. Drag the scrubber to look back in time; **Stop** ends the job after its current step.
+
+# %%
+from kdviz.engine import TrainConfig, start
+
+steps = PRUNE["epochs"] * -(-len(data.train_labels) // 64)  # optimizer steps at batch size 64
+job = start(TrainConfig(
+    dataset=DATASET, data_root=MNIST_ROOT, model="lenet300", init_from=str(baseline.path),
+    epochs=PRUNE["epochs"], lr=PRUNE["lr"], runs_root=RUNS, name="pruned-lenet300",
+    eval_every=max(1, steps // 20), snapshot_every=max(1, steps // 40),
+    hooks=[{"name": "prune", "sparsity": PRUNE["sparsity"], "scope": "layer", "schedule": "agp"}],
+))
+monitor = PruningMonitor(job)
+monitor
+
+# %% [markdown]
+# ## 5. Wait for the end
+#
+# This cell blocks until the job has ended. The monitor keeps drawing meanwhile, but its Stop button waits
+# for the kernel, so try it before you run this cell.
+
+# %%
+print(job.wait().message)
+
+# %% [markdown]
+# ## 6. Retraining against no retraining
+#
+# The line is the slider's one-shot pruning (section 2). The second line follows the fine-tuning run through
+# its evaluations as its sparsity rose. At the same sparsity, retrained weights do better: retraining moves the
+# knee to the right.
+
+# %%
+from kdviz.engine import open_run
+from kdviz.figures.pruning import accuracy_vs_sparsity
+from kdviz.prune.explore import accuracy_curve
+
+evals = open_run(job.path).metrics("eval")
+accuracy_vs_sparsity({
+    "pruned, no retraining": accuracy_curve(evaluator),
+    "pruned + fine-tuned (AGP)": ([r["prune/sparsity"] for r in evals], [r["test_acc"] for r in evals]),
+}, baseline=dense_accuracy)
+
+# %% [markdown]
+# ## 7. What it saves
+#
+# Zeros only save space when they are not stored. The table encodes the pruned weights (loaded from the run's
+# checkpoint: the zeros are still there after a reload) as dense float32, as CSR with 32-bit indices, and in
+# Han's relative-index format with 5-bit gaps for FC layers (Deep Compression, section 2). Beside it, Han et
+# al.'s table 1 for LeNet-300-100 on MNIST.
+
+# %%
+import pandas as pd
+from kdviz.figures.pruning import storage_bars
+from kdviz.prune import count_flops, size_report
+
+pruned = load_trained_model(job.path)
+report = size_report(pruned)
+han = {"fc1": 8.0, "fc2": 9.0, "fc3": 26.0, "total (+ biases)": 8.0}  # % of weights kept, Han et al. 2015
+table = pd.DataFrame(report.rows()).set_index("layer")
+table["Han et al. kept %"] = [han.get(layer) for layer in table.index]
+flops = count_flops(pruned)
+print(f"test accuracy {dense_accuracy:.2%} dense -> {evals[-1]['test_acc']:.2%} pruned and fine-tuned; "
+      f"{report.weight_compression:.1f}x fewer weights (Han et al.: 12x); "
+      f"FLOPs {flops['flops']:,} -> {flops['nonzero_flops']:,}")
+table[["weights", "kept", "kept %", "Han et al. kept %", "dense bytes", "CSR bytes", "relative-index bytes"]].round(1)
+
+# %%
+storage_bars(report.rows())
+
+# %% [markdown]
+# **Try next** (change the settings and run everything again; each run gets its own folder):
+#
+# * Han's per-layer targets: `"sparsity": {"fc1": 0.92, "fc2": 0.91, "fc3": 0.74}` in the hook. The sensitivity
+#   curves of section 3 say why fc3 keeps more.
+# * `"schedule": "one-shot"`: prune to 90 % at once, then fine-tune. Does the dip heal as well?
+# * `"scope": "global"` with 0.95: one cut across layers. Compare the kept % per layer with Han's.
+# * `DATASET = "mnist"`: the paper's setting (a few minutes more).
