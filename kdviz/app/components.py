@@ -124,15 +124,16 @@ def pick_layer(key: str, layers: Sequence[str], label: str = "Layer") -> str:
 
 
 def run_controls(jobs: Sequence[Job], key: str, on_start: Callable[[], None] | None = None,
-                 start_label: str = "Start") -> None:
+                 start_label: str = "Start", start_disabled: bool = False) -> None:
     """Start, Pause/Resume and Stop buttons for a group of jobs (the Start button only when
-    ``on_start`` is given); Pause and Stop act on every job of the group that is still running."""
+    ``on_start`` is given, disabled while a job runs or when ``start_disabled``); Pause and Stop
+    act on every job of the group that is still running."""
     running = [job for job in jobs if not job.done]
     paused = bool(running) and all(job.status().state == "paused" for job in running)
     cols = st.columns(3)
     if on_start is not None:
         cols[0].button(start_label, key=f"{key}-start", type="primary", icon=":material/play_arrow:",
-                       disabled=bool(running), on_click=on_start, width="stretch")
+                       disabled=bool(running) or start_disabled, on_click=on_start, width="stretch")
     cols[1].button("Resume" if paused else "Pause", key=f"{key}-pause", disabled=not running, width="stretch",
                    icon=":material/play_circle:" if paused else ":material/pause:",
                    on_click=lambda: [job.resume() if paused else job.pause() for job in running])

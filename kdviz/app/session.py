@@ -11,7 +11,10 @@ seconds which sessions still exist:
   (default 300) is gone.
 
 The jobs of a gone session are stopped (each saves a checkpoint; its run folder stays on disk and
-can be reopened). At most ``KDVIZ_MAX_JOBS`` jobs (default 2) run at once across all sessions; the
+can be reopened). This module is the one owner of a session's job bookkeeping: its experiments
+(``kdviz.engine.experiment.Experiment``, named jobs and stages) are started and kept here
+(``start_experiment``, ``add_experiment``, ``experiments``, ``current_experiment``), and every job
+they start is handed to the watchdog; pages never keep jobs in ``st.session_state`` themselves. At most ``KDVIZ_MAX_JOBS`` jobs (default 2) run at once across all sessions; the
 rest wait in the shared queue of one ``JobManager`` and show their place in it.
 """
 from __future__ import annotations
@@ -21,15 +24,17 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from ..engine import Job, JobManager
+from ..engine import Job, JobManager, TrainConfig
+from ..engine.experiment import Experiment
 
 EXPERIMENTS_KEY = "kdviz_experiments"
+WATCHED_KEY = "kdviz_watched_jobs"
 LOG = logging.getLogger("kdviz.app")
 
 
@@ -208,36 +213,49 @@ def touch() -> None:
     watchdog().touch(session_id())
 
 
-@dataclass
-class Experiment:
-    """A KD student and a scratch student started together (same seed, data and student size)."""
-
-    kd: Job
-    scratch: Job
-    teacher_path: str
-    started: float = field(default_factory=time.time)
-
-    @property
-    def jobs(self) -> list[Job]:
-        return [self.kd, self.scratch]
-
-    @property
-    def done(self) -> bool:
-        return all(job.done for job in self.jobs)
+def experiments(title: str | None = None) -> list[Experiment]:
+    """This session's experiments, oldest first (only those titled ``title`` when given)."""
+    kept = st.session_state.setdefault(EXPERIMENTS_KEY, [])
+    return [exp for exp in kept if title is None or exp.title == title]
 
 
-def experiments() -> list[Experiment]:
-    """This session's experiments, oldest first (kept in ``st.session_state``)."""
-    return st.session_state.setdefault(EXPERIMENTS_KEY, [])
+def _watch(experiment: Experiment) -> None:
+    """Hand the experiment's jobs to the watchdog, each once (stages start later: call again)."""
+    watched = st.session_state.setdefault(WATCHED_KEY, set())
+    for job in experiment.jobs.values():
+        if id(job) not in watched:
+            watched.add(id(job))
+            watchdog().add_job(session_id(), job)
 
 
-def add_experiment(experiment: Experiment) -> None:
-    """Keep ``experiment`` in this session and hand its jobs to the watchdog."""
-    experiments().append(experiment)
-    for job in experiment.jobs:
-        watchdog().add_job(session_id(), job)
+def add_experiment(experiment: Experiment) -> Experiment:
+    """Keep ``experiment`` in this session and hand its jobs to the watchdog (closing the tab stops them)."""
+    st.session_state.setdefault(EXPERIMENTS_KEY, []).append(experiment)
+    _watch(experiment)
+    return experiment
 
 
-def current_experiment() -> Experiment | None:
-    exps = experiments()
-    return exps[-1] if exps else None
+def start_experiment(title: str, configs: Mapping[str, TrainConfig]) -> Experiment:
+    """Start ``configs`` (job name -> config) together in the lab's job manager as one experiment
+    titled ``title``, kept in this session. A bad config raises before any job starts."""
+    for config in configs.values():
+        config.validate()
+    experiment = Experiment(lab_manager(), title)
+    try:
+        for name, config in configs.items():
+            experiment.start(name, config)
+    except BaseException:
+        experiment.stop()  # no half-started experiment keeps training unseen
+        raise
+    return add_experiment(experiment)
+
+
+def current_experiment(title: str | None = None) -> Experiment | None:
+    """This session's latest experiment (titled ``title`` when given), its stages polled and any
+    job they started handed to the watchdog; None before the first."""
+    exps = experiments(title)
+    if not exps:
+        return None
+    exps[-1].poll()
+    _watch(exps[-1])
+    return exps[-1]

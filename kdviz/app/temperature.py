@@ -6,53 +6,27 @@ probability bars and entropy curve. Building them from scratch costs far more th
 slider move may take (plotly validates every property and deep-copies the "plotly_white" template
 per figure: about 60 to 200 ms per figure here). ``TemperatureView`` therefore builds them once per
 sample and, for a new T, replaces only the numbers and titles that depend on T in the figures'
-plain dicts. ``tests/test_app.py`` checks at every slider value that the result is identical to
-what the figure functions draw, so the two cannot drift apart silently.
+plain dicts. ``tests/app/test_app.py`` checks at a spread of temperatures that the result is
+identical to what the figure functions draw, so the two cannot drift apart silently. The
+temperature range and the slider's grid are ``kdviz.present.temperature``'s (the Jupyter explorer
+uses the same).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import copy
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
 from ..distill.soft_targets import entropy, soften
 from ..figures.soft_targets import entropy_curve, probability_bars
-
-T_MIN, T_MAX = 0.1, 100.0
-# Roughly log-spaced "nice" values (an E10-like series per decade), so the slider reads 1, 2, 4, 5,
-# 10, 20 exactly and one arrow-key press moves T by about a quarter of an octave.
-_MANTISSAS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
-TEMPERATURES: tuple[float, ...] = tuple(
-    [round(m * 10.0**k, 6) for k in (-1, 0, 1) for m in _MANTISSAS] + [T_MAX]
-)
-
-
-def nearest_temperature(T: float, options: Sequence[float] = TEMPERATURES) -> float:
-    """The slider option closest to ``T`` on a log scale."""
-    if T <= 0:
-        raise ValueError(f"temperature must be positive, got {T}")
-    opts = np.asarray(options, dtype=np.float64)
-    return float(opts[np.argmin(np.abs(np.log(opts) - np.log(T)))])
-
-
-def format_temperature(T: float) -> str:
-    return f"{T:g}"
+from ..present.temperature import T_MAX, T_MIN, TEMPERATURES, format_temperature, nearest_temperature  # noqa: F401
 
 
 def temperature_figures(logits: Sequence[float], T: float, class_names: Sequence[str]) -> tuple[go.Figure, go.Figure]:
-    """(probability bars at T with T = 1 outlines, entropy-vs-T curve with a marker at T)."""
+    """(probability bars at T with T = 1 outlines, entropy-vs-T curve over [T_MIN, T_MAX] with a marker at T)."""
     return probability_bars(logits, T, class_names, reference_T=1.0), entropy_curve(logits, T, T_MIN, T_MAX)
-
-
-def confusion_order(logits: np.ndarray) -> np.ndarray:
-    """Sample indices from most to least confused: smallest gap between the teacher's two most
-    probable classes at T = 1 first."""
-    probs = np.asarray(soften(np.asarray(logits, dtype=np.float64), 1.0))
-    top2 = np.sort(probs, axis=1)[:, -2:]
-    return np.argsort(top2[:, 1] - top2[:, 0], kind="stable")
 
 
 class TemperatureView:

@@ -9,6 +9,9 @@ import plotly.graph_objects as go
 from ..distill.soft_targets import entropy, soften
 from . import theme
 
+TEACHER_COLOUR = theme.ROLE_COLORS["teacher"]  # a teacher's soft targets and entropy curve (default)
+MARKER_COLOUR = theme.ROLE_COLORS["kd student"]  # the current-T marker: the T a student would learn at
+
 
 def sample_image(image: np.ndarray, caption: str = "") -> go.Figure:
     """A greyscale picture of one input image, shape (H, W) or (1, H, W), values in [0, 1]."""
@@ -22,9 +25,11 @@ def sample_image(image: np.ndarray, caption: str = "") -> go.Figure:
 
 
 def probability_bars(
-    logits: Sequence[float], T: float, class_names: Sequence[str], reference_T: float | None = 1.0, role: str = "teacher"
+    logits: Sequence[float], T: float, class_names: Sequence[str], reference_T: float | None = 1.0,
+    colour: str = TEACHER_COLOUR,
 ) -> go.Figure:
-    """Bars of softmax(logits / T) per class, with the T = ``reference_T`` distribution as outlines.
+    """Bars of softmax(logits / T) per class in ``colour``, with the T = ``reference_T`` distribution
+    as outlines.
 
     What to notice: raising T lifts the small probabilities, revealing which wrong classes the
     model finds similar ("dark knowledge").
@@ -32,7 +37,7 @@ def probability_bars(
     probs = np.asarray(soften(np.asarray(logits, dtype=np.float64), T))
     fig = go.Figure()
     fig.add_bar(
-        x=list(class_names), y=probs, name=f"T = {T:g}", marker_color=theme.role_color(role),
+        x=list(class_names), y=probs, name=f"T = {T:g}", marker_color=colour,
         hovertemplate="class %{x}: %{y:.4f}<extra></extra>",
     )
     if reference_T is not None and reference_T != T:
@@ -51,8 +56,10 @@ def probability_bars(
     )
 
 
-def entropy_curve(logits: Sequence[float], T: float, t_min: float = 0.1, t_max: float = 100.0) -> go.Figure:
-    """Entropy of softmax(logits / T) against T on a log axis, with a marker at the current T.
+def entropy_curve(logits: Sequence[float], T: float, t_min: float = 0.1, t_max: float = 100.0,
+                  colour: str = TEACHER_COLOUR, marker_colour: str = MARKER_COLOUR) -> go.Figure:
+    """Entropy of softmax(logits / T) against T on a log axis (in ``colour``), with a marker at the
+    current T (in ``marker_colour``).
 
     What to notice: entropy rises from near 0 (one-hot) towards ln(K) (uniform) as T grows.
     """
@@ -61,12 +68,12 @@ def entropy_curve(logits: Sequence[float], T: float, t_min: float = 0.1, t_max: 
     h = np.asarray(entropy(soften(np.tile(z, (len(temps), 1)) / temps[:, None], 1.0)))
     h_now = float(entropy(soften(z, T)))
     fig = go.Figure()
-    fig.add_scatter(x=temps, y=h, mode="lines", name="entropy", line={"color": theme.role_color("teacher"), "width": 2.5},
+    fig.add_scatter(x=temps, y=h, mode="lines", name="entropy", line={"color": colour, "width": 2.5},
                     hovertemplate="T = %{x:.3g}: %{y:.3f} nats<extra></extra>")
     fig.add_hline(y=np.log(len(z)), line={"dash": "dot", "color": theme.OKABE_ITO["grey"]},
                   annotation_text=f"uniform: ln {len(z)} = {np.log(len(z)):.2f}", annotation_position="bottom right")
     fig.add_scatter(x=[T], y=[h_now], mode="markers", name=f"T = {T:g}",
-                    marker={"size": 13, "color": theme.role_color("kd student"), "line": {"width": 2, "color": "white"}},
+                    marker={"size": 13, "color": marker_colour, "line": {"width": 2, "color": "white"}},
                     hovertemplate="T = %{x:.3g}: %{y:.3f} nats<extra></extra>")
     fig.update_xaxes(type="log")
     return theme.apply(fig, "Higher temperature, flatter distribution", x_title="temperature T (log scale)",

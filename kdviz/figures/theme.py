@@ -45,3 +45,49 @@ def apply(
     if y_title is not None:
         fig.update_yaxes(title_text=y_title)
     return fig
+
+
+# A horizontal legend under the plot, left-aligned: clear of a two-line title on a narrow chart.
+BOTTOM_LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.28, "xanchor": "left", "x": 0.0}
+
+
+def wrap_title(text: str, width: int = 46) -> str:
+    """Break ``text`` at spaces into lines of at most ``width`` characters joined by ``<br>``
+    (plotly titles do not wrap); a single word longer than ``width`` keeps its own line."""
+    if width < 1:
+        raise ValueError(f"wrap_title width must be at least 1 character, got {width}")
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
+
+
+def legend_below(fig: go.Figure, y: float = -0.28, rows: int = 1) -> go.Figure:
+    """Move ``fig``'s legend under the plot (at paper height ``y``, left-aligned, horizontal) and
+    make the bottom margin room for ``rows`` legend lines; returns ``fig`` (changed in place)."""
+    if rows < 1:
+        raise ValueError(f"legend_below needs at least 1 legend row, got {rows}")
+    fig.update_layout(legend={**BOTTOM_LEGEND, "y": y}, margin={"b": 88 + 22 * rows})
+    return fig
+
+
+def compact(fig: go.Figure) -> go.Figure:
+    """Fit a chart to half a page (or a 560 px widget): the title's headline in bold, the rest of
+    its sentence (after the first ": " or " (") on a grey second line, and the legend under the
+    plot instead of over the title. A title already holding markup beyond ``<b>`` is kept as is."""
+    text = str(fig.layout.title.text or "")
+    plain = text.removeprefix("<b>").removesuffix("</b>")
+    if "<" not in plain:
+        for sep, keep in ((": ", ""), (" (", "(")):
+            if sep in plain:
+                head, tail = plain.split(sep, 1)
+                fig.layout.title.text = (f"<b>{wrap_title(head)}</b>"
+                                         f"<br><span style='font-size:12px;color:#555'>{keep}{tail}</span>")
+                break
+    lines = str(fig.layout.title.text).count("<br>") + 1
+    fig.update_layout(legend={**BOTTOM_LEGEND, "y": -0.25},
+                      margin={"t": 40 + 22 * lines, "b": 110}, height=420 + 22 * lines)
+    return fig

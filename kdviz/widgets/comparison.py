@@ -1,7 +1,8 @@
 """``RunComparison``: several runs side by side, finished or still training.
 
-Runs may be live ``Job`` objects, ``RunReader`` objects or run folder paths; all read through the
-same API, so a reopened run looks exactly like a live one. Charts come from
+Runs may be live ``Job`` objects, ``RunReader`` objects or run folder paths; all become
+``kdviz.present.RunView``s, so a reopened run looks exactly like a live one and each run is drawn in
+its method's colour. Charts come from
 ``kdviz.figures.training`` (the same functions as the Streamlit "Runs" page):
 
 * ``accuracy_comparison``: the chosen metric (test or train accuracy, agreement with the teacher)
@@ -19,7 +20,7 @@ import ipywidgets as W
 
 from ..figures.training import accuracy_comparison, loss_curves, run_comparison
 from ._live import LEGEND_INSIDE_TOP_RIGHT, LiveFigure, Poller, Throttle
-from ._runs import last_eval, run_views, teacher_accuracy
+from ._runs import is_teacher, last_eval, run_views, teacher_accuracy
 from .monitor import CHART_WIDTH, placeholder
 
 METRICS = {"test_acc": "test accuracy", "train_acc": "train accuracy", "agreement_test": "agreement with the teacher"}
@@ -41,7 +42,7 @@ class RunComparison(W.VBox):
                                         description="metric", layout=W.Layout(width="300px"))
         self.run_toggles = {label: W.Checkbox(value=True, description=label, indent=False, layout=W.Layout(width="auto"))
                             for label in labels}
-        students = [v.label for v in self.runs if v.role != "teacher"] or labels
+        students = [v.label for v in self.runs if not is_teacher(v)] or labels
         self.loss_picker = W.Dropdown(options=labels, value=students[0], description="loss of", layout=W.Layout(width="300px"))
 
         self.accuracy_chart = LiveFigure(placeholder("Accuracy: waiting for evaluations"), width=2 * CHART_WIDTH)
@@ -95,8 +96,8 @@ class RunComparison(W.VBox):
 
     def _draw(self) -> None:
         views = [v for v in self.runs if v.label in self.selected]
-        has_teacher = any(v.role == "teacher" for v in views)
-        runs = [{"label": v.label, "role": v.role, "records": self._records[v.label]} for v in views]
+        has_teacher = any(is_teacher(v) for v in views)
+        runs = [{"label": v.label, "colour": v.colour, "records": self._records[v.label]} for v in views]
         metric = self.metric_picker.value
         if not any(r.get("kind") == "eval" and metric in r for run in runs for r in run["records"]):
             self.accuracy_chart.show(placeholder(f"No {METRICS[metric]} recorded for the selected runs"))
@@ -107,7 +108,8 @@ class RunComparison(W.VBox):
         if any(r.get("kind") == "step" for r in records):
             self.loss_chart.show(loss_curves(records, title=f"{self.loss_picker.value}: training loss and its parts"))
         finals = [(v, last_eval(self._records[v.label], "test_acc")) for v in self.runs]
-        rows = [{"label": v.label, "role": v.role, "value": round(100.0 * (1.0 - acc), 2)} for v, acc in finals if acc is not None]
+        rows = [{"label": v.label, "colour": v.colour, "value": round(100.0 * (1.0 - acc), 2)}
+                for v, acc in finals if acc is not None]
         if rows:
             self.final_chart.show(run_comparison(rows, value_title="test error (%)", title=None))
 

@@ -9,6 +9,7 @@ section 2) and ``probe_soft_targets_from_snapshot`` for the selected job.
 """
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import ipywidgets as W
@@ -17,8 +18,9 @@ import plotly.graph_objects as go
 from ..figures import theme
 from ..figures.soft_targets import sample_image
 from ..figures.training import accuracy_comparison, loss_curves, probe_soft_targets_from_snapshot
+from ..present import describe, format_duration
 from ._live import LEGEND_INSIDE_TOP_RIGHT, LiveFigure, Poller, Throttle
-from ._runs import RunView, last_eval, run_views, teacher_accuracy
+from ._runs import RunView, is_teacher, last_eval, run_views, teacher_accuracy
 
 # Pixels. Two charts side by side fit the notebook column of a 1400 px wide JupyterLab with its
 # file browser open (about 970 px); on a narrower one they wrap onto two rows.
@@ -40,33 +42,18 @@ def placeholder(title: str, height: int = 380) -> go.Figure:
     })
 
 
-def format_duration(seconds: float | None) -> str:
-    """``75.2`` -> ``"1 min 15 s"``; None -> ``"?"``."""
-    if seconds is None:
-        return "?"
-    seconds = max(0, int(round(seconds)))
-    minutes, secs = divmod(seconds, 60)
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
-
-
 def status_line(view: RunView, status: dict[str, Any], records: list[dict]) -> str:
-    """One line of HTML: state, step, epoch, last test accuracy, elapsed time and ETA."""
-    state = status.get("state", "unknown")
-    step, total = status.get("step", 0), status.get("total_steps", 0)
-    epochs = getattr(view.config, "epochs", None)
-    epoch = f"epoch {min(status.get('epoch', 0) + 1, epochs or 10**9)}/{epochs}" if epochs else ""
-    acc = last_eval(records, "test_acc")
-    parts = [f"step {step}/{total or '?'}", epoch, f"test acc {acc:.1%}" if acc is not None else "",
-             f"elapsed {format_duration(status.get('elapsed_s'))}"]
-    if state in ("running", "paused", "queued"):
-        parts.append(f"ETA {format_duration(status.get('eta_s'))}")
-    if status.get("queue_position"):
-        parts.append(f"place in queue {status['queue_position']}")
-    colour = theme.role_color(view.role)
-    text = " · ".join(p for p in parts if p)
-    message = status.get("message") or ""
-    tail = f" <i>{message}</i>" if message and state in ("failed", "diverged", "stopped", "paused") else ""
-    return f"<span style='color:{colour};font-weight:bold'>{view.label}</span> <b>{state}</b> · {text}{tail}"
+    """``kdviz.present.describe``'s status of the run as one line of HTML: the label in the run's
+    colour, the state in bold, then the accuracy and the detail (step, epoch, time left, message).
+    ``records`` supply the last test accuracy when the status has none (a reopened run)."""
+    status = dict(status.to_dict() if hasattr(status, "to_dict") else status)
+    if status.get("test_acc") is None:
+        status["test_acc"] = last_eval(records, "test_acc")
+    limit = getattr(getattr(view.job, "manager", None), "max_concurrent", None)
+    text = describe(status, view.label, epochs=getattr(view.config, "epochs", None), max_concurrent=limit)
+    parts = " · ".join(p for p in (text.accuracy, text.detail) if p)
+    return (f"<span style='color:{view.colour};font-weight:bold'>{html.escape(view.label)}</span> "
+            f"<b>{text.state}</b>" + (f" · {html.escape(parts)}" if parts else ""))
 
 
 class TrainingMonitor(W.VBox):
@@ -99,7 +86,7 @@ class TrainingMonitor(W.VBox):
             rows.append(W.HBox([pause, stop, self.status_html[view.label]], layout=W.Layout(align_items="center")))
 
         labels = [v.label for v in self.runs]
-        students = [v.label for v in self.runs if v.role != "teacher"] or labels
+        students = [v.label for v in self.runs if not is_teacher(v)] or labels
         wide = {"description_width": "initial"}
         self.run_picker = W.Dropdown(options=labels, value=students[0], description="details of", style=wide,
                                      layout=W.Layout(width="300px", display="flex" if len(labels) > 1 else "none"))
@@ -213,8 +200,8 @@ class TrainingMonitor(W.VBox):
         if self._teacher_acc is None:
             self._teacher_acc = teacher_accuracy(self.runs)
         # A teacher among the runs is drawn as the reference line, the students as curves.
-        shown = [v for v in self.runs if v.role != "teacher" or self._teacher_acc is None] or self.runs
-        runs = [{"label": v.label, "role": v.role, "records": self._records[v.label]} for v in shown]
+        shown = [v for v in self.runs if not is_teacher(v) or self._teacher_acc is None] or self.runs
+        runs = [{"label": v.label, "colour": v.colour, "records": self._records[v.label]} for v in shown]
         if not any(r.get("kind") == "eval" for run in runs for r in run["records"]):
             return
         self.accuracy_chart.show(accuracy_comparison(runs, teacher_accuracy=self._teacher_acc))
@@ -239,7 +226,8 @@ class TrainingMonitor(W.VBox):
         if t_index is None:
             return
         names = self._names(view, snapshot.arrays["probe/soft"].shape[-1])
-        self.probe_chart.show(probe_soft_targets_from_snapshot(snapshot, reference, sample, t_index, names))
+        self.probe_chart.show(probe_soft_targets_from_snapshot(snapshot, reference, sample, t_index, names,
+                                                               student_label=view.label, student_colour=view.colour))
         label = names[int(reference["probe/labels"][sample])]
         self.probe_image.show(sample_image(reference["probe/images"][sample], f"Probe image {sample}: class {label}"))
 

@@ -7,7 +7,9 @@ knowledge" a student can learn from. The explorer shows one image, its soft targ
 T (bars, with the T = 1 answer as outlines) and the entropy of the soft targets against T.
 
 Charts come from ``kdviz.figures.soft_targets`` (the same functions as the Streamlit page), kept
-live with ``kdviz.widgets._live.LiveFigure``; the slider is rate-limited by a ``Throttle``.
+live with ``kdviz.widgets._live.LiveFigure``; the slider is rate-limited by a ``Throttle``. The
+temperature range (``kdviz.present.temperature``) and "most confused" (the smallest gap between the
+teacher's two most likely classes at T = 1, ``kdviz.present.confusion``) are the page's too.
 """
 from __future__ import annotations
 
@@ -23,9 +25,10 @@ from torch import nn
 from ..data import DatasetBundle, load_dataset
 from ..distill.soft_targets import check_temperature, entropy, soften
 from ..figures.soft_targets import entropy_curve, probability_bars, sample_image
+from ..present.confusion import MOST_CONFUSED_HELP, confusion_order, top2_gap
+from ..present.temperature import T_MAX, T_MIN, check_slider_temperature
 from ._live import LiveFigure, Throttle
 
-T_MIN, T_MAX = 0.1, 100.0
 EVAL_BATCH = 1000
 IMAGE_WIDTH, BARS_WIDTH = 260, 600  # pixels: image and bars side by side fit a notebook column
 
@@ -70,14 +73,13 @@ class TemperatureExplorer(W.VBox):
 
     ``teacher``: a trained model, or a finished teacher run (path, ``RunReader`` or ``Job``).
     ``dataset``: a ``DatasetBundle`` or a dataset name; the explorer shows its *test* images.
-    Picker: an index box, "Random" and "Most confused" (the test images on which the teacher's
-    T = 1 answer has the highest entropy; each click steps to the next one).
+    Picker: an index box, "Random" and "Most confused" (the test images with the smallest gap
+    between the teacher's two most likely classes at T = 1, ``present.confusion``; each click steps
+    to the next one).
     """
 
     def __init__(self, teacher: Any, dataset: DatasetBundle | str, T: float = 4.0, index: int = 0, seed: int = 0, throttle_ms: float = 100) -> None:
-        T = check_temperature(T)
-        if not T_MIN <= T <= T_MAX:
-            raise ValueError(f"T must be in [{T_MIN}, {T_MAX}] for the slider, got {T}")
+        T = check_slider_temperature(check_temperature(T))
         self.dataset = resolve_dataset(dataset)
         self.model = resolve_teacher(teacher)
         self.logits = model_logits(self.model, self.dataset.test_images)
@@ -92,7 +94,8 @@ class TemperatureExplorer(W.VBox):
         self.class_names = list(self.dataset.class_names)
         self.labels = self.dataset.test_labels.numpy()
         self.predictions = self.logits.argmax(axis=1)
-        self.confusion_order = np.argsort(-np.asarray(entropy(soften(self.logits, 1.0))), kind="stable")
+        self.confusion_order = confusion_order(self.logits)
+        self.top2_gaps = top2_gap(self.logits)
         self._confused_rank = -1
         self._rng = np.random.default_rng(seed)
 
@@ -103,8 +106,7 @@ class TemperatureExplorer(W.VBox):
                                        layout=W.Layout(width="420px"))
         self.index_box = W.BoundedIntText(value=index, min=0, max=n - 1, description="test image", layout=W.Layout(width="200px"))
         self.random_button = W.Button(description="Random", icon="random", tooltip="show a random test image")
-        self.confused_button = W.Button(description="Most confused", icon="question",
-                                        tooltip="step through the images the teacher is least sure about (highest entropy at T = 1)")
+        self.confused_button = W.Button(description="Most confused", icon="question", tooltip=MOST_CONFUSED_HELP)
         self.info = W.HTML()
         self.errors = W.Output()
 
@@ -144,7 +146,7 @@ class TemperatureExplorer(W.VBox):
         self.index_box.value = int(index)  # the observer redraws
 
     def next_confused(self) -> int:
-        """Step to the next image in order of the teacher's uncertainty; returns its index."""
+        """Step to the next image, smallest top-2 gap at T = 1 first; returns its index."""
         self._confused_rank = (self._confused_rank + 1) % len(self.confusion_order)
         index = int(self.confusion_order[self._confused_rank])
         self.select(index)
@@ -180,8 +182,8 @@ class TemperatureExplorer(W.VBox):
         verdict = "right" if pred == label else "<b>wrong</b>"
         self.info.value = (
             f"Test image #{i}: true class <b>{self.class_names[label]}</b>; the teacher says "
-            f"<b>{self.class_names[pred]}</b> ({p[pred]:.1%} at T = 1, {verdict}); entropy at T = 1: "
-            f"{float(entropy(p.tolist())):.3f} nats."
+            f"<b>{self.class_names[pred]}</b> ({p[pred]:.1%} at T = 1, {verdict}); gap to the runner-up: "
+            f"{self.top2_gaps[i]:.1%}; entropy at T = 1: {float(entropy(p.tolist())):.3f} nats."
         )
 
     def _report(self, exc: BaseException) -> None:

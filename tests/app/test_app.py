@@ -20,6 +20,8 @@ from streamlit.testing.v1 import AppTest
 
 from kdviz.data import load_dataset
 from kdviz.engine import load_trained_model
+from kdviz.methods import get_method
+from kdviz.present.distill_configs import KD_JOB, SCRATCH_JOB
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 TRAIN = "kdviz/app/pages/train_student.py"
@@ -70,6 +72,17 @@ def finished_runs(teacher, lab_env):
             start(TrainConfig(method="ce", name="scratch-student", **common))]
     assert [j.wait(120).state for j in jobs] == ["finished", "finished"]
     return [str(j.path) for j in jobs]
+
+
+@pytest.fixture(scope="module")
+def pruned_run(teacher, lab_env):
+    """A finished cross-entropy run with a prune hook (digits, tiny MLP, a few steps): a pruned fine-tune."""
+    from kdviz.engine import TrainConfig, start
+
+    job = start(TrainConfig(dataset="digits", model="mlp", model_options={"hidden": [8]}, epochs=1, max_steps=20,
+                            eval_every=5, method="ce", hooks=[{"name": "prune", "sparsity": 0.5}], runs_root=str(lab_env)))
+    assert job.wait(120).state == "finished"
+    return job
 
 
 def app() -> AppTest:
@@ -250,43 +263,61 @@ def wait_until(at: AppTest, predicate, timeout: float = 90.0) -> AppTest:
     return at
 
 
+def accuracy_points(at: AppTest) -> int:
+    """How many evaluations the KD student's test-accuracy curve shows (0 before the chart)."""
+    spec = charts(at).get("test-accuracy")
+    return len(values(spec["data"][0]["x"])) if spec else 0
+
+
 def test_start_trains_kd_and_scratch_students_with_live_charts(teacher):
-    at = train_page(teacher, tr_epochs=2)
+    at = train_page(teacher, tr_epochs=2, tr_T=3.0, tr_alpha=0.75)
     start_button(at).click().run()
     exp = ok(at).session_state["kdviz_experiments"][-1]
-    kd, scratch = exp.kd.config, exp.scratch.config
-    assert (kd.method, scratch.method) == ("kd", "ce") and kd.teacher == str(teacher.path)
+    assert list(exp.jobs) == [KD_JOB, SCRATCH_JOB]
+    kd, scratch = exp.job(KD_JOB).config, exp.job(SCRATCH_JOB).config
+    assert (kd.method, scratch.method) == (get_method("kd").loss, get_method("scratch").loss) and kd.teacher == str(teacher.path)
     assert (kd.seed, kd.dataset, kd.model_options, kd.epochs) == (scratch.seed, scratch.dataset, scratch.model_options, 2)
-    assert (kd.T, kd.alpha) == (4.0, 0.9)
-    counts = []
-    wait_until(at, lambda a: "test-accuracy" in charts(a) and counts.append(len(values(charts(a)["test-accuracy"]["data"][0]["x"]))) is None
-               and exp.done)
+    assert (kd.T, kd.alpha, kd.probe_temperatures) == (3.0, 0.75, [1.0, 3.0])
+    wait_until(at, lambda a: exp.done)
     final = charts(ok(at.run()))
     acc = final["test-accuracy"]["data"]
-    assert [t["name"] for t in acc[:2]] == ["KD student", "scratch student"]
-    kd_evals = [r["test_acc"] * 100 for r in exp.kd.store.metrics("eval")]
+    assert [(t["name"], t["line"]["color"]) for t in acc[:2]] == [("KD student", get_method("kd").colour),
+                                                                   ("scratch student", get_method("scratch").colour)]
+    kd_evals = [r["test_acc"] * 100 for r in exp.job(KD_JOB).store.metrics("eval")]
     assert np.allclose(values(acc[0]["y"]), kd_evals) and len(kd_evals) >= 8
-    assert counts[-1] > counts[0] or len(counts) == 1  # points arrived between reruns
     assert {"loss-kd-student", "loss-scratch-student", "probe-soft-targets"} <= set(final)
     names = [t["name"] for t in final["loss-kd-student"]["data"]]
     assert any("soft" in n for n in names) and any("hard" in n for n in names)
+    probe = final["probe-soft-targets"]["data"]
+    assert [(t["name"], t["marker"]["color"]) for t in probe] == [
+        ("teacher", get_method("teacher").colour), ("KD student", get_method("kd").colour),
+        ("scratch student", get_method("scratch").colour)]
     at.run()  # a finished run stays on screen
     assert "test-accuracy" in charts(ok(at)) and "finished" in texts(at)
 
 
-def test_pause_resume_and_stop(teacher):
-    at = train_page(teacher, tr_epochs=40)
-    start_button(at).click().run()
+def test_live_chart_grows_while_training_stands_still_when_paused_then_stop(teacher):
+    at = train_page(teacher, tr_epochs=100)
+    at.selectbox(key="kdviz_student").set_value("MLP 800-800 (Hinton)").run()  # slow enough to watch over reruns
+    start_button(ok(at)).click().run()
     exp = ok(at).session_state["kdviz_experiments"][-1]
-    wait_until(at, lambda a: all(j.status().state == "running" for j in exp.jobs))
+    jobs = list(exp.jobs.values())
+    wait_until(at, lambda a: all(j.status().state == "running" for j in jobs) and accuracy_points(a) > 0)
+    first = accuracy_points(at)
+    # the chart must gain points on reruns while both jobs are still training (no user action)
+    wait_until(at, lambda a: accuracy_points(a) > first and all(j.status().state == "running" for j in jobs))
     at.button(key="tr-pause").click().run()
-    wait_until(at, lambda a: all(j.status().state == "paused" for j in exp.jobs))
+    wait_until(at, lambda a: all(j.status().state == "paused" for j in jobs))
     assert at.button(key="tr-pause").label == "Resume" and "paused" in texts(at)
+    time.sleep(2.0)  # longer than the chart's rebuild interval
+    paused_points, steps = accuracy_points(ok(at.run())), [j.status().step for j in jobs]
+    time.sleep(1.0)
+    assert accuracy_points(ok(at.run())) == paused_points and [j.status().step for j in jobs] == steps
     at.button(key="tr-pause").click().run()
-    wait_until(at, lambda a: all(j.status().state == "running" for j in exp.jobs))
+    wait_until(at, lambda a: all(j.status().state == "running" for j in jobs))
     at.button(key="tr-stop").click().run()
     wait_until(at, lambda a: exp.done)
-    assert [j.status().state for j in exp.jobs] == ["stopped", "stopped"]
+    assert [j.status().state for j in jobs] == ["stopped", "stopped"]
     ok(at.run())
     assert "stopped" in texts(at) and not start_button(at).disabled
 
@@ -302,10 +333,10 @@ def test_runs_over_the_limit_queue_and_show_their_place(teacher, monkeypatch):
     at = train_page(teacher, tr_epochs=30)
     start_button(at).click().run()
     exp = ok(at).session_state["kdviz_experiments"][-1]
-    assert exp.scratch.status().state == "queued" and exp.scratch.status().queue_position == 1
-    assert "waiting in the queue, place 1" in texts(at)
-    for job in exp.jobs:
-        job.stop()
+    scratch = exp.job(SCRATCH_JOB).status()
+    assert scratch.state == "queued" and scratch.queue_position == 1
+    assert "waiting in the queue, place 1 (at most 1 runs at once)" in texts(at)
+    exp.stop()
     wait_until(at, lambda a: exp.done)
 
 
@@ -314,10 +345,13 @@ def test_runs_over_the_limit_queue_and_show_their_place(teacher, monkeypatch):
 def test_runs_page_reopens_and_overlays_and_refuses_unreadable_folders(teacher, finished_runs, tmp_path):
     at = ok(app().run())
     at.switch_page(RUNS).run()
-    assert {Path(p).name for p in finished_runs} <= set(at.multiselect(key="cr_selected").options)
+    options = set(at.multiselect(key="cr_selected").options)
+    assert {f"{Path(p).name} · {label}" for p, label in zip(finished_runs, ("KD student", "scratch student"))} <= options
     at.multiselect(key="cr_selected").set_value(finished_runs).run()
     spec = charts(ok(at))
     assert len(spec["compare-accuracy"]["data"]) == 2 and "final-accuracy" in spec and "compare-loss" in spec
+    assert [t["line"]["color"] for t in spec["compare-accuracy"]["data"]] == [get_method("kd").colour,
+                                                                             get_method("scratch").colour]
     bad = tmp_path / "broken-run"
     bad.mkdir()
     (bad / "config.json").write_text("{not json")
@@ -335,13 +369,33 @@ def test_runs_page_reopens_and_overlays_and_refuses_unreadable_folders(teacher, 
     assert str(teacher.path) in ok(at).multiselect(key="cr_selected").value
 
 
-def test_train_page_overlays_an_earlier_run_dotted(teacher, finished_runs):
+def test_compare_runs_labels_and_colours_a_pruned_cross_entropy_run_as_pruning(teacher, finished_runs, pruned_run):
+    prune, scratch = get_method("prune"), get_method("scratch")
+    path = str(pruned_run.path)
+    at = ok(app().run())
+    at.switch_page(RUNS).run()
+    assert f"{Path(path).name} · {prune.label}" in ok(at).multiselect(key="cr_selected").options
+    at.multiselect(key="cr_selected").set_value([path, finished_runs[1]]).run()
+    spec = charts(ok(at))
+    pruned, plain = spec["compare-accuracy"]["data"]
+    assert pruned["name"] == f"pruned to 50% · {Path(path).name[:15]}" == f"{prune.run_label(pruned_run.config)} · {Path(path).name[:15]}"
+    assert pruned["line"]["color"] == prune.colour != scratch.colour
+    assert plain["name"].startswith("scratch · ") and plain["line"]["color"] == scratch.colour
+    assert list(spec["final-accuracy"]["data"][0]["marker"]["color"]) == [prune.colour, scratch.colour]
+    table = at.dataframe[0].value.set_index("name")
+    assert table.loc[Path(path).name, "kind"] == prune.label and table.loc[Path(teacher.path).name, "kind"] == "teacher"
+
+
+def test_train_page_overlays_an_earlier_run_dotted(teacher, finished_runs, pruned_run):
     at = train_page(teacher)
-    assert {Path(p).name for p in finished_runs} <= {o.split(" · ")[0] for o in at.multiselect(key="tr_overlay").options}
-    at.multiselect(key="tr_overlay").set_value(finished_runs[:1]).run()
+    options = at.multiselect(key="tr_overlay").options
+    assert {Path(p).name for p in finished_runs} <= {o.split(" · ")[0] for o in options}
+    by_name = {o.split(" · ")[0]: o.split(" · ")[1] for o in options}
+    assert by_name[Path(pruned_run.path).name] == "pruned fine-tune" and by_name[Path(teacher.path).name] == "teacher"
+    at.multiselect(key="tr_overlay").set_value([finished_runs[0], str(pruned_run.path)]).run()
     traces = charts(ok(at))["test-accuracy"]["data"]
-    assert len(traces) == 1 and traces[0]["line"]["dash"] == "dot"
-    assert traces[0]["line"]["color"] == "#D55E00"  # the KD student's colour, theme.ROLE_COLORS
+    assert len(traces) == 2 and all(t["line"]["dash"] == "dot" for t in traces)
+    assert [t["line"]["color"] for t in traces] == [get_method("kd").colour, get_method("prune").colour]
 
 
 # ---- sessions and errors ----------------------------------------------------------------------

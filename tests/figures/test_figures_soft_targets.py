@@ -13,11 +13,14 @@ def test_probability_bars_show_softened_values():
     assert "T = 5" in fig.layout.title.text
     changed = figs.probability_bars([2, 7, 10], 20, ["a", "b", "c"])
     assert changed.data[0].y[0] > fig.data[0].y[0]
+    assert fig.data[0].marker.color == figs.TEACHER_COLOUR
+    assert figs.probability_bars([2, 7, 10], 5, ["a", "b", "c"], colour="#0a0b0c").data[0].marker.color == "#0a0b0c"
 
 
 def test_entropy_curve_marker_sits_on_curve():
-    fig = figs.entropy_curve([2, 7, 10], 3.0)
+    fig = figs.entropy_curve([2, 7, 10], 3.0, colour="#010101", marker_colour="#020202")
     curve, marker = fig.data[0], fig.data[1]
+    assert curve.line.color == "#010101" and marker.marker.color == "#020202"
     assert fig.layout.xaxis.type == "log"
     assert marker.y[0] == pytest.approx(entropy(soften([2, 7, 10], 3.0)))
     i = int(np.argmin(np.abs(np.asarray(curve.x) - 10.0)))

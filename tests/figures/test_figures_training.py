@@ -1,4 +1,4 @@
-"""Training figures: data in, plotly Figure out, role colours, axis titles, clear errors."""
+"""Training figures: data in, plotly Figure out, colours and labels given as data, axis titles, clear errors."""
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -48,16 +48,19 @@ def test_loss_curves_leave_out_an_all_zero_soft_part_and_reject_empty_input():
         loss_curves("not records")
 
 
-def test_accuracy_comparison_uses_role_colours_and_a_teacher_line():
+def test_accuracy_comparison_draws_each_run_in_its_given_colour_and_a_teacher_line():
     runs = [
-        {"label": "KD student", "role": "kd student", "records": _evals([0.1, 0.8, 0.95])},
-        {"label": "scratch student", "role": "scratch student", "records": _evals([0.1, 0.7, 0.9])},
+        {"label": "KD student", "colour": "#123456", "records": _evals([0.1, 0.8, 0.95])},
+        {"label": "scratch student", "colour": "#abcdef", "records": _evals([0.1, 0.7, 0.9])},
     ]
-    fig = accuracy_comparison(runs, teacher_accuracy=0.97)
-    assert [t.line.color for t in fig.data] == [theme.ROLE_COLORS["kd student"], theme.ROLE_COLORS["scratch student"]]
+    fig = accuracy_comparison(runs, teacher_accuracy=0.97, teacher_colour="#010203")
+    assert [t.line.color for t in fig.data] == ["#123456", "#abcdef"]
     assert list(fig.data[0].y) == pytest.approx([10.0, 80.0, 95.0])
     (line,) = fig.layout.shapes
-    assert line.y0 == line.y1 == pytest.approx(97.0) and line.line.color == theme.ROLE_COLORS["teacher"]
+    assert line.y0 == line.y1 == pytest.approx(97.0) and line.line.color == "#010203"
+    assert accuracy_comparison(runs, teacher_accuracy=0.5).layout.shapes[0].line.color == theme.ROLE_COLORS["teacher"]
+    uncoloured = accuracy_comparison([{"label": f"run {i}", "records": _evals([0.5])} for i in range(3)])
+    assert [t.line.color for t in uncoloured.data] == theme.SERIES[:3]  # no colour given: the series cycle
     assert "KD student ends 5.00 points above scratch student" == fig.layout.title.text.replace("<b>", "").replace("</b>", "")
     assert fig.layout.yaxis.title.text == "test accuracy (%)" and fig.layout.xaxis.title.text == "epoch"
     with pytest.raises(ValueError, match="fraction"):
@@ -72,6 +75,8 @@ def test_probe_soft_targets_student_beside_teacher():
     fig = probe_soft_targets(student, teacher, ["a", "b", "c"], T=4, true_class=0)
     assert [t.name for t in fig.data] == ["teacher", "student"]
     assert list(fig.data[1].y) == student and fig.data[0].marker.color == theme.ROLE_COLORS["teacher"]
+    named = probe_soft_targets(student, teacher, ["a", "b", "c"], T=4, student_label="KD T=4", student_colour="#0a0b0c")
+    assert named.data[1].name == "KD T=4" and named.data[1].marker.color == "#0a0b0c" and "KD T=4" in named.data[1].hovertemplate
     assert "0.200" in fig.layout.title.text  # total variation 0.5 * (0.2 + 0.1 + 0.1)
     assert "T = 4" in fig.layout.yaxis.title.text
     with pytest.raises(ValueError, match="one probability per class"):
@@ -94,14 +99,14 @@ def test_probe_soft_targets_from_an_engine_snapshot():
 
 def test_run_comparison_bars_with_paper_reference():
     runs = [
-        {"label": "teacher", "role": "teacher", "value": 60, "reference": 67},
-        {"label": "scratch", "role": "scratch student", "value": 140, "reference": 146},
-        {"label": "distilled", "role": "kd student", "value": 80, "reference": 74},
+        {"label": "teacher", "colour": "#111111", "value": 60, "reference": 67},
+        {"label": "scratch", "colour": "#222222", "value": 140, "reference": 146},
+        {"label": "distilled", "colour": "#333333", "value": 80, "reference": 74},
     ]
     fig = run_comparison(runs)
     bars, paper = fig.data
     assert list(bars.x) == [60, 140, 80] and list(paper.x) == [67, 146, 74] and paper.name == "paper"
-    assert list(bars.marker.color) == [theme.ROLE_COLORS[r["role"]] for r in runs]
+    assert list(bars.marker.color) == ["#111111", "#222222", "#333333"]
     assert "teacher with 60" in fig.layout.title.text
     assert fig.layout.xaxis.title.text == "test errors (count)"
     with pytest.raises(ValueError):

@@ -19,6 +19,7 @@ pytest.importorskip("ipywidgets")
 
 from kdviz import build_model, load_dataset  # noqa: E402
 from kdviz.engine import JobManager, TrainConfig, start  # noqa: E402
+from kdviz.methods import get_method  # noqa: E402
 from kdviz.widgets import RunComparison, TemperatureExplorer, TrainingMonitor  # noqa: E402
 from kdviz.widgets._live import LiveFigure, Poller, RateLimiter, Throttle, same_value, sync_figure  # noqa: E402
 
@@ -179,8 +180,11 @@ def test_sample_pickers(explorer):
     all_z = _independent_logits(explorer)
     p = np.exp(all_z - all_z.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
-    assert first == int(np.argmax(-(p * np.log(p)).sum(1)))
-    assert explorer.next_confused() != first
+    top2 = np.sort(p, 1)[:, -2:]
+    order = np.argsort(top2[:, 1] - top2[:, 0], kind="stable")  # most confused: smallest top-2 gap at T = 1
+    assert first == order[0] and explorer.next_confused() == order[1] != first
+    assert "two most likely classes at T = 1" in explorer.confused_button.tooltip
+    assert f"gap to the runner-up: {top2[order[1], 1] - top2[order[1], 0]:.1%}" in explorer.info.value
     seen = set()
     for _ in range(5):
         explorer.random_button.click()
@@ -254,9 +258,33 @@ def test_monitor_of_finished_runs_draws_at_once(finished_runs):
     teacher, student = finished_runs
     monitor = TrainingMonitor([teacher.path, student.path])
     assert not monitor.poller.running
-    assert [t.name for t in monitor.accuracy_chart.widget.data] == ["kd"]  # the teacher is the dashed line
+    kd = get_method("kd")
+    assert [(t.name, t.line.color) for t in monitor.accuracy_chart.widget.data] == [("kd", kd.colour)]  # the teacher is the dashed line
     assert monitor.run_picker.value == "kd"
-    assert len(monitor.probe_chart.widget.data) == 2  # teacher and student bars
+    teacher_bars, student_bars = monitor.probe_chart.widget.data
+    assert (student_bars.name, student_bars.marker.color) == ("kd", kd.colour)
+    evals = [json.loads(x) for x in (student.path / "metrics.jsonl").read_text().splitlines() if '"eval"' in x]
+    line = monitor.status_html["kd"].value
+    assert line.startswith(f"<span style='color:{kd.colour};font-weight:bold'>kd</span> <b>finished</b>")
+    assert f"test accuracy {evals[-1]['test_acc']:.1%}" in line and f"{student.status().total_steps} steps in" in line
+
+
+def test_status_line_renders_the_shared_description():
+    from kdviz.present import RunView, describe
+    from kdviz.widgets.monitor import status_line
+
+    config = TrainConfig(**SMALL, epochs=3, hooks=[{"name": "prune", "sparsity": 0.5}])
+    prune = get_method("prune")
+    view = RunView(store=None, config=config, path=None, label="pruned <50%>", method=prune)
+    status = {"state": "running", "step": 12, "total_steps": 60, "epoch": 1, "eta_s": 65}
+    records = [{"kind": "eval", "test_acc": 0.25}, {"kind": "step", "loss": 1.0}, {"kind": "eval", "test_acc": 0.625}]
+    line = status_line(view, status, records)
+    text = describe({**status, "test_acc": 0.625}, view.label, epochs=3)
+    assert line == (f"<span style='color:{prune.colour};font-weight:bold'>pruned &lt;50%&gt;</span> <b>running</b>"
+                    f" · {text.accuracy} · {text.detail}")
+    assert "test accuracy 62.5%" in line and "epoch 2/3 · step 12/60 · about 1m 05s left" in line
+    queued = status_line(view, {"state": "queued", "queue_position": 2}, [])
+    assert queued.endswith("<b>queued</b> · waiting in the queue, place 2")
 
 
 # ---- RunComparison ----------------------------------------------------------------------------
@@ -264,6 +292,9 @@ def test_comparison_selector_and_final_errors(finished_runs):
     teacher, student = finished_runs
     comparison = RunComparison({"teacher": teacher.path, "student": str(student.path)})
     assert [t.name for t in comparison.accuracy_chart.widget.data] == ["teacher", "student"]
+    colours = [get_method("teacher").colour, get_method("kd").colour]  # the student distils from the teacher
+    assert [t.line.color for t in comparison.accuracy_chart.widget.data] == colours
+    assert list(comparison.final_chart.widget.data[0].marker.color) == colours
     comparison.run_toggles["teacher"].value = False
     comparison.metric_picker.value = "agreement_test"
     time.sleep(0.15)
@@ -278,7 +309,7 @@ def test_comparison_selector_and_final_errors(finished_runs):
     assert dict(zip(bars.y, bars.x)) == finals
     with pytest.raises(ValueError, match="metric"):
         RunComparison(teacher.path, metric="f1")
-    with pytest.raises(ValueError, match="not a run folder"):
+    with pytest.raises(ValueError, match="does not exist"):
         RunComparison("/nonexistent/run")
 
 

@@ -1,7 +1,9 @@
 """Soft targets: what temperature does to a teacher's probabilities (Hinton, Vinyals, Dean 2015).
 
 q_i = exp(z_i / T) / sum_j exp(z_j / T) (eq. 1). The sample and temperature controls live in a
-fragment, so a slider move reruns only the two charts that depend on T.
+fragment, so a slider move reruns only the two charts that depend on T. The temperature grid and
+"most confused" (smallest top-2 gap at T = 1) are ``kdviz.present``'s, shared with the Jupyter
+TemperatureExplorer.
 """
 from __future__ import annotations
 
@@ -11,16 +13,20 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import csv_button, show_chart
+from kdviz.app.components import ExactKeys, exact_callbacks, exact_error
 from kdviz.app.errors import parse_temperature, user_errors
 from kdviz.app.sidebar import current_settings, load_bundle
 from kdviz.app.teacher import show_teacher_status, teacher_job, teacher_test_logits
-from kdviz.app.temperature import TEMPERATURES, TemperatureView, confusion_order, format_temperature, nearest_temperature
+from kdviz.app.temperature import TemperatureView
 from kdviz.distill import temperature_table
 from kdviz.figures.soft_targets import sample_image, softmax_curves
+from kdviz.present.confusion import MOST_CONFUSED_HELP, confusion_order
+from kdviz.present.temperature import TEMPERATURES, format_temperature, nearest_temperature
 
 K = {"index": "st_index", "T": "st_T", "slider": "st_T_slider", "exact": "st_T_exact", "T_error": "st_T_error",
      "confused": "st_confused_rank", "curves_seed": "st_curves_seed", "view": "st_view"}
 DEFAULT_T = 4.0
+T_KEYS = ExactKeys(value=K["T"], slider=K["slider"], exact=K["exact"], error=K["T_error"])
 
 state = st.session_state
 state.setdefault(K["T"], DEFAULT_T)
@@ -37,19 +43,8 @@ def cached_softmax_curves(seed: int):
     return softmax_curves((1, 2, 5, 10, 20), num_logits=10, seed=seed)
 
 
-def on_slider() -> None:
-    state[K["T"]] = state[K["exact"]] = float(state[K["slider"]])
-    state[K["T_error"]] = None
-
-
-def on_exact() -> None:
-    try:
-        T = parse_temperature(state[K["exact"]])
-    except ValueError as exc:
-        state[K["T_error"]] = str(exc)
-        return
-    state[K["T"]], state[K["T_error"]] = T, None
-    state[K["slider"]] = nearest_temperature(min(max(T, TEMPERATURES[0]), TEMPERATURES[-1]))
+# A typed T is kept exactly; the slider moves to the nearest grid value (an end beyond the grid).
+on_slider, on_exact = exact_callbacks(T_KEYS, parse_temperature, nearest_temperature)
 
 
 def pick_random(n: int) -> None:
@@ -93,14 +88,12 @@ def explorer(logits: np.ndarray) -> None:
         b1, b2 = st.columns(2)
         b1.button("Random sample", on_click=pick_random, args=(n,), icon=":material/casino:", width="stretch")
         b2.button("Most confused", on_click=pick_confused, args=(order,), icon=":material/help:", width="stretch",
-                  help="Each press shows the next test sample on which the teacher hesitates most "
-                       "(smallest gap between its two most likely classes at T = 1).")
+                  help=MOST_CONFUSED_HELP)
         st.select_slider("Temperature T (log scale)", options=TEMPERATURES, key=K["slider"],
                          format_func=format_temperature, on_change=on_slider)
         st.number_input("…or type an exact T", key=K["exact"], step=0.5, format="%.3g", on_change=on_exact,
                         help="Any positive number. T = 1 is the ordinary softmax.")
-        if state.get(K["T_error"]):
-            st.error(state[K["T_error"]], icon=":material/warning:")
+        exact_error(T_KEYS, "Temperature")
     i, T = int(state[K["index"]]), float(state[K["T"]])
     label = bundle.class_names[int(bundle.test_labels[i])]
     guess = bundle.class_names[int(np.argmax(logits[i]))]

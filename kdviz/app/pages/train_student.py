@@ -1,8 +1,10 @@
 """Train a student: a KD student and a scratch student side by side, live (Hinton et al. 2015).
 
-Start runs two engine jobs with the same seed, data and student size: one learns from the
-teacher's soft targets (alpha * T^2 * KL + (1 - alpha) * CE, section 2), one from the labels only.
-A fragment refreshes the charts every second from the jobs' stores; worker threads never call st.*.
+Start runs two engine jobs with the same seed, data and student size (one experiment, built by
+``kdviz.present.distill_configs``): one learns from the teacher's soft targets
+(alpha * T^2 * KL + (1 - alpha) * CE, section 2), one from the labels only. A fragment refreshes
+the charts from the jobs' stores; worker threads never call st.*. Jobs are kept by
+``kdviz.app.session``; each run's label and colour come from its method's spec.
 """
 from __future__ import annotations
 
@@ -12,17 +14,22 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import show_chart
-from kdviz.app.errors import parse_temperature, user_errors
+from kdviz.app.components import run_controls
+from kdviz.app.errors import parse_temperature, plain_message, user_errors
 from kdviz.app.live import folder_view, job_view
 from kdviz.app.sidebar import current_settings, load_bundle
 from kdviz.app.teacher import show_teacher_status, teacher_job
 from kdviz.app.training_view import accuracy_chart, cached_figure, loss_chart, probe_chart, status_row
-from kdviz.engine import TrainConfig, list_runs, start
+from kdviz.engine import list_runs
+from kdviz.engine.run_folder import read_config
+from kdviz.methods import method_of
+from kdviz.present.distill_configs import KD_JOB, SCRATCH_JOB, run_name, student_pair_configs
 
 K = {"T": "tr_T", "alpha": "tr_alpha", "epochs": "tr_epochs", "lr": "tr_lr", "seed": "tr_seed",
-     "overlay": "tr_overlay", "probe": "tr_probe", "probe_T": "tr_probe_T", "paused": "tr_paused"}
+     "overlay": "tr_overlay", "probe": "tr_probe", "probe_T": "tr_probe_T", "start_error": "tr_start_error"}
 # Defaults chosen so the KD student visibly beats scratch on digits within a few seconds (README).
 DEFAULTS = {K["T"]: 4.0, K["alpha"]: 0.9, K["epochs"]: 8, K["lr"]: 0.02, K["seed"]: 0}
+EXPERIMENT = "KD beside scratch"  # this page's experiments in the session
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.5"))
 REBUILD_S = 3.0 * REFRESH_S  # while a run is live, the slower charts are rebuilt at most this often
 state = st.session_state
@@ -46,7 +53,7 @@ with user_errors("Teacher"):
         teacher = teacher_job(settings)
 ready = teacher is not None and show_teacher_status(teacher, settings, key="tr-teacher")
 
-exp = session.current_experiment()
+exp = session.current_experiment(EXPERIMENT)
 running = exp is not None and not exp.done
 c1, c2, c3, c4 = st.columns([1, 1, 1, 1], vertical_alignment="bottom")
 c1.number_input("Temperature T", key=K["T"], step=1.0, format="%g", help="Any positive number; 2 to 20 is typical.")
@@ -59,116 +66,115 @@ T_value = None
 with user_errors("Temperature"):
     T_value = parse_temperature(state[K["T"]])
 
-def student_configs() -> tuple[TrainConfig, TrainConfig]:
-    """The KD and scratch configs: identical except for the method (and the teacher)."""
+
+def start_students() -> None:
+    """The Start button: both students as one experiment of this session (a bad setting is shown)."""
+    state[K["start_error"]] = None
     choice = settings.student_model
-    steps_per_epoch = -(-len(bundle.train_labels) // 64)
-    every = max(1, steps_per_epoch // 4)  # about four evaluations and snapshots per epoch
-    common = dict(dataset=settings.dataset, data_root=settings.data_root, model=choice.model,
-                  model_options=dict(choice.options), epochs=int(state[K["epochs"]]), lr=float(state[K["lr"]]),
-                  seed=int(state[K["seed"]]), batch_size=64, eval_every=every, snapshot_every=every,
-                  probe_count=10, probe_temperatures=sorted({1.0, T_value}), runs_root=session.runs_root())
-    kd = TrainConfig(method="kd", teacher=str(teacher.path), T=T_value, alpha=float(state[K["alpha"]]),
-                     name="kd-student", **common).validate()
-    return kd, TrainConfig(method="ce", name="scratch-student", **common).validate()
+    try:
+        configs = student_pair_configs(
+            teacher=str(teacher.path), T=T_value, alpha=float(state[K["alpha"]]), dataset=settings.dataset,
+            data_root=settings.data_root, model=choice.model, model_options=choice.options,
+            epochs=int(state[K["epochs"]]), lr=float(state[K["lr"]]), seed=int(state[K["seed"]]),
+            train_size=len(bundle.train_labels), runs_root=session.runs_root())
+        session.start_experiment(EXPERIMENT, configs)
+    except (ValueError, TypeError, OSError) as exc:
+        state[K["start_error"]] = plain_message(exc)
 
 
-def toggle_pause(exp: session.Experiment) -> None:
-    paused = not state.get(K["paused"], False)
-    for job in exp.jobs:
-        job.pause() if paused else job.resume()
-    state[K["paused"]] = paused
-
-
-def stop(exp: session.Experiment) -> None:
-    for job in exp.jobs:
-        job.stop()
-    state[K["paused"]] = False
-
-
-b1, b2, b3, _ = st.columns([2.2, 1, 1, 2.5], vertical_alignment="center")
-label = "Start KD and scratch students" if not running else "Running…"
-if b1.button(label, type="primary", icon=":material/play_arrow:", disabled=not ready or running or T_value is None,
-             width="stretch"):
-    with user_errors("Start"):
-        kd_cfg, scratch_cfg = student_configs()
-        manager = session.lab_manager()
-        session.add_experiment(session.Experiment(start(kd_cfg, manager), start(scratch_cfg, manager), str(teacher.path)))
-        state[K["paused"]] = False
-        st.rerun()
 # Pause and Stop live outside the refreshing fragment, so they stay clickable while it redraws.
-paused = running and state.get(K["paused"], False)
-b2.button("Resume" if paused else "Pause", icon=":material/play_arrow:" if paused else ":material/pause:",
-          disabled=not running, width="stretch", key="tr-pause", on_click=toggle_pause, args=(exp,))
-b3.button("Stop", icon=":material/stop:", disabled=not running, width="stretch", key="tr-stop", on_click=stop, args=(exp,))
+run_controls(list(exp.jobs.values()) if exp is not None else [], "tr", on_start=start_students,
+             start_label="Running…" if running else "Start KD and scratch students",
+             start_disabled=not ready or T_value is None)
+if state.get(K["start_error"]):
+    st.error(f"**Start:** {state[K['start_error']]}", icon=":material/warning:")
 
 st.divider()
 earlier = []
 with user_errors("Earlier runs"):
-    current = {str(j.path) for e in session.experiments() for j in e.jobs}
-    earlier = [r for r in list_runs(session.runs_root()) if r["path"] not in current and r["method"] in ("kd", "ce")
-               and not os.path.basename(r["path"]).split("-", 2)[-1].startswith("teacher")]
+    current = {str(job.path) for e in session.experiments() for job in e.jobs.values()}
+    earlier = [r for r in list_runs(session.runs_root()) if r["path"] not in current]
+    for row in earlier:
+        row["kind"] = method_of(read_config(row["path"])).label
+
+
+def describe_run(path: str) -> str:
+    """An earlier run in the overlay picker: folder, method, state and last test accuracy."""
+    row = next((r for r in earlier if r["path"] == path), None)
+    if row is None:
+        return path
+    acc = f" · {row['test_acc']:.1%}" if row.get("test_acc") else ""
+    return f"{row['name']} · {row['kind']} · {row['state']}{acc}"
+
+
+def charts(exp, overlays: list) -> None:
+    """Status rows and live charts of the experiment's two students."""
+    kd, scratch = job_view(exp.job(KD_JOB), KD_JOB), job_view(exp.job(SCRATCH_JOB), SCRATCH_JOB)
+    for view in (kd, scratch):
+        status_row(view.job, view.label)
+    t_acc = teacher.status().test_acc if teacher is not None else None
+    a, b = st.columns([3, 2])
+    with a:
+        version = (kd.metric_version, scratch.metric_version, tuple(v.metric_version for v in overlays), t_acc)
+        fig = cached_figure(f"acc-{kd.path}", version, lambda: accuracy_chart([kd, scratch], overlays, t_acc),
+                            0.0 if exp.done else REFRESH_S)
+        show_chart(fig, "test-accuracy", caption="Evaluated on the held-out test set about four times per epoch. "
+                   f"The {kd.label} should climb faster and stay above the {scratch.label}.")
+    with b:
+        probe(kd, scratch, exp.done)
+    a, b = st.columns(2)
+    for col, view in ((a, kd), (b, scratch)):
+        with col:
+            fig = cached_figure(f"loss-{view.path}", (view.metric_version,), lambda: loss_chart(view),
+                                0.0 if exp.done else REBUILD_S)
+            if fig is not None:
+                show_chart(fig, f"loss-{run_name(view.label)}",
+                           caption="Per training step. For KD the total is the soft part (scaled by T²) plus the "
+                           "hard part." if view is kd else "Per training step: cross-entropy on the labels only, "
+                           "so the total is the hard part.")
+
+
+def probe(kd, scratch, done: bool) -> None:
+    """Pick a probe image and temperature; draw its soft targets: teacher, KD and scratch students."""
+    ref = kd.reference()
+    if "probe/temperatures" not in ref:
+        return
+    temps = [float(t) for t in ref["probe/temperatures"]]
+    labels = ref["probe/labels"]
+    p1, p2 = st.columns(2)
+    p1.selectbox("Probe image", range(len(labels)), key=K["probe"],
+                 format_func=lambda i: f"#{i}: a {bundle.class_names[int(labels[i])]}")
+    p2.segmented_control("T", temps, key=K["probe_T"], default=temps[-1], format_func=lambda t: f"T = {t:g}")
+    t_index = temps.index(state.get(K["probe_T"]) or temps[-1])
+    sample = int(state.get(K["probe"]) or 0)
+    fig = cached_figure(f"probe-{kd.path}-{sample}-{t_index}", (kd.snapshot_version, scratch.snapshot_version),
+                        lambda: probe_chart(kd, scratch, bundle.class_names, sample, t_index), 0.0 if done else REBUILD_S)
+    if fig is not None:
+        show_chart(fig, "probe-soft-targets", caption="Blue: the teacher. As training goes on the KD student's "
+                   "bars take the teacher's shape, small ones included; the scratch student's do not.")
 
 
 def panel(live: bool) -> None:
-    """Status, controls and live charts of this session's latest experiment."""
+    """Status, live charts and overlays of this session's latest experiment."""
     session.touch()
-    exp = session.current_experiment()
+    exp = session.current_experiment(EXPERIMENT)
     if live and exp is not None and exp.done:
         st.rerun(scope="app")  # redraw once without the timer, and enable Start again
     overlays = []
     for path in state.get(K["overlay"], []):
         with user_errors(f"Run folder {path}"):
             overlays.append(folder_view(path))
-    if exp is None:
-        st.info("Press **Start** to train both students. The charts fill in live; you need not click anything.",
-                icon=":material/info:")
-        if overlays:
-            show_chart(accuracy_chart([], overlays), "test-accuracy", caption="Earlier runs, reopened from their folders.")
+    if exp is not None:
+        charts(exp, overlays)
         return
-    kd, scratch = job_view(exp.kd, "KD student"), job_view(exp.scratch, "scratch student")
-    status_row(exp.kd, "KD student")
-    status_row(exp.scratch, "Scratch student")
-    t_acc = teacher.status().test_acc if teacher is not None else None
-    a, b = st.columns([3, 2])
-    with a:
-        version = (kd.metric_version, scratch.metric_version, tuple(v.metric_version for v in overlays), t_acc)
-        fig = cached_figure(f"acc-{kd.path}", version, lambda: accuracy_chart(
-            [(kd, "kd student"), (scratch, "scratch student")], overlays, t_acc), 0.0 if exp.done else REFRESH_S)
-        show_chart(fig, "test-accuracy", caption="Evaluated on the held-out test set about four times per epoch. "
-                   "The KD student (orange) should climb faster and stay above the scratch student (green).")
-    with b:
-        ref = kd.reference()
-        if "probe/temperatures" in ref:
-            temps = [float(t) for t in ref["probe/temperatures"]]
-            labels = ref["probe/labels"]
-            p1, p2 = st.columns(2)
-            p1.selectbox("Probe image", range(len(labels)), key=K["probe"],
-                         format_func=lambda i: f"#{i}: a {bundle.class_names[int(labels[i])]}")
-            p2.segmented_control("T", temps, key=K["probe_T"], default=temps[-1], format_func=lambda t: f"T = {t:g}")
-            t_index = temps.index(state.get(K["probe_T"]) or temps[-1])
-            sample = int(state.get(K["probe"]) or 0)
-            fig = cached_figure(f"probe-{kd.path}-{sample}-{t_index}", (kd.snapshot_version, scratch.snapshot_version),
-                                lambda: probe_chart(kd, scratch, bundle.class_names, sample, t_index),
-                                0.0 if exp.done else REBUILD_S)
-            if fig is not None:
-                show_chart(fig, "probe-soft-targets", caption="Blue: the teacher. As training goes on the KD student's "
-                           "bars take the teacher's shape, small ones included; the scratch student's do not.")
-    a, b = st.columns(2)
-    for col, view, who in ((a, kd, "KD student"), (b, scratch, "Scratch student")):
-        with col:
-            fig = cached_figure(f"loss-{view.path}", (view.metric_version,), lambda: loss_chart(view, who),
-                                0.0 if exp.done else REBUILD_S)
-            if fig is not None:
-                show_chart(fig, "loss-kd-student" if view is kd else "loss-scratch-student", caption="Per training step. For KD the total is the soft part "
-                           "(scaled by T²) plus the hard part." if view is kd else "Per training step: cross-entropy "
-                           "on the labels only, so the total is the hard part.")
+    st.info("Press **Start** to train both students. The charts fill in live; you need not click anything.",
+            icon=":material/info:")
+    if overlays:
+        show_chart(accuracy_chart([], overlays), "test-accuracy", caption="Earlier runs, reopened from their folders.")
 
 
 if bundle is not None:
     st.multiselect("Overlay earlier runs (dotted)", [r["path"] for r in earlier], key=K["overlay"],
-                   format_func=lambda p: next((f"{r['name']} · {r['state']}" + (f" · {r['test_acc']:.1%}" if r.get("test_acc") else "")
-                                               for r in earlier if r["path"] == p), p),
-                   placeholder="Pick earlier KD or scratch runs from the runs folder to compare")
+                   format_func=describe_run, placeholder="Pick earlier runs from the runs folder to compare")
     live = exp is not None and not exp.done
     st.fragment(run_every=REFRESH_S if live else None)(panel)(live)
