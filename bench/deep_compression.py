@@ -14,7 +14,12 @@ test error and from 1070 KB to 27 KB (40x).
 Also prints accuracy against bits (2..8) for linear, density and random initialisation, without
 and with a short centroid fine-tuning.
 
-    python bench/deep_compression.py [--root ../shared/data/mnist] [--cache bench/cache/han_pruning]
+This is the in-process reference at MNIST scale (plain PyTorch loops, no engine); the lab's pages,
+widgets and notebook run the same recipe as two engine runs (``kdviz.methods.deep_compression``).
+``--quick`` is a smoke run of every step with very short training (1 baseline epoch, 2 AGP rounds,
+20 fine-tuning steps per sweep point); it neither reads nor writes the caches.
+
+    python bench/deep_compression.py [--quick] [--root ../shared/data/mnist] [--cache bench/cache/han_pruning]
 """
 from __future__ import annotations
 
@@ -32,14 +37,15 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kdviz.data import load_dataset  # noqa: E402
 from kdviz.models import build_model  # noqa: E402
-from kdviz.prune import accuracy, agp_targets, fine_tune, iterative_prune, load_pruned, save_pruned, size_report  # noqa: E402
-from kdviz.quant import (attach_shared_model, bake_shared_weights, centroid_parameters, encode_model,  # noqa: E402
-                         kmeans_quantize, model_size)
+from kdviz.prune import accuracy, agp_targets, fine_tune, iterative_prune, load_pruned, save_pruned  # noqa: E402
+from kdviz.quant import attach_shared_model, centroid_parameters, kmeans_quantize, model_size  # noqa: E402
+from kdviz.quant.pipeline import decoded_model, dense_stage, encode_shared, pruned_stage  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 HAN = {"error": (1.64, 1.58), "kb": (1070, 27), "rate": 40}
 TARGETS = {"fc1.weight": 0.92, "fc2.weight": 0.91, "fc3.weight": 0.74}  # Han et al. 2015: 8%, 9%, 26% kept
 LAYERS = ("fc1", "fc2", "fc3")
+QUICK = {"epochs": 1, "rounds": 2, "retrain": 1, "ft_epochs": 1, "sweep_steps": 20}  # --quick: far from converged
 
 
 def log(msg: str) -> None:
@@ -61,7 +67,7 @@ def pruned_model(data, cache: Path, args):
     """(dense baseline, pruned model, masks, where they came from)."""
     base = build_model("lenet300", input_shape=(1, 28, 28), num_classes=10)
     pruned = build_model("lenet300", input_shape=(1, 28, 28), num_classes=10)
-    if (cache / "baseline.pt").is_file() and (cache / "pruned.pt").is_file():
+    if not args.quick and (cache / "baseline.pt").is_file() and (cache / "pruned.pt").is_file():
         base.load_state_dict(torch.load(cache / "baseline.pt", weights_only=True))
         masks = load_pruned(pruned, cache / "pruned.pt")
         return base, pruned, masks, f"baseline and pruned model reused from {cache}"
@@ -69,20 +75,22 @@ def pruned_model(data, cache: Path, args):
     start = time.perf_counter()
     torch.manual_seed(args.seed)
     base = build_model("lenet300", input_shape=(1, 28, 28), num_classes=10)
-    if (own / "baseline.pt").is_file():
+    if not args.quick and (own / "baseline.pt").is_file():
         base.load_state_dict(torch.load(own / "baseline.pt", weights_only=True))
     else:
         log(f"training the dense baseline ({args.epochs} epochs) ...")
         train(base, None, data, 0.05, args.epochs, args.seed)
-        own.mkdir(parents=True, exist_ok=True)
-        torch.save(base.state_dict(), own / "baseline.pt")
+        if not args.quick:
+            own.mkdir(parents=True, exist_ok=True)
+            torch.save(base.state_dict(), own / "baseline.pt")
     pruned = copy.deepcopy(base)
-    log("pruning with kdviz.prune (4 AGP rounds of 1 epoch, then 4 epochs of retraining) ...")
-    masks, _ = iterative_prune(pruned, agp_targets(TARGETS, 4),
+    log(f"pruning with kdviz.prune ({args.rounds} AGP rounds of 1 epoch, then {args.retrain} epochs of retraining) ...")
+    masks, _ = iterative_prune(pruned, agp_targets(TARGETS, args.rounds),
                                lambda m, mk: train(m, mk, data, 0.005, 1, args.seed + 1),
                                lambda m: accuracy(m, data.test_images, data.test_labels))
-    train(pruned, masks, data, 0.005, 4, args.seed + 2)
-    save_pruned(pruned, masks, own / "pruned.pt")
+    train(pruned, masks, data, 0.005, args.retrain, args.seed + 2)
+    if not args.quick:
+        save_pruned(pruned, masks, own / "pruned.pt")
     return base, pruned, masks, f"baseline and pruned model made here in {time.perf_counter() - start:.0f} s"
 
 
@@ -109,7 +117,7 @@ def quantize_and_finetune(pruned, masks, data, bits, init, epochs, lr, seed, ste
     return model, acc0
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=str(HERE.parent.parent / "shared" / "data" / "mnist"))
     parser.add_argument("--cache", default=str(HERE / "cache" / "han_pruning"), help="han_pruning's cache folder")
@@ -121,59 +129,56 @@ def main() -> None:
     parser.add_argument("--ft-lr", type=float, default=1e-4, help="centroid learning rate (gradients are summed)")
     parser.add_argument("--sweep-steps", type=int, default=150, help="fine-tuning steps per point of the bits sweep")
     parser.add_argument("--figure", default=None, help="write the size waterfall as HTML here")
+    parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK} (no caches read or written)")
     args = parser.parse_args()
-    t0 = time.perf_counter()
-    torch.set_num_threads(args.threads)
-    if not Path(args.root).is_dir():
-        sys.exit(f"MNIST not found at {args.root}; pass --root")
-    data = load_dataset("mnist", root=args.root)
-    err = lambda m: 100 * (1 - accuracy(m, data.test_images, data.test_labels))  # noqa: E731
-    log(f"LeNet-300-100 on MNIST; torch threads {torch.get_num_threads()}; load average {os.getloadavg()[0]:.1f} "
-        f"on {os.cpu_count()} cores (machine shared with other jobs)")
+    args.rounds, args.retrain = 4, 4
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    return args
 
-    base, pruned, masks, origin = pruned_model(data, Path(args.cache), args)
-    log(origin)
-    base_err, pruned_err = err(base), err(pruned)
-    n_weights = sum(getattr(base, n).weight.numel() for n in LAYERS)
+
+def compress(base, pruned, masks, data, args, err):
+    """The stages [(name, bytes, error %)], the Huffman ModelSize and the other printed figures,
+    measured with ``kdviz.quant.pipeline`` (the accounting the lab's pages use)."""
     n_bias = sum(getattr(base, n).bias.numel() for n in LAYERS)
-    pruned_bytes = size_report(pruned).total("relative", include_other=False)
-
     t_q = time.perf_counter()
     model, acc_q0 = quantize_and_finetune(pruned, masks, data, args.bits, "linear", args.ft_epochs, args.ft_lr, args.seed)
-    quant_err0, quant_err = 100 * (1 - acc_q0), err(model)
     shared = {n: getattr(model, n).parametrizations.weight[0].shared_weights() for n in LAYERS}
-    fixed, huff = encode_model(shared, huffman=False), encode_model(shared, huffman=True)
-    decoded = copy.deepcopy(bake_shared_weights(copy.deepcopy(model)))
-    with torch.no_grad():
-        for n in LAYERS:
-            getattr(decoded, n).weight.copy_(torch.from_numpy(huff[n].decode()))
-    decoded_err = err(decoded)
-    q_seconds = time.perf_counter() - t_q
-    fixed_size, huff_size = model_size(fixed, n_bias), model_size(huff, n_bias)
-
-    stages = [("dense", 4 * n_weights, base_err), ("pruned", pruned_bytes, pruned_err),
-              (f"{args.bits}-bit k-means", fixed_size.compressed_bits / 8, quant_err),
+    encodings = encode_shared(shared)
+    decoded_err = err(decoded_model(pruned, model.state_dict(), encodings.huffman))
+    fixed_size, huff_size = model_size(encodings.fixed, n_bias), model_size(encodings.huffman, n_bias)
+    stages = [("dense", dense_stage(base, 0.0).nbytes, err(base)), ("pruned", pruned_stage(pruned, 0.0).nbytes, err(pruned)),
+              (f"{args.bits}-bit k-means", fixed_size.compressed_bits / 8, err(model)),
               ("Huffman", huff_size.compressed_bits / 8, decoded_err)]
-    print(f"\n=== Deep Compression, LeNet-300-100 on MNIST (weights only, 1 KB = 1000 B) ===")
+    extra = {"quant_err0": 100 * (1 - acc_q0), "n_bias": n_bias, "seconds": time.perf_counter() - t_q}
+    return stages, huff_size, extra
+
+
+def print_stages(stages, huff_size, extra, bits: int) -> None:
+    n_weights, n_bias = stages[0][1] / 4, extra["n_bias"]
+    print("\n=== Deep Compression, LeNet-300-100 on MNIST (weights only, 1 KB = 1000 B) ===")
     print(f"{'stage':22}{'test error':>12}{'size':>12}{'rate':>9}")
     for name, nbytes, e in stages:
         print(f"{name:22}{e:>11.2f}%{nbytes / 1000:>9.1f} KB{4 * n_weights / nbytes:>8.1f}x")
-    print(f"{'(k-means before fine-tuning)':22}{quant_err0:>11.2f}%")
+    print(f"{'(k-means before fine-tuning)':22}{extra['quant_err0']:>11.2f}%")
     print(f"{'Han et al. 2016':22}{HAN['error'][0]:>6.2f}% -> {HAN['error'][1]:.2f}%  "
           f"{HAN['kb'][0]} KB -> {HAN['kb'][1]} KB  {HAN['rate']}x")
     print("\nper layer (Huffman):  layer  kept   entries  index bits  gap bits  codebook+tables  rate")
     for s in huff_size.layers:
         print(f"{'':22}{s.name:5}{100 * s.n_kept / s.n_weights:6.1f}%{s.n_entries:>9,}{s.value_bits:>12,}"
               f"{s.sparse_index_bits:>10,}{s.codebook_bits + s.table_bits:>17,}{s.rate:>7.1f}x")
-    print(f"bits per stored entry: index {sum(s.value_bits for s in huff_size.layers) / sum(s.n_entries for s in huff_size.layers):.2f}"
-          f" (fixed {math.ceil(math.log2(2 ** args.bits + 1))}), gap "
-          f"{sum(s.sparse_index_bits for s in huff_size.layers) / sum(s.n_entries for s in huff_size.layers):.2f} (fixed 5)")
+    entries = sum(s.n_entries for s in huff_size.layers)
+    print(f"bits per stored entry: index {sum(s.value_bits for s in huff_size.layers) / entries:.2f}"
+          f" (fixed {math.ceil(math.log2(2 ** bits + 1))}), gap "
+          f"{sum(s.sparse_index_bits for s in huff_size.layers) / entries:.2f} (fixed 5)")
     print(f"with biases (float32, {n_bias}): {(4 * (n_weights + n_bias)) / 1000:.1f} KB -> "
           f"{(huff_size.compressed_bits / 8 + 4 * n_bias) / 1000:.1f} KB, {huff_size.rate_with_biases:.1f}x")
-    print(f"decoded-from-bytes model error {decoded_err:.2f}% (fine-tuned shared model {quant_err:.2f}%)")
-    rate, delta = huff_size.rate, decoded_err - base_err
-    print(f"quantize + fine-tune + encode: {q_seconds:.0f} s")
+    print(f"decoded-from-bytes model error {stages[3][2]:.2f}% (fine-tuned shared model {stages[2][2]:.2f}%)")
+    print(f"quantize + fine-tune + encode: {extra['seconds']:.0f} s")
 
+
+def print_sweep(pruned, masks, data, args, err) -> None:
     print(f"\naccuracy against bits (pruned model; k-means, then {args.sweep_steps} fine-tuning steps), test error %:")
     print(f"{'bits':>6}" + "".join(f"{i + ' (no ft)':>18}{i + ' (ft)':>14}" for i in ("linear", "density", "random")))
     for bits in range(2, 9):
@@ -183,11 +188,29 @@ def main() -> None:
             row += f"{100 * (1 - a0):>18.2f}{err(m):>14.2f}"
         print(row, flush=True)
 
+
+def main() -> None:
+    args = parse_args()
+    t0 = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    if not Path(args.root).is_dir():
+        sys.exit(f"MNIST not found at {args.root}; pass --root")
+    data = load_dataset("mnist", root=args.root)
+    err = lambda m: 100 * (1 - accuracy(m, data.test_images, data.test_labels))  # noqa: E731
+    log(f"LeNet-300-100 on MNIST; torch threads {torch.get_num_threads()}; load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores (machine shared with other jobs)")
+    base, pruned, masks, origin = pruned_model(data, Path(args.cache), args)
+    log(origin)
+    stages, huff_size, extra = compress(base, pruned, masks, data, args, err)
+    print_stages(stages, huff_size, extra, args.bits)
+    print_sweep(pruned, masks, data, args, err)
     wall = time.perf_counter() - t0
+    rate, delta = huff_size.rate, stages[3][2] - stages[0][2]
     ok_rate, ok_err, ok_time = rate >= 35, delta <= 0.1, wall < 20 * 60
     print(f"\ntargets: >= 35x: {'PASS' if ok_rate else 'FAIL'} ({rate:.1f}x); error change <= +0.1 pp vs the dense "
           f"baseline: {'PASS' if ok_err else 'FAIL'} ({delta:+.2f} pp); under 20 min: {'PASS' if ok_time else 'FAIL'} "
-          f"({wall / 60:.1f} min wall for this script; load average now {os.getloadavg()[0]:.1f})")
+          f"({wall / 60:.1f} min wall for this script; load average now {os.getloadavg()[0]:.1f})"
+          f"{'; quick smoke run: far from the paper by design' if args.quick else ''}")
     if args.figure:
         from kdviz.figures.quantization import size_waterfall
 

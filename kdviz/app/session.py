@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
@@ -96,9 +97,15 @@ def runtime_session_active(session_id: str) -> bool | None:
     return answer if isinstance(answer, bool) else None  # AppTest's mock runtime answers a MagicMock
 
 
+class Stoppable(Protocol):
+    """A job or an experiment: what the watchdog stops when its session has gone."""
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class _Session:
-    jobs: list[Job] = field(default_factory=list)
+    jobs: list[Stoppable] = field(default_factory=list)
     last_seen: float = field(default_factory=time.monotonic)
     tracked: bool = False  # the runtime has reported this session connected at least once
     gone_since: float | None = None
@@ -130,13 +137,15 @@ class SessionWatchdog:
             s.last_seen, s.gone_since = self.clock(), None
             s.tracked = s.tracked or active is True
 
-    def add_job(self, session_id: str, job: Job) -> None:
+    def add_job(self, session_id: str, job: Stoppable) -> None:
+        """Stop ``job`` (a ``Job``, or an ``Experiment``: all its jobs and the stages not started yet)
+        when the session has gone."""
         self.touch(session_id)
         with self._lock:
             self._sessions[session_id].jobs.append(job)
         self._ensure_thread()
 
-    def jobs(self, session_id: str) -> list[Job]:
+    def jobs(self, session_id: str) -> list[Stoppable]:
         with self._lock:
             s = self._sessions.get(session_id)
             return list(s.jobs) if s else []
@@ -144,7 +153,7 @@ class SessionWatchdog:
     def check(self) -> list[str]:
         """One pass: stop the jobs of every gone session; return the ids of those sessions."""
         now = self.clock()
-        gone: list[tuple[str, list[Job]]] = []
+        gone: list[tuple[str, list[Stoppable]]] = []
         with self._lock:
             items = list(self._sessions.items())
         for sid, s in items:
@@ -220,12 +229,13 @@ def experiments(title: str | None = None) -> list[Experiment]:
 
 
 def _watch(experiment: Experiment) -> None:
-    """Hand the experiment's jobs to the watchdog, each once (stages start later: call again)."""
+    """Hand the experiment to the watchdog, once: when the tab closes, ``experiment.stop()`` stops
+    every job it has started and cancels its stages not started yet (also those a background
+    thread would start while the user is on another page)."""
     watched = st.session_state.setdefault(WATCHED_KEY, set())
-    for job in experiment.jobs.values():
-        if id(job) not in watched:
-            watched.add(id(job))
-            watchdog().add_job(session_id(), job)
+    if id(experiment) not in watched:
+        watched.add(id(experiment))
+        watchdog().add_job(session_id(), experiment)
 
 
 def add_experiment(experiment: Experiment) -> Experiment:

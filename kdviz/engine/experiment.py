@@ -63,6 +63,9 @@ class Experiment:
         with self._lock:
             if name in self._jobs or any(s.name == name for s in self._stages):
                 raise ValueError(f"experiment already has a job named {name!r}")
+            if after in self._blocked:
+                self._blocked[name] = f"{after} never started"
+                return
             if after not in self._jobs and not any(s.name == after for s in self._stages):
                 raise ValueError(f"stage {name!r} waits for {after!r}, which is not part of the experiment")
             self._stages.append(Stage(name, after, build))
@@ -83,7 +86,12 @@ class Experiment:
                     self._blocked[stage.name] = f"{stage.after} ended {state.state!r}: {state.message}"
                     self._block_followers(stage.name)
                     continue
-                self._jobs[stage.name] = start(stage.build(dict(self._jobs)), self.manager)
+                try:
+                    self._jobs[stage.name] = start(stage.build(dict(self._jobs)), self.manager)
+                except (ValueError, TypeError, OSError) as exc:  # a bad config: say why, never vanish
+                    self._blocked[stage.name] = f"could not start: {exc}"
+                    self._block_followers(stage.name)
+                    continue
                 started.append(stage.name)
         return started
 

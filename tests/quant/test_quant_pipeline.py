@@ -1,89 +1,103 @@
-"""The Deep Compression pipeline (prune -> k-means -> Huffman) and its background job, on digits."""
+"""Deep Compression's size accounting (``kdviz.quant.pipeline``) on a small pruned and clustered model.
+
+Expected byte counts are recomputed here from the masks alone (Han's relative indices: a filler
+entry per 2^gap_bits positions of a long gap; fixed-width codes of ceil(log2(K + 1)) bits), never
+read back from the code under test.
+"""
 from __future__ import annotations
 
-import copy
-import time
+import math
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
-from kdviz.data import load_dataset
 from kdviz.models import build_model
-from kdviz.quant.pipeline import DeepCompressionConfig, deep_compression, preset
-from kdviz.quant.pipeline_job import DeepCompressionJob
+from kdviz.quant import attach_shared_model, kmeans_quantize
+from kdviz.quant.pipeline import (
+    decoded_model, dense_stage, encode_shared, huffman_stage, pruned_stage, quantized_stage, weight_count,
+)
 
-torch.set_num_threads(1)
+LAYERS = ("fc1", "fc2", "fc3")
+SPARSITY = {"fc1": 0.9, "fc2": 0.8, "fc3": 0.5}
+BITS = 3
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
-def model(digits):
+def pruned():
+    """LeNet-300-100 on 8x8 inputs with the smallest weights of each layer set to exactly 0."""
     torch.manual_seed(0)
-    m = build_model("lenet300", input_shape=(1, 8, 8), num_classes=10)
-    opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
-    for _ in range(150):
-        idx = torch.randint(0, len(digits.train_labels), (64,))
-        opt.zero_grad()
-        F.cross_entropy(m(digits.train_images[idx]), digits.train_labels[idx]).backward()
-        opt.step()
-    return m.eval()
+    model = build_model("lenet300", input_shape=(1, 8, 8), num_classes=10)
+    with torch.no_grad():
+        for name in LAYERS:
+            w = getattr(model, name).weight
+            cut = w.abs().flatten().kthvalue(int(SPARSITY[name] * w.numel())).values
+            w[w.abs() <= cut] = 0.0
+    return model
 
 
 @pytest.fixture(scope="module")
-def result(model, digits):
-    before = copy.deepcopy(model.state_dict())
-    cfg = preset("digits", bits=4, prune_rounds=2, round_epochs=2.0, retrain_epochs=4.0, finetune_epochs=2.0)
-    seen = []
-    res = deep_compression(model, digits, cfg, on_stage=lambda s: seen.append(s.name))
-    assert seen == ["dense", "pruned", "4-bit k-means", "Huffman"]
-    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the input is untouched
-    return res
+def shared(pruned):
+    return {n: kmeans_quantize(getattr(pruned, n).weight, BITS, init="linear") for n in LAYERS}
 
 
-def test_each_stage_is_smaller_and_pruned_weights_stay_zero(result, model):
-    sizes = [s.nbytes for s in result.stages]
-    assert all(a > b for a, b in zip(sizes, sizes[1:]))
-    assert sizes[0] == 4 * sum(getattr(model, n).weight.numel() for n in ("fc1", "fc2", "fc3"))
-    w1 = result.pruned.fc1.weight.detach().numpy()
-    assert abs((w1 == 0).mean() - 0.92) < 0.005 and abs((result.pruned.fc3.weight.detach().numpy() == 0).mean() - 0.74) < 0.01
-    for name, sw in result.shared.items():
-        w = sw.weight().numpy()
-        pruned = getattr(result.pruned, name).weight.detach().numpy() == 0
-        assert (w[pruned] == 0).all() and len(np.unique(w[~pruned])) <= 16
-        assert not np.array_equal(sw.centroids.numpy(), result.centroids_initial[name])  # fine-tuned
+def entries(mask: np.ndarray, gap_bits: int) -> int:
+    """Kept weights plus the filler entries that bridge gaps above 2^gap_bits positions."""
+    kept = np.flatnonzero(mask.ravel())
+    gaps = np.diff(np.concatenate(([-1], kept)))
+    return int(kept.size + ((gaps - 1) // 2**gap_bits).sum())
 
 
-def test_huffman_size_is_the_encoded_bytes_and_decodes_exactly(result, digits):
-    huffman = result.stages[-1]
+def test_dense_and_pruned_sizes_follow_han(pruned):
+    n = 64 * 300 + 300 * 100 + 100 * 10
+    assert weight_count(pruned) == n
+    dense = dense_stage(pruned, 0.9)
+    assert dense.nbytes == 4 * n and dense.error == pytest.approx(0.1)
+    masks = {name: getattr(pruned, name).weight.detach().numpy() != 0 for name in LAYERS}
+    expected = sum(math.ceil(entries(m, 5) * (32 + 5) / 8) for m in masks.values())
+    stage = pruned_stage(pruned, 0.85, seconds=2.0)
+    kept = sum(m.sum() for m in masks.values()) / n
+    assert stage.nbytes == expected and stage.seconds == 2.0 and f"{kept:.1%} of weights kept" in stage.note
+
+
+def test_fixed_width_and_huffman_sizes_are_the_encoded_bytes(pruned, shared):
+    encodings = encode_shared(shared)
+    expected = 0
+    for name, sw in shared.items():
+        mask = getattr(pruned, name).weight.detach().numpy() != 0
+        assert np.array_equal(sw.mask.numpy(), mask)  # exact zeros count as pruned
+        k, e = sw.num_clusters, entries(mask, 5)
+        expected += math.ceil(e * math.ceil(math.log2(k + 1)) / 8) + math.ceil(e * 5 / 8) + 4 * k
+    fixed = quantized_stage(encodings, f"{BITS}-bit", 0.8, accuracy_before_finetune=0.7)
+    assert fixed.nbytes == expected and fixed.name == "3-bit k-means" and "70.00% accuracy" in fixed.note
+    huffman = huffman_stage(encodings, 0.8)
     total = sum(len(e.index.data) + len(e.gaps.data) + len(e.codebook) + len(e.index_table) + len(e.gap_table)
-                for e in result.encoded.values())
-    assert huffman.nbytes == total < result.stages[2].nbytes
-    for name, e in result.encoded.items():
-        assert np.array_equal(e.decode(), result.shared[name].weight().numpy())
-    assert result.quantized.fc1.weight.shape == (300, 64)  # the quantized model still works after decoding
-    assert abs(huffman.accuracy - result.stages[2].accuracy) < 1e-9
+                for e in encodings.huffman.values())
+    assert huffman.nbytes == total < fixed.nbytes
+    for name, layer in encodings.huffman.items():
+        decoded = layer.decode()
+        assert np.array_equal(decoded, shared[name].weight().numpy())
+        assert np.array_equal(encodings.fixed[name].decode(), decoded)
+        assert len(np.unique(decoded[decoded != 0])) <= 2**BITS and (decoded[~shared[name].mask.numpy()] == 0).all()
 
 
-def test_config_is_checked():
-    for bad, match in ((dict(bits=0), "bits must be in 1..16"), (dict(hidden_sparsity=1.0), "hidden_sparsity: sparsity must be in"),
-                       (dict(prune_rounds=0), "prune_rounds"), (dict(finetune_lr=0.0), "finetune_lr"),
-                       (dict(init="spread"), "k-means initialisation")):
-        with pytest.raises(ValueError, match=match):
-            DeepCompressionConfig(**bad).validate()
+def test_decoded_model_computes_what_the_shared_model_does(pruned, shared):
+    model = build_model("lenet300", input_shape=(1, 8, 8), num_classes=10)
+    model.load_state_dict(pruned.state_dict())
+    with torch.no_grad():
+        model.fc2.bias.add_(0.25)  # a bias the decoded model must take from the state
+    attach_shared_model(model, shared)
+    state = model.state_dict()
+    assert "fc1.weight" not in state  # parametrized: the weight is not a plain entry
+    decoded = decoded_model(pruned, state, encode_shared(shared).huffman)
+    x = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(decoded(x), model(x), atol=1e-6)
+        assert torch.equal(decoded.fc2.bias, model.fc2.bias) and not torch.equal(decoded.fc2.bias, pruned.fc2.bias)
 
 
-def test_job_runs_in_the_background_and_stops_on_request(model, digits):
-    with pytest.raises(TypeError, match="DatasetBundle"):
-        DeepCompressionJob(model, "digits")
-    job = DeepCompressionJob(model, digits, preset("digits", round_epochs=200.0)).start()
-    time.sleep(0.5)
-    assert job.status().state == "running"
-    job.stop()
-    status = job.wait(30)
-    assert status.state == "stopped" and "stopped after" in status.message and len(job.stages()) < 4
+def test_bad_input_is_named(pruned, shared):
+    with pytest.raises(ValueError, match="no shared-weight layers"):
+        encode_shared({})
+    with pytest.raises(ValueError, match=r"encoded layers \['conv9'\] are not in the model"):
+        decoded_model(pruned, pruned.state_dict(), {"conv9": encode_shared(shared).huffman["fc1"]})

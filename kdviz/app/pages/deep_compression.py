@@ -1,9 +1,11 @@
 """Deep Compression: prune, then quantize with k-means, then Huffman-code, each stage measured.
 
 Han, Mao, Dally 2016 ("Deep Compression", figure 1, table 1): LeNet-300-100 on MNIST goes from
-1070 KB to 27 KB (40x) at 1.58% error (1.64% dense). The pipeline (``kdviz.quant.pipeline``) runs
-in a background thread (``DeepCompressionJob``); a fragment redraws its progress and the size
-waterfall every second, so the page never waits for it.
+1070 KB to 27 KB (40x) at 1.58% error (1.64% dense). The two training stages are engine runs of
+one experiment (``kdviz.methods.deep_compression``): a pruning run from the baseline, then a
+k-means run from its weights, queued by the lab's job manager, listed on Compare runs, stopped with
+the session. A fragment redraws their progress, their accuracy and the size waterfall
+(``kdviz.present.deep_compression``) every second, so the page never waits for them.
 """
 from __future__ import annotations
 
@@ -14,29 +16,49 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import csv_button, show_chart
+from kdviz.app.components import guarded, pick_layer, run_controls, show_run_status, status_row
 from kdviz.app.errors import user_errors
 from kdviz.app.quantization_view import BASELINES, baseline_job, baseline_name
 from kdviz.app.sidebar import current_settings, load_bundle
-from kdviz.app.components import show_run_status
-from kdviz.engine import load_trained_model
 from kdviz.figures.quantization import codebook_histogram, size_waterfall
 from kdviz.figures.quantization_explorer import legend_below
-from kdviz.quant.pipeline import preset
-from kdviz.quant.pipeline_job import DeepCompressionJob
+from kdviz.figures.training import accuracy_comparison
+from kdviz.methods.deep_compression import TITLE, deep_compression_experiment, preset
+from kdviz.present.deep_compression import (
+    DeepCompressionView, codebook_data, layer_rows, stage_rows, waterfall_stages,
+)
 
 K = {"model": "dc_model", "hidden": "dc_hidden", "output": "dc_output", "bits": "dc_bits", "init": "dc_init",
      "rounds": "dc_rounds", "round_epochs": "dc_round_epochs", "retrain": "dc_retrain", "finetune": "dc_finetune",
-     "job": "dc_job", "layer": "dc_layer"}
+     "view": "dc_view", "layer": "dc_layer"}
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.0"))
 HAN = "Han et al. 2016, LeNet-300-100 on MNIST: 1070 KB → 27 KB (40x), error 1.64% → 1.58%"
+NUMBERS = {c: st.column_config.NumberColumn(format="%.2f") for c in
+           ("size (KB)", "ratio (x)", "test error (%)", "error change (points)", "seconds")}
 state = st.session_state
 
+
+def current_view() -> DeepCompressionView | None:
+    """This session's latest Deep Compression experiment (``session`` keeps it, polls it and hands
+    its stage jobs to the watchdog), seen through a view kept between reruns so each refresh reads
+    only what is new."""
+    exp = session.current_experiment(TITLE)
+    if exp is None:
+        return None
+    kept = state.get(K["view"])
+    if kept is None or kept.experiment is not exp:
+        kept = state[K["view"]] = DeepCompressionView(exp)
+    return kept
+
+
+# ---- the page -----------------------------------------------------------------------------------
 st.title("Deep Compression")
 st.markdown(
     "Three stages, each on top of the last (Han, Mao & Dally 2016): **prune** the small weights and retrain "
     "(Han et al. 2015), **quantize** what is left to $2^b$ shared values with k-means and fine-tune them, then "
-    "**Huffman-code** the indices and the gaps between kept weights. Every size below is the length of real "
-    f"encoded bytes, and the last model is decoded from those bytes before it is tested. ({HAN}.)"
+    "**Huffman-code** the indices and the gaps between kept weights. The two training stages are runs of their "
+    "own (see them on Compare runs). Every size below is the length of real encoded bytes, and the last model "
+    f"is decoded from those bytes before it is tested. ({HAN}.)"
 )
 session.touch()
 settings = current_settings()
@@ -57,8 +79,7 @@ if job is not None and show_run_status(job, baseline_name(job, state[K["model"]]
                                        lambda: baseline_job(settings, state[K["model"]], retry=True), "dc", "baseline"):
     ready = True
 
-running = state.get(K["job"]) is not None and not state[K["job"]].done
-c1, c2, c3, c4, c5 = st.columns([2, 2, 2, 2, 2], vertical_alignment="bottom")
+c1, c2, c3, c4 = st.columns(4, vertical_alignment="bottom")
 c1.slider("Sparsity of the hidden layers", 0.5, 0.98, step=0.01, key=K["hidden"],
           help="Han et al. 2015 prune 92% of fc1 and 91% of fc2 in LeNet-300-100.")
 c2.slider("Sparsity of the output layer", 0.0, 0.95, step=0.01, key=K["output"],
@@ -73,82 +94,72 @@ with c4.popover("More settings", icon=":material/tune:", width="stretch"):
 
 
 def start_pipeline() -> None:
-    config = preset(settings.dataset, hidden_sparsity=float(state[K["hidden"]]), output_sparsity=float(state[K["output"]]),
-                    bits=int(state[K["bits"]]), init=state[K["init"]], prune_rounds=int(state[K["rounds"]]),
-                    round_epochs=float(state[K["round_epochs"]]), retrain_epochs=float(state[K["retrain"]]),
-                    finetune_epochs=float(state[K["finetune"]]))
-    dc = DeepCompressionJob(load_trained_model(job.path).eval(), bundle, config).start()
-    session.watchdog().add_job(session.session_id(), dc)
-    state[K["job"]] = dc
+    """Start the experiment from the finished baseline with the controls' options."""
+    options = preset(settings.dataset, hidden_sparsity=float(state[K["hidden"]]), output_sparsity=float(state[K["output"]]),
+                     bits=int(state[K["bits"]]), init=state[K["init"]], prune_rounds=int(state[K["rounds"]]),
+                     round_epochs=float(state[K["round_epochs"]]), retrain_epochs=float(state[K["retrain"]]),
+                     finetune_epochs=float(state[K["finetune"]]))
+    session.add_experiment(deep_compression_experiment(job.path, options, session.lab_manager(),
+                                                       runs_root=session.runs_root()))
 
 
-if c5.button("Compress" if not running else "Running…", type="primary", icon=":material/compress:",
-             disabled=not ready or running, width="stretch"):
-    with user_errors("Start"):
-        start_pipeline()
-        st.rerun()
+view = current_view()
+stage_jobs = list(view.experiment.jobs.values()) if view is not None else []
+if ready:
+    run_controls(stage_jobs, "dc", on_start=guarded("Start", start_pipeline), start_label="Compress")
+else:
+    st.caption("**Compress** appears once the baseline has finished training.")
 
 
-def stage_table(dc: DeepCompressionJob) -> pd.DataFrame:
-    stages = dc.stages()
-    dense = stages[0]
-    return pd.DataFrame([{"stage": s.name, "size (KB)": s.nbytes / 1e3, "ratio (x)": dense.nbytes / s.nbytes,
-                          "test error (%)": 100 * s.error, "error change (points)": 100 * (s.error - dense.error),
-                          "seconds": s.seconds, "what is stored": s.note} for s in stages])
+def stage_status(view: DeepCompressionView) -> None:
+    """Overall progress, then one line per stage (a started stage's job, or why it waits)."""
+    st.progress(view.progress, text=f"**{view.state}** · {view.progress:.0%} of the two training stages")
+    for name in view.names:
+        stage_job = view.experiment.job(name)
+        if stage_job is not None:
+            status_row(stage_job, view.label(name))
+        else:
+            st.caption(view.stage_status(name).line)
 
 
-def layer_table(dc: DeepCompressionJob) -> pd.DataFrame:
-    return pd.DataFrame([{"layer": s.name, "weights": s.n_weights, "kept %": 100 * s.n_kept / s.n_weights,
-                          "index bits": s.value_bits, "gap bits": s.sparse_index_bits,
-                          "codebook + table bits": s.codebook_bits + s.table_bits, "ratio (x)": s.rate}
-                         for s in dc.result.layer_sizes])
+def live_accuracy(view: DeepCompressionView) -> None:
+    runs = [{"label": v.label, "colour": v.colour, "records": v.evals} for v in view.views.values() if v.evals]
+    if runs:
+        show_chart(accuracy_comparison(runs, title="Test accuracy while each stage trains"), "dc-accuracy",
+                   caption="Pruning costs accuracy at each AGP step and retraining wins it back; k-means costs a "
+                   "little more, and fine-tuning the shared values recovers part of it.")
 
 
-def pipeline_panel(live: bool) -> None:
-    """Progress, the waterfall and the per-stage table of this session's pipeline."""
-    session.touch()
-    dc = state.get(K["job"])
-    if live and dc is not None and dc.done:
-        st.rerun(scope="app")
-    if dc is None:
-        st.info("Press **Compress** to run the three stages in the background. On the digits data they take "
-                "seconds; the chart fills in as each stage ends.", icon=":material/info:")
-        return
-    s = dc.status()
-    left, right = st.columns([4, 1], vertical_alignment="bottom")
-    left.progress(s.fraction, text=f"**{s.state}** · {s.message} · {s.elapsed_s:.0f} s")
-    right.button("Stop", icon=":material/stop:", disabled=s.done, width="stretch", key="dc-stop", on_click=dc.stop)
-    if s.state == "failed":
-        st.error(f"**Deep Compression:** {s.message}", icon=":material/error:")
-    if len(dc.stages()) < 2:
-        st.caption("Pruning and retraining… the chart appears when the first stage ends.")
-        return
-    table = stage_table(dc)
-    show_chart(size_waterfall(dc.result.sizes()), "size-waterfall",
+def sizes_panel(view: DeepCompressionView) -> bool:
+    """The waterfall and the stage table; True when all four stages are in."""
+    report = view.report()
+    if report is None:
+        st.caption("The size chart appears when pruning has finished.")
+        return False
+    table = pd.DataFrame(stage_rows(report))
+    show_chart(size_waterfall(waterfall_stages(report)), "size-waterfall",
                caption="Each bar is what one stage saves. Pruning removes most weights but keeps 32-bit values plus "
                "5-bit gaps; k-means turns each value into a few-bit index; Huffman then squeezes the skewed indices "
                "and gaps.", data=table)
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%.2f") for c in
-                                ("size (KB)", "ratio (x)", "test error (%)", "error change (points)", "seconds")})
+    st.dataframe(table, hide_index=True, width="stretch", column_config=NUMBERS)
     st.caption("Sizes count the weights only, as Han et al.'s table does; biases stay float32. " + HAN + ".")
-    if s.state != "finished":
-        return
+    return report.complete
+
+
+def inside_panel(view: DeepCompressionView) -> None:
+    """A layer's codebook on its kept weights, and the bits of every layer's coded streams."""
+    report = view.report()
     st.subheader("Inside the compressed model")
-    layers = list(dc.result.shared)
-    layer = st.segmented_control("Layer", layers, key=K["layer"], default=layers[0], required=True)
-    layer = layer if layer in layers else layers[0]
+    layer = pick_layer(K["layer"], list(report.shared))
     left, right = st.columns(2)
     with left:
-        counts, edges = dc.result.histograms[layer]
-        fig = legend_below(codebook_histogram(counts, edges, dc.result.centroids_initial[layer],
-                                              dc.result.shared[layer].centroids.numpy(), layer))
+        fig = legend_below(codebook_histogram(**codebook_data(report, layer)))
         fig.update_traces(selector={"mode": "lines"}, line_width=0.8, opacity=0.7)
         show_chart(fig, "pruned-codebook", caption="The kept weights of the pruned layer form two humps (the "
                    "small ones are gone). Linear initialisation also put values in the empty middle: their clusters "
                    "are empty and dropped, so fewer than 2^bits values remain. Fine-tuning nudges the rest.")
     with right:
-        frame = layer_table(dc)
+        frame = pd.DataFrame(layer_rows(report))
         st.dataframe(frame, hide_index=True, width="stretch",
                      column_config={"kept %": st.column_config.NumberColumn(format="%.1f"),
                                     "ratio (x)": st.column_config.NumberColumn(format="%.1f")})
@@ -157,13 +168,23 @@ def pipeline_panel(live: bool) -> None:
         csv_button(frame, "deep-compression-layers")
 
 
+def experiment_panel(live: bool) -> None:
+    """This session's experiment: its stages, their live accuracy, the sizes measured so far."""
+    session.touch()
+    view = current_view()
+    if view is None:
+        st.info("Press **Compress** to run the stages in the background. On the digits data they take "
+                "seconds; the chart fills in as each stage ends.", icon=":material/info:")
+        return
+    view.refresh()
+    if live and view.done:
+        st.rerun(scope="app")
+    stage_status(view)
+    live_accuracy(view)
+    if sizes_panel(view):
+        inside_panel(view)
+
+
 st.header("Prune → quantize → Huffman", divider="gray")
-live = state.get(K["job"]) is not None and not state[K["job"]].done
-
-
-def guarded_panel(live: bool) -> None:
-    with user_errors("Deep Compression"):
-        pipeline_panel(live)
-
-
-st.fragment(run_every=REFRESH_S if live else None)(guarded_panel)(live)
+live = view is not None and not view.done
+st.fragment(run_every=REFRESH_S if live else None)(guarded("Deep Compression", experiment_panel))(live)

@@ -1,0 +1,145 @@
+"""The Deep Compression page through AppTest, with a real (tiny) baseline and real stage runs.
+
+The page's controls are set to non-default values (70% / 50% sparsity, 3 bits, short stages) and
+checked in the stage runs' configs; the numbers the page shows are checked against the run folders
+(the pruned checkpoint's zeros, the encoded streams' byte lengths).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from kdviz.app.session import EXPERIMENTS_KEY
+from kdviz.engine import load_checkpoint
+from kdviz.methods.deep_compression import PRUNE_STAGE, QUANTIZE_STAGE
+
+ROOT = Path(__file__).resolve().parents[2]
+DEEP = str(ROOT / "kdviz/app/pages/deep_compression.py")
+HARNESS = f'''
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+import streamlit as st
+from kdviz.app import session
+from kdviz.app.errors import user_errors
+from kdviz.app.sidebar import render_sidebar
+st.set_page_config(page_title="kdviz lab", layout="wide")
+page = st.navigation([st.Page({DEEP!r}, title="Deep Compression")])
+render_sidebar()
+session.touch()
+with user_errors(page.title):
+    page.run()
+'''
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lab_env(tmp_path_factory):
+    """Run folders in a temp dir, a 3-epoch baseline; every job stopped at the end."""
+    keys = ("KDVIZ_RUNS", "KDVIZ_TEACHER_EPOCHS", "KDVIZ_MAX_JOBS")
+    saved = {k: os.environ.get(k) for k in keys}
+    root = tmp_path_factory.mktemp("dc-runs")
+    os.environ.update(KDVIZ_RUNS=str(root), KDVIZ_TEACHER_EPOCHS="3")
+    os.environ.pop("KDVIZ_MAX_JOBS", None)
+    yield root
+    from kdviz.app import session
+
+    for manager in list(session._MANAGERS.values()):
+        manager.stop_all(wait=True, timeout=30)
+    for key, value in saved.items():
+        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("harness") / "harness.py"
+    path.write_text(HARNESS)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def baseline(lab_env):
+    from kdviz.app.pruning_view import BASELINES, baseline_job
+    from kdviz.app.sidebar import LabSettings
+
+    job = baseline_job(LabSettings(), next(iter(BASELINES)))
+    assert job.wait(120).state == "finished", job.status()
+    return job
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    return {c.proto.id.split("-chart-", 1)[1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+
+
+def values(a) -> np.ndarray:
+    if isinstance(a, dict):
+        return np.frombuffer(base64.b64decode(a["bdata"]), dtype=np.dtype(a["dtype"]))
+    return np.asarray([np.nan if v is None else v for v in a], dtype=float)
+
+
+def set_controls(at: AppTest) -> None:
+    at.slider(key="dc_hidden").set_value(0.7)
+    at.slider(key="dc_output").set_value(0.5)
+    at.slider(key="dc_bits").set_value(3)
+    for key, value in (("dc_rounds", 2), ("dc_round_epochs", 1.0), ("dc_retrain", 1.0), ("dc_finetune", 2.0)):
+        at.number_input(key=key).set_value(value)
+    ok(at.run())
+
+
+def test_page_runs_the_stages_and_shows_a_decreasing_waterfall(harness, baseline):
+    at = ok(AppTest.from_file(harness, default_timeout=120).run())
+    assert at.title[0].value == "Deep Compression"
+    set_controls(at)
+    next(b for b in at.button if b.label == "Compress").click().run()
+    exp = ok(at).session_state[EXPERIMENTS_KEY][-1]
+    prune = exp.job(PRUNE_STAGE)
+    assert prune.config.hooks[0]["sparsity"] == {"fc1": 0.7, "fc2": 0.7, "fc3": 0.5}
+    assert Path(prune.config.init_from) == Path(baseline.path)
+    end = time.monotonic() + 90
+    while not exp.done:
+        assert time.monotonic() < end, {n: j.status() for n, j in exp.jobs.items()}
+        time.sleep(0.5)
+        ok(at.run())
+    shown = charts(ok(at.run()))
+    quantize = exp.job(QUANTIZE_STAGE)
+    assert quantize.status().state == "finished" and quantize.config.hooks[0]["bits"] == 3
+    table = at.dataframe[0].value
+    assert list(table["stage"]) == ["dense", "pruned", "3-bit k-means", "Huffman"]
+    sizes = np.asarray(table["size (KB)"]) * 1e3
+    assert sizes[0] == 4 * (64 * 300 + 300 * 100 + 100 * 10) and (np.diff(sizes) < 0).all()
+    y = values(shown["size-waterfall"]["data"][0]["y"])
+    assert np.allclose(y[:4], [sizes[0] / 1e3, *np.diff(sizes) / 1e3])
+    state = load_checkpoint(prune.path)["model"]
+    kept = {n: int((state[f"{n}.weight"] != 0).sum()) for n in ("fc1", "fc2", "fc3")}
+    layers = at.dataframe[1].value
+    assert dict(zip(layers["layer"], layers["weights"] * layers["kept %"] / 100)) == pytest.approx(kept)
+    assert "pruned-codebook" in shown and "dc-accuracy" in shown
+    assert len(shown["dc-accuracy"]["data"]) == 2  # one accuracy curve per stage run
+
+
+def test_stop_stops_the_running_stage_and_cancels_the_next(harness, baseline):
+    at = ok(AppTest.from_file(harness, default_timeout=120).run())
+    at.number_input(key="dc_round_epochs").set_value(50.0)
+    next(b for b in ok(at.run()).button if b.label == "Compress").click().run()
+    exp = ok(at).session_state[EXPERIMENTS_KEY][-1]
+    end = time.monotonic() + 60
+    while exp.job(PRUNE_STAGE).status().step < 2:
+        assert time.monotonic() < end, exp.job(PRUNE_STAGE).status()
+        time.sleep(0.1)
+    at.button(key="dc-stop").click().run()
+    exp.wait(30)
+    ok(at.run())
+    assert exp.job(PRUNE_STAGE).status().state == "stopped" and exp.job(QUANTIZE_STAGE) is None
+    assert any("cancelled" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert next(b for b in at.button if b.label == "Compress").disabled is False  # a new run may start
