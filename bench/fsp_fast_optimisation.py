@@ -26,8 +26,9 @@ import time
 
 import _common  # noqa: F401  (thread policy before torch)
 
-from kdviz.methods.two_stage import fsp_stage1_config, fsp_stage2_config, scratch_config
-from kdviz.engine import JobManager, TrainConfig, start, train_teacher_cached
+from kdviz.methods import get_method
+from kdviz.methods.two_stage import SCRATCH, TwoStageFSP, fsp_stage1_config, probe_loss_key, scratch_config
+from kdviz.engine import JobManager, TrainConfig, train_teacher_cached
 
 CHANNELS = [8, 16, 32]
 TEACHER = dict(model_options={"blocks_per_stage": [3, 3, 3], "channels": CHANNELS}, epochs=1, lr=0.05,
@@ -49,7 +50,7 @@ def finished(job, what: str):
     return job
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=1500, help="N: the scratch student's iterations (batch 64)")
     parser.add_argument("--stage1", type=int, default=600, help="S1: FSP stage-1 iterations")
@@ -60,23 +61,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.iterations, args.stage1 = QUICK["iterations"], QUICK["stage1"]
-    n, s1 = int(args.iterations), int(args.stage1)
-    s2 = max(1, n // 3)
-    if n < 3 or s1 < 1:
+    if int(args.iterations) < 3 or int(args.stage1) < 1:
         raise SystemExit("--iterations must be at least 3 and --stage1 at least 1")
+    return args
 
-    threads = _common.set_threads(args.threads)
-    manager = JobManager(max_concurrent=2, cpu_threads=threads)
-    load_start = os.getloadavg()[0]
+
+def print_schedule(args: argparse.Namespace, n: int, s1: int, s2: int) -> None:
     print(f"Yim et al. 2017, fast optimisation, MNIST; {_common.machine_note()}", flush=True)
-    steps_per_epoch = -(-TRAIN_SIZE // BATCH)
-    every = max(1, n // 15)  # scratch evaluations; stage 2 gets about 5
     print(f"schedule: teacher ResNet-20 {'-'.join(map(str, CHANNELS))} "
           f"({QUICK['teacher_steps']} steps, quick)" if args.quick else
           f"schedule: teacher ResNet-20 {'-'.join(map(str, CHANNELS))} ({TEACHER['epochs']} epoch, batch 128)", end="")
     print(f"; students ResNet-8, batch {BATCH}, SGD momentum 0.9, cosine: scratch {n} iterations at lr {MAIN_LR}; "
           f"FSP stage 1 {s1} iterations at lr {STAGE1_LR:g}, stage 2 {s2} iterations (N/3) at lr {MAIN_LR}", flush=True)
 
+
+def train_teacher(args: argparse.Namespace, manager: JobManager):
+    """The ResNet-20 teacher, trained once and reused from its run folder."""
     t0 = time.perf_counter()
     options = dict(TEACHER, max_steps=QUICK["teacher_steps"]) if args.quick else dict(TEACHER)
     teacher = train_teacher_cached("mnist", "resnet", manager=manager, data_root=args.data_root, runs_root=args.runs_root,
@@ -86,23 +86,30 @@ def main(argv: list[str] | None = None) -> int:
     took = time.perf_counter() - t0
     print(f"teacher: {last_acc(teacher):.2%} test accuracy "
           f"[{'reused ' + teacher.path.name if reused else f'trained in {took:.0f} s'}]", flush=True)
+    return teacher
 
-    t1 = time.perf_counter()
+
+def train_students(args: argparse.Namespace, manager: JobManager, teacher, n: int, s1: int, s2: int, every: int):
+    """One experiment: FSP stage 1 and the scratch student at once, then stage 2 from stage 1's
+    weights. Returns (scratch job, stage-2 job, stage-1 probe FSP losses)."""
     base = TrainConfig(dataset="mnist", data_root=args.data_root, model="resnet", model_options=STUDENT,
                        teacher=str(teacher.path), lr=MAIN_LR, lr_schedule="cosine", batch_size=BATCH,
-                       epochs=-(-max(n, s1) // steps_per_epoch), eval_every=every, snapshot_every=0,
+                       epochs=-(-max(n, s1) // -(-TRAIN_SIZE // BATCH)), eval_every=every, snapshot_every=0,
                        eval_train_samples=1000, runs_root=args.runs_root, name="fsp-student")
-    scratch = start(scratch_config(base, max_steps=n, name="fsp-scratch"), manager)
-    stage1 = start(fsp_stage1_config(base, pairs="auto", max_steps=s1, lr=STAGE1_LR), manager)
-    finished(stage1, "FSP stage 1")
-    fsp_losses = [r["fsp/probe_loss"] for r in stage1.store.metrics("eval")]
-    stage2 = start(fsp_stage2_config(base, stage1.path, max_steps=s2), manager)
-    finished(scratch, "scratch student")
-    finished(stage2, "FSP stage 2")
-    students_s = time.perf_counter() - t1
+    exp = TwoStageFSP(base, stage1=fsp_stage1_config(base, pairs="auto", max_steps=s1, lr=STAGE1_LR),
+                      stage2_steps=s2, manager=manager)
+    scratch = exp.start(SCRATCH, scratch_config(base, max_steps=n, name="fsp-scratch"))
+    stage1 = finished(exp.stage1, "FSP stage 1")
+    loss_key = probe_loss_key(get_method("fsp"), stage1.config)  # "fsp/probe_loss": eq. 2 on a fixed batch
+    fsp_losses = [r[loss_key] for r in stage1.store.metrics("eval")]
+    for name, status in exp.wait().items():
+        if status.state != "finished":
+            raise SystemExit(f"{name} {status.state}: {status.message}")
+    return scratch, exp.stage2, fsp_losses
 
-    target = last_acc(scratch)
-    fsp = last_acc(stage2)
+
+def report(teacher, scratch, stage2, fsp_losses: list[float], n: int, s1: int, s2: int, every: int) -> None:
+    target, fsp = last_acc(scratch), last_acc(stage2)
     reached = next((r["step"] for r in stage2.store.metrics("eval") if r["test_acc"] >= target), None)
     print(f"\nFSP stage 1: probe FSP loss {fsp_losses[0]:.4g} -> {fsp_losses[-1]:.4g} "
           f"({fsp_losses[0] / fsp_losses[-1]:.3g}x lower) in {s1} iterations")
@@ -120,6 +127,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"FSP reached the scratch baseline at 1/3 of the main-task iterations: {verdict} "
           f"({100 * (fsp - target):+.2f} points; the paper claims yes on CIFAR-10; counting stage 1, FSP used "
           f"{s1 + s2} iterations against {n})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    n, s1 = int(args.iterations), int(args.stage1)
+    s2, every = max(1, n // 3), max(1, n // 15)  # every: scratch evaluations; stage 2 gets about 5
+    manager = JobManager(max_concurrent=2, cpu_threads=_common.set_threads(args.threads))
+    load_start = os.getloadavg()[0]
+    print_schedule(args, n, s1, s2)
+    t0 = time.perf_counter()
+    teacher = train_teacher(args, manager)
+    t1 = time.perf_counter()
+    scratch, stage2, fsp_losses = train_students(args, manager, teacher, n, s1, s2, every)
+    students_s = time.perf_counter() - t1
+    report(teacher, scratch, stage2, fsp_losses, n, s1, s2, every)
     total = time.perf_counter() - t0
     print(f"wall time: total {total / 60:.1f} min (students {students_s / 60:.1f} min); load average "
           f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end"

@@ -5,29 +5,33 @@ teacher and a shallower student with the *same channel count per stage*, so that
 every section (first map x last map of a stage, eq. 1) has the same shape in both. Stage 1 trains
 the student on the FSP loss alone (eq. 2), stage 2 on cross-entropy from the stage-1 weights; a
 student trained from scratch beside it is the baseline of the "fast optimisation" comparison.
-FitNets hints (Romero et al. 2015) can replace the FSP loss in stage 1.
+Any method whose spec declares a ``stage1`` (``two_stage.stage1_methods()``; FitNets hints,
+Romero et al. 2015, besides FSP) can be stage 1.
 
-The teacher is trained once in the background and reused from disk (``train_teacher_cached``),
-like the lab's other teachers. ``FSPExperiment`` holds the runs of one Start: the stage-1 job, the
-stage-2 job once stage 1 has finished (started by a small watcher thread, so it starts even when no
-page is open), and the scratch job; all of them are handed to the session watchdog.
+The teacher is trained once in the background and reused from disk (``present.shared_run``), like
+the lab's other teachers. One Start makes one ``TwoStageFSP`` experiment (jobs ``STAGE1``, ``STAGE2``
+once stage 1 has finished, and ``SCRATCH``) in the lab's job manager; the page keeps it in the
+session (``session.add_experiment``, so closing the tab stops it) and polls it on every refresh
+(``session.current_experiment``), which starts stage 2 when its turn comes.
 """
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 
 from ..data import DatasetBundle
 from ..distill.fsp import fsp_matrix, section_pairs
-from ..methods.fsp import pair_label
-from ..methods.two_stage import TwoStageFSP, fsp_stage1_config, hints_stage1_config, scratch_config
 from ..distill.hints import HintRegressor
-from ..engine import Job, TrainConfig, start
+from ..engine import Job, TrainConfig
 from ..models import build_model
-from .session import lab_manager, runs_root, watchdog
+from ..methods import get_method
+from ..methods.fsp import pair_label
+from ..methods.two_stage import SCRATCH, STAGE1, STAGE2, Stage1Choice, TwoStageFSP, role_of, scratch_config
+from ..present import Experiment, RunView
+from .live import job_view
+from .session import lab_manager, runs_root
 from .sidebar import LabSettings
 from .teacher import TEACHER_LR, shared_run_job, teacher_epochs
 
@@ -39,10 +43,7 @@ DEPTHS: dict[str, tuple[int, int, int]] = {
 }
 CHANNELS: dict[str, tuple[int, int, int]] = {"8-16-32": (8, 16, 32), "4-8-16": (4, 8, 16), "16-32-64": (16, 32, 64)}
 SAME = "same as the teacher"
-METHODS = {"fsp": "FSP matrices (Yim et al. 2017)", "hints": "FitNets hints (Romero et al. 2015)"}
-# Stage 1 optimises sums of squared products of activations (1e4-1e5 at the start on digits):
-# SGD at lr 1e-2 diverged there, 1e-4 fell steadily (see kdviz.methods.two_stage).
-STAGE1_LR = {"fsp": 1e-4, "hints": 1e-3}
+ROLE_LABELS = {STAGE1: "stage 1", STAGE2: "stage 2", SCRATCH: "scratch student"}
 
 
 def teacher_options(settings: LabSettings, blocks: tuple[int, ...], channels: tuple[int, ...]) -> dict:
@@ -114,83 +115,16 @@ def check_hint_layers(student_layer: str, teacher_layer: str, student: dict[str,
     HintRegressor(student[student_layer], teacher[teacher_layer])
 
 
-def stage1_config(base: TrainConfig, choice: "FSPChoice") -> TrainConfig:
-    """Stage 1 for ``choice.hook``: method ``"none"`` with the ``fsp`` or ``hints`` hook for
-    ``choice.stage1_steps`` optimizer steps at the stage-1 learning rate."""
-    common = {"max_steps": int(choice.stage1_steps), "lr": float(choice.stage1_lr)}
-    if choice.hook == "fsp":
-        return fsp_stage1_config(base, pairs=[list(p) for p in choice.pairs], **common)
-    if choice.hook == "hints":
-        return hints_stage1_config(base, *choice.hint_layers, **common)
-    raise ValueError(f"stage 1 method must be one of {', '.join(METHODS)}, got {choice.hook!r}")
-
-
-@dataclass
-class FSPExperiment:
-    """The runs of one Start: two stages (FSP or hints) and a scratch student (same seed and data)."""
-
-    stages: TwoStageFSP
-    scratch: Job
-    hook: str  # "fsp" or "hints"
-    stage1_steps: int
-    session_id: str
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def poll(self) -> Job | None:
-        """Start stage 2 once stage 1 has finished (once, from any thread); the stage-2 job or None."""
-        with self._lock:
-            had = self.stages.stage2
-            stage2 = self.stages.poll()
-        if stage2 is not None and had is None:
-            watchdog().add_job(self.session_id, stage2)
-        return stage2
-
-    @property
-    def stage1(self) -> Job:
-        return self.stages.stage1
-
-    @property
-    def stage2(self) -> Job | None:
-        return self.stages.stage2
-
-    @property
-    def jobs(self) -> list[Job]:
-        return [j for j in (self.stage1, self.stage2, self.scratch) if j is not None]
-
-    @property
-    def done(self) -> bool:
-        """Every run has ended, and stage 2 has run or never will (stage 1 did not finish)."""
-        self.poll()
-        stage1_ok = self.stage1.status().state == "finished"
-        return all(j.done for j in self.jobs) and (self.stage2 is not None or not stage1_ok)
-
-    def pause(self) -> None:
-        for job in self.jobs:
-            job.pause()
-
-    def resume(self) -> None:
-        for job in self.jobs:
-            job.resume()
-
-    def stop(self) -> None:
-        """Stop every run; a stage 1 stopped before it finished starts no stage 2."""
-        for job in (self.stage1, self.scratch, self.stage2):
-            if job is not None:
-                job.stop()
-
-
 @dataclass(frozen=True)
 class FSPChoice:
-    """What the page's controls chose."""
+    """What the page's controls chose: the student, the stage-1 method (a spec name from
+    ``stage1_methods()``) and its ``Stage1Choice``, and the main task's epochs, lr and seed."""
 
     student_blocks: tuple[int, ...]
     channels: tuple[int, ...]
-    hook: str = "fsp"
-    pairs: tuple[tuple[str, str], ...] = ()
-    hint_layers: tuple[str, str] = ("stage2_out", "stage2_out")
-    stage1_steps: int = 150
+    method: str
+    stage1: Stage1Choice
     epochs: int = 6
-    stage1_lr: float = 1e-4
     lr: float = 0.05
     seed: int = 0
 
@@ -200,7 +134,7 @@ def base_config(choice: FSPChoice, settings: LabSettings, bundle: DatasetBundle,
     the same steps for all runs, about 4 times per main-task epoch and 15 times in stage 1, but
     never more often than every 3 steps (each evaluates the whole test set and takes a snapshot)."""
     steps_per_epoch = -(-len(bundle.train_labels) // 64)
-    every = max(3, min(choice.stage1_steps // 15, steps_per_epoch // 4))
+    every = max(3, min(choice.stage1.steps // 15, steps_per_epoch // 4))
     return TrainConfig(
         dataset=settings.dataset, data_root=settings.data_root, model="resnet",
         model_options={"blocks_per_stage": list(choice.student_blocks), "channels": list(choice.channels)},
@@ -209,19 +143,27 @@ def base_config(choice: FSPChoice, settings: LabSettings, bundle: DatasetBundle,
     ).validate()
 
 
-def start_experiment(choice: FSPChoice, settings: LabSettings, bundle: DatasetBundle, teacher_path: str,
-                     session_id: str) -> FSPExperiment:
-    """Start stage 1 and the scratch student now; a watcher thread starts stage 2 after stage 1."""
-    base, manager = base_config(choice, settings, bundle, teacher_path), lab_manager()
-    stages = TwoStageFSP(base, stage1=stage1_config(base, choice), manager=manager)
-    scratch = start(scratch_config(base, name="fsp-scratch-student"), manager)
-    exp = FSPExperiment(stages, scratch, choice.hook, int(choice.stage1_steps), session_id)
-    for job in (exp.stage1, scratch):
-        watchdog().add_job(session_id, job)
-
-    def start_stage2_when_ready() -> None:
-        exp.stage1.wait()
-        exp.poll()
-
-    threading.Thread(target=start_stage2_when_ready, name="kdviz-fsp-stage2", daemon=True).start()
+def start_experiment(choice: FSPChoice, settings: LabSettings, bundle: DatasetBundle, teacher_path: str) -> TwoStageFSP:
+    """Start stage 1 (the chosen method's ``stage1.build``) and the scratch student now, in the
+    lab's job manager; stage 2 starts when the experiment is polled after stage 1 has finished."""
+    method = get_method(choice.method)
+    if method.stage1 is None:
+        raise ValueError(f"{method.label} cannot be stage 1 of the two-stage recipe")
+    base = base_config(choice, settings, bundle, teacher_path)
+    exp = TwoStageFSP(base, stage1=method.stage1.build(base, choice.stage1), manager=lab_manager())
+    try:
+        exp.start(SCRATCH, scratch_config(base, name="fsp-scratch-student"))
+    except BaseException:
+        exp.stop()  # no half-started experiment keeps training unseen
+        raise
     return exp
+
+
+def experiment_views(exp: Experiment) -> dict[str, RunView]:
+    """The experiment's runs by role (``two_stage.role_of``: stage 1, stage 2, scratch): this
+    session's views of them (``live.job_view``), refreshed, so each refresh reads only what is new."""
+    views = {}
+    for job in exp.jobs.values():
+        role = role_of(job.config)
+        views[role] = job_view(job, ROLE_LABELS[role])
+    return views

@@ -115,16 +115,18 @@ def fast_optimisation(
     stage1_steps: int,
     stage1_iters: Sequence[float] | None = None, stage1_accuracy: Sequence[float] | None = None,
     count_stage1: bool = True,
+    name: str = "FSP",
 ) -> go.Figure:
     """Test accuracy (fractions in [0, 1], drawn in %) against iterations: scratch vs FSP.
 
     Stage-2 iterations count from 0 in their own run; with ``count_stage1`` they are shifted by
     ``stage1_steps`` so the FSP curve pays for stage 1 (a dotted line marks the boundary), otherwise
     both curves start at 0 as in the paper's comparison of main-task training. Stage-1 accuracies
-    (optional) are drawn faintly: the student's classifier is untrained then.
+    (optional) are drawn faintly: the student's classifier is untrained then. ``name`` is the
+    stage-1 method's short name in legends and title ("FSP", or "FitNets" for hints stage 1).
     """
-    sx, sy = _curve("scratch", scratch_iters, scratch_accuracy)
-    fx, fy = _curve("FSP stage 2", stage2_iters, stage2_accuracy)
+    sx, sy = _curve("scratch student", scratch_iters, scratch_accuracy)
+    fx, fy = _curve(f"{name} stage 2", stage2_iters, stage2_accuracy)
     if int(stage1_steps) < 0:
         raise ValueError(f"stage1_steps must be non-negative, got {stage1_steps}")
     offset = float(stage1_steps) if count_stage1 else 0.0
@@ -133,13 +135,13 @@ def fast_optimisation(
                     line={"color": theme.role_color("scratch student"), "width": 2.5},
                     hovertemplate="scratch<br>iteration %{x}: %{y:.2f}%<extra></extra>")
     if stage1_iters is not None and stage1_accuracy is not None and count_stage1:
-        ax, ay = _curve("FSP stage 1", stage1_iters, stage1_accuracy)
-        fig.add_scatter(x=ax, y=100 * ay, mode="lines", name="FSP stage 1 (no classification loss)", opacity=0.45,
+        ax, ay = _curve(f"{name} stage 1", stage1_iters, stage1_accuracy)
+        fig.add_scatter(x=ax, y=100 * ay, mode="lines", name=f"{name} stage 1 (no classification loss)", opacity=0.45,
                         line={"color": theme.role_color("fsp student"), "width": 1.5, "dash": "dot"},
-                        hovertemplate="FSP stage 1<br>iteration %{x}: %{y:.2f}%<extra></extra>")
-    fig.add_scatter(x=fx + offset, y=100 * fy, mode="lines+markers", name="FSP student (stage 2)",
+                        hovertemplate=f"{name} stage 1<br>iteration %{{x}}: %{{y:.2f}}%<extra></extra>")
+    fig.add_scatter(x=fx + offset, y=100 * fy, mode="lines+markers", name=f"{name} student (stage 2)",
                     line={"color": theme.role_color("fsp student"), "width": 2.5},
-                    hovertemplate="FSP stage 2<br>iteration %{x}: %{y:.2f}%<extra></extra>")
+                    hovertemplate=f"{name} stage 2<br>iteration %{{x}}: %{{y:.2f}}%<extra></extra>")
     if count_stage1 and stage1_steps > 0:
         fig.add_vline(x=offset, line={"dash": "dot", "color": theme.OKABE_ITO["grey"]},
                       annotation_text="stage 1 → stage 2", annotation_position="top left")
@@ -149,9 +151,9 @@ def fast_optimisation(
     reached = np.nonzero(fy >= target)[0]
     if reached.size:
         at = float(fx[reached[0]])
-        title = (f"FSP reaches the scratch student's final accuracy after {at:g} stage-2 iterations "
+        title = (f"{name} reaches the scratch student's final accuracy after {at:g} stage-2 iterations "
                  f"({at / max(float(sx[-1]), 1.0):.0%} of scratch's {sx[-1]:g})")
     else:
-        title = f"FSP stage 2 peaks at {100 * fy.max():.2f}%, short of scratch's final {100 * target:.2f}%"
+        title = f"{name} stage 2 peaks at {100 * fy.max():.2f}%, short of scratch's final {100 * target:.2f}%"
     x_title = "iterations (stage 1 + stage 2)" if count_stage1 else "main-task iterations"
     return theme.apply(fig, title, x_title=x_title, y_title="test accuracy (%)")

@@ -23,34 +23,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from .fsp import fast_optimisation, fsp_heatmaps, fsp_loss_curve
-
-
-def _wrap(text: str, width: int = 46) -> str:
-    """Break a headline at spaces into lines of at most ``width`` characters (plotly titles do not wrap)."""
-    lines: list[str] = []
-    for word in text.split(" "):
-        if lines and len(lines[-1]) + 1 + len(word) <= width:
-            lines[-1] += " " + word
-        else:
-            lines.append(word)
-    return "<br>".join(lines)
-
-
-def compact(fig: go.Figure) -> go.Figure:
-    """Fit a chart to half a page (or a 560 px widget): the title's headline in bold, the rest of
-    its sentence on a grey second line, and the legend under the plot instead of over the title."""
-    text = str(fig.layout.title.text or "")
-    plain = text.removeprefix("<b>").removesuffix("</b>")
-    if "<" not in plain:
-        for sep, keep in ((": ", ""), (" (", "(")):
-            if sep in plain:
-                head, tail = plain.split(sep, 1)
-                fig.layout.title.text = f"<b>{_wrap(head)}</b><br><span style='font-size:12px;color:#555'>{keep}{tail}</span>"
-                break
-    lines = str(fig.layout.title.text).count("<br>") + 1
-    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.25, "xanchor": "left", "x": 0.0},
-                      margin={"t": 40 + 22 * lines, "b": 110}, height=420 + 22 * lines)
-    return fig
+from .theme import compact
 
 
 def heatmaps_from_pairs(pairs: Sequence[Mapping[str, Any]], pair: str | None = None) -> go.Figure:
@@ -124,13 +97,7 @@ def fast_optimisation_from_records(
         return None
     ax, ay = accuracy_series(stage1_records)
     fig = fast_optimisation(sx, sy, fx, fy, int(stage1_steps), stage1_iters=ax or None, stage1_accuracy=ay or None,
-                            count_stage1=count_stage1)
-    if name != "FSP":
-        for trace in fig.data:
-            trace.name = trace.name.replace("FSP", name)
-            if trace.hovertemplate:
-                trace.hovertemplate = trace.hovertemplate.replace("FSP", name)
-        fig.layout.title.text = fig.layout.title.text.replace("FSP", name)
+                            count_stage1=count_stage1, name=name)
     return compact(fig)
 
 

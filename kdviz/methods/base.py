@@ -17,17 +17,22 @@ A spec holds:
 * ``reader``: a typed snapshot reader (arrays stored under the hook's label in, a dataclass out),
   used through ``read_snapshot`` so no page or widget spells a snapshot key;
 * ``page`` and ``widgets``: where the method shows itself (``app.py`` and ``kdviz.widgets`` list
-  them from here).
+  them from here);
+* ``stage1``: how a feature-distillation method serves as stage 1 of the two-stage recipe
+  (``two_stage.Stage1Method``; None for the others).
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engine.hooks import HookOption, hook_options, labels_of_hook
 from ..palette import ROLE_COLORS
 from ..registry import Registry
+
+if TYPE_CHECKING:
+    from .two_stage import Stage1Method
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class MethodSpec:
     reader: Callable[[Mapping[str, Any], str], Any] | None = None
     pages: tuple[PageSpec, ...] = ()
     widgets: Mapping[str, str] = field(default_factory=dict)  # exported name -> module in kdviz.widgets
+    stage1: Stage1Method | None = None  # set when the method can be stage 1 of the two-stage recipe
 
     def options(self) -> dict[str, HookOption]:
         """The hook's typed options (name, type, default); empty for a method without a hook."""
@@ -75,19 +81,30 @@ class MethodSpec:
         """The labels under which this method's hook stored data in a run with ``config``."""
         return labels_of_hook(list(getattr(config, "hooks", []) or []), self.name) if self.hook is not None else []
 
+    def hook_label(self, config: Any, which: int = 0) -> str:
+        """The label of the ``which``-th use of this method's hook in a run with ``config`` ("prune",
+        or "prune1" when the config names the hook twice); a ``ValueError`` when there is no such use."""
+        labels = self.hook_labels(config)
+        if not labels:
+            raise ValueError(f"this run has no {self.name!r} hook in its config (hooks: "
+                             f"{[h.get('name') for h in getattr(config, 'hooks', None) or []]})")
+        if isinstance(which, bool) or not isinstance(which, int) or not 0 <= which < len(labels):
+            raise ValueError(f"this run uses the {self.name!r} hook {len(labels)} time(s); asked for use {which!r} "
+                             f"(0 to {len(labels) - 1})")
+        return labels[which]
+
+    def metric_key(self, config: Any, key: str, which: int = 0) -> str:
+        """The record key under which the ``which``-th use of this method's hook logs metric ``key``
+        (``"prune/sparsity"``; ``"prune1/sparsity"`` for the second of two uses)."""
+        return f"{self.hook_label(config, which)}/{key}"
+
     def read_snapshot(self, arrays: Mapping[str, Any], config: Any, which: int = 0) -> Any:
         """The ``which``-th use of this method's hook in a snapshot, as the typed reader's dataclass.
 
         A ``ValueError`` says so when the run has no such hook or the snapshot lacks its arrays."""
         if self.reader is None:
             raise ValueError(f"method {self.name!r} stores no snapshot arrays of its own")
-        labels = self.hook_labels(config)
-        if not labels:
-            raise ValueError(f"this run has no {self.name!r} hook in its config (hooks: "
-                             f"{[h.get('name') for h in getattr(config, 'hooks', [])]})")
-        if which >= len(labels):
-            raise ValueError(f"this run uses the {self.name!r} hook {len(labels)} time(s); asked for use {which + 1}")
-        return self.reader(arrays, labels[which])
+        return self.reader(arrays, self.hook_label(config, which))
 
 
 METHOD_SPECS: Registry[MethodSpec] = Registry("method")

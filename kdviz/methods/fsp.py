@@ -33,6 +33,7 @@ from ..engine.hooks import HOOKS, StepBatch, TrainContext, TrainingHook
 from ..palette import ROLE_COLORS
 from ._features import batch_statistics, probe_images, require_teacher, step_features
 from .base import MethodSpec, PageSpec, register_method, uses_hook
+from .two_stage import PAIRS, Stage1Method, fsp_stage1_from_choice
 
 
 def pair_label(pair: Sequence[str]) -> str:
@@ -166,4 +167,8 @@ FSP = register_method(MethodSpec(
     label_run=lambda config: "FSP stage 1", reader=read_fsp_snapshot,
     pages=(PageSpec("fsp", "FSP matrices", ":material/grid_on:", order=60),),
     widgets={"FSPMonitor": "fsp"},
+    # Stage 1 optimises sums of squared products of activations (1e4-1e5 at the start on digits):
+    # SGD at lr 1e-2 diverged there, 1e-4 fell steadily (see two_stage).
+    stage1=Stage1Method(short="FSP", title="FSP matrices (Yim et al. 2017)", probe_metric="probe_loss",
+                        default_lr=1e-4, inputs=PAIRS, build=fsp_stage1_from_choice),
 ))

@@ -17,6 +17,7 @@ from ..engine.hooks import HOOKS, StepBatch, TrainContext, TrainingHook
 from ..palette import ROLE_COLORS
 from ._features import batch_statistics, probe_images, require_teacher, step_features
 from .base import MethodSpec, register_method, uses_hook
+from .two_stage import LAYERS, Stage1Method, hints_stage1_from_choice
 
 
 @HOOKS.register("hints")
@@ -95,4 +96,12 @@ HINTS = register_method(MethodSpec(
     summary="FitNets hints: regress the teacher's hint layer from the student's guided layer (Romero et al. 2015, eq. 3)",
     hook=HintsHook, loss="none", claims=uses_hook("hints"), priority=40,
     label_run=lambda config: "FitNets stage 1",
+    stage1=Stage1Method(
+        short="FitNets", title="FitNets hints (Romero et al. 2015)", probe_metric="probe_loss", default_lr=1e-3,
+        inputs=LAYERS, build=hints_stage1_from_choice,
+        loss_caption="the student's guided layer, through the regressor, is closing in on the teacher's hint layer",
+        loss_axis="hint loss ½‖u − r(v)‖² (log scale)",
+        note="FitNets regress the student's guided layer onto the teacher's hint layer through a learned 1x1 conv "
+             "(eq. 3), so the channel counts may differ. There are no FSP matrices to draw.",
+    ),
 ))

@@ -20,6 +20,12 @@ epochs than it asks for.
 FitNets hints (Romero et al. 2015, section 2.2: the student up to its guided layer trained on the
 hint loss alone) can replace the FSP loss in stage 1 (``hints_stage1_config``).
 
+A method that can be stage 1 says so on its spec (``MethodSpec.stage1``, a ``Stage1Method``: its
+short name, the metric its hook logs on the probe batch, the wording of its loss chart, its default
+learning rate, which inputs it needs and how to build its config from a ``Stage1Choice``). The UIs
+list ``stage1_methods()`` and tell the runs apart with ``role_of`` (from ``method_of``), so a new
+stage-1 method shows up in both without a change there.
+
 The FSP loss sums squared differences of products of activations, so on the last sections it
 can be 1e4-1e5 where cross-entropy is about 2: stage 1 usually needs a far lower learning rate
 than stage 2 (``stage1_lr``); the engine reports a diverged stage 1 with that advice.
@@ -27,13 +33,64 @@ than stage 2 (``stage1_lr``); the engine reports a diverged stage 1 with that ad
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from ..engine import Job, JobManager, JobStatus, start
 from ..engine.config import TrainConfig
 from ..engine.experiment import Experiment
 from ..engine.setup import dataset_for
+from .base import MethodSpec, all_methods, get_method, method_of
+
+
+# What a stage-1 method asks the UIs for (``Stage1Method.inputs``).
+PAIRS = "section pairs"  # pairs of feature maps of the same section (FSP matrices, Yim et al. eq. 1)
+LAYERS = "guided and hint layers"  # one student layer guided by one teacher layer (FitNets, Romero et al. eq. 3)
+# The runs of the recipe (``role_of``).
+STAGE1, STAGE2, SCRATCH = "stage 1", "stage 2", "scratch"
+ROLES = (STAGE1, STAGE2, SCRATCH)
+
+
+@dataclass(frozen=True)
+class Stage1Choice:
+    """What a UI chose for stage 1: its length and learning rate, and the method's inputs (``pairs``
+    for a ``PAIRS`` method, () meaning every section pair; ``layers`` = (student's guided layer,
+    teacher's hint layer) for a ``LAYERS`` method)."""
+
+    steps: int
+    lr: float
+    pairs: tuple[tuple[str, str], ...] = ()
+    layers: tuple[str, str] = ("stage2_out", "stage2_out")
+
+
+@dataclass(frozen=True)
+class Stage1Method:
+    """How a feature-distillation method serves as stage 1 of the two-stage recipe.
+
+    ``short`` names it in legends ("FSP"); ``title`` in a list of choices; ``probe_metric`` is the
+    metric its hook logs on a fixed probe batch (under the hook's label: ``probe_loss_key``);
+    ``default_lr`` the stage-1 learning rate that worked on digits; ``inputs`` is ``PAIRS`` or
+    ``LAYERS``; ``build(base, choice)`` makes the stage-1 config; ``loss_caption`` (what a falling
+    loss means) and ``loss_axis`` (the y-axis title) word its loss chart (None: the FSP chart's own);
+    ``note`` is shown beside its inputs. Whether it has matrices to draw is ``spec.reader``.
+    """
+
+    short: str
+    title: str
+    probe_metric: str
+    default_lr: float
+    inputs: str
+    build: Callable[[TrainConfig, Stage1Choice], TrainConfig]
+    loss_caption: str | None = None
+    loss_axis: str | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.inputs not in (PAIRS, LAYERS):
+            raise ValueError(f"Stage1Method inputs must be {PAIRS!r} or {LAYERS!r}, got {self.inputs!r}")
+        if not self.default_lr > 0:
+            raise ValueError(f"Stage1Method default_lr must be positive, got {self.default_lr}")
 
 
 def _as_config(base: TrainConfig | dict) -> TrainConfig:
@@ -45,7 +102,9 @@ def _as_config(base: TrainConfig | dict) -> TrainConfig:
 
 
 def _without_fsp(hooks: Sequence[dict]) -> list[dict]:
-    return [dict(h) for h in hooks if h.get("name") not in ("fsp", "hints")]
+    """``hooks`` without any stage-1 method's hook (fsp, hints, or another ``stage1_methods()``)."""
+    stage1 = {spec.name for spec in stage1_methods()}
+    return [dict(h) for h in hooks if h.get("name") not in stage1]
 
 
 def _length(base: TrainConfig, max_steps: int | None) -> dict[str, Any]:
@@ -145,6 +204,8 @@ class TwoStageFSP(Experiment):
     number of threads; ``wait()`` blocks until both stages (and any other job) have ended.
     """
 
+    TITLE = "two-stage training (Yim et al. 2017, section 3.3)"
+
     def __init__(
         self,
         base: TrainConfig | dict,
@@ -156,7 +217,7 @@ class TwoStageFSP(Experiment):
         manager: JobManager | None = None,
         stage1: TrainConfig | None = None,
     ) -> None:
-        super().__init__(manager, title="two-stage training (Yim et al. 2017, section 3.3)")
+        super().__init__(manager, title=self.TITLE)
         self.base, self.stage2_steps = _as_config(base), stage2_steps
         if stage1 is None:
             lr = {} if stage1_lr is None else {"lr": float(stage1_lr)}
@@ -164,17 +225,17 @@ class TwoStageFSP(Experiment):
         elif not isinstance(stage1, TrainConfig) or stage1.method != "none":
             raise ValueError("stage1 must be a stage-1 TrainConfig (method 'none' with the fsp or hints hook), "
                              "as fsp_stage1_config or hints_stage1_config make")
-        self.start("stage 1", stage1)
-        self.then("stage 2", "stage 1", lambda jobs: fsp_stage2_config(self.base, jobs["stage 1"].path, self.stage2_steps))
+        self.start(STAGE1, stage1)
+        self.then(STAGE2, STAGE1, lambda jobs: fsp_stage2_config(self.base, jobs[STAGE1].path, self.stage2_steps))
 
     @property
     def stage1(self) -> Job:
-        return self.jobs["stage 1"]
+        return self.jobs[STAGE1]
 
     @property
     def stage2(self) -> Job | None:
         """The stage-2 job once it has started (call ``poll()`` to start it when its turn comes)."""
-        return self.jobs.get("stage 2")
+        return self.jobs.get(STAGE2)
 
     def wait_stage2(self, timeout: float | None = None) -> JobStatus:
         """Block until stage 2 ends (``timeout`` applies to each stage); its status."""
@@ -184,3 +245,66 @@ class TwoStageFSP(Experiment):
         self.poll()
         assert self.stage2 is not None
         return self.stage2.wait(timeout)
+
+
+def fsp_stage1_from_choice(base: TrainConfig, choice: Stage1Choice) -> TrainConfig:
+    """``fsp_stage1_config`` for a UI's ``choice`` (its pairs, or "auto" when none is given)."""
+    pairs = [list(p) for p in choice.pairs] if choice.pairs else "auto"
+    return fsp_stage1_config(base, pairs=pairs, max_steps=int(choice.steps), lr=float(choice.lr))
+
+
+def hints_stage1_from_choice(base: TrainConfig, choice: Stage1Choice) -> TrainConfig:
+    """``hints_stage1_config`` for a UI's ``choice`` (its guided and hint layers)."""
+    return hints_stage1_config(base, *choice.layers, max_steps=int(choice.steps), lr=float(choice.lr))
+
+
+def stage1_methods() -> list[MethodSpec]:
+    """The specs that can be stage 1 (a ``stage1`` field), in registration order."""
+    return [spec for spec in all_methods() if spec.stage1 is not None]
+
+
+def stage1_method_of(config: Any) -> MethodSpec | None:
+    """The stage-1 method of a stage-1 config, else None: the highest-priority stage-1 spec that
+    claims it (its hook is in the config) and whose base loss it uses ("none"). Another method's
+    hook beside it (a prune hook, which ``method_of`` would rank first) does not hide it."""
+    claiming = [spec for spec in stage1_methods()
+                if spec.claims(config) and getattr(config, "method", None) == spec.loss]
+    return max(claiming, key=lambda spec: spec.priority) if claiming else None
+
+
+def role_of(config: Any) -> str:
+    """Which run of the recipe a config is, from its method (``method_of``): ``STAGE1`` (a stage-1
+    method), ``STAGE2`` (the fine-tuned student) or ``SCRATCH``; a ``ValueError`` otherwise."""
+    if stage1_method_of(config) is not None:
+        return STAGE1
+    method = method_of(config)
+    for role, name in ((STAGE2, "fine_tune"), (SCRATCH, "scratch")):
+        if method is get_method(name):
+            return role
+    hooks = ", ".join(spec.name for spec in stage1_methods())
+    raise ValueError(f"run {getattr(config, 'name', '?')!r} ({method.label}, base loss {getattr(config, 'method', '?')!r}) "
+                     f"is not a stage 1 (base loss 'none' with one of the hooks {hooks}), a stage 2 (cross-entropy "
+                     "from init_from) or a scratch run (cross-entropy from a random start)")
+
+
+def probe_loss_key(method: MethodSpec, config: Any) -> str:
+    """The metric key of ``method``'s probe-batch loss in a run with ``config`` ("fsp/probe_loss")."""
+    if method.stage1 is None:
+        raise ValueError(f"method {method.name!r} is not a stage-1 method")
+    labels = method.hook_labels(config)
+    if not labels:
+        raise ValueError(f"this run has no {method.name!r} hook in its config")
+    return f"{labels[0]}/{method.stage1.probe_metric}"
+
+
+def latest_reading(snapshots: Sequence[Any], method: MethodSpec, config: Any) -> tuple[Any, Any] | None:
+    """(snapshot, typed reading) of the latest snapshot that holds ``method``'s arrays, or None
+    (no reader, or no such snapshot yet)."""
+    if method.reader is None:
+        return None
+    for snap in reversed(list(snapshots)):
+        try:
+            return snap, method.read_snapshot(snap.arrays, config)
+        except ValueError:
+            continue
+    return None

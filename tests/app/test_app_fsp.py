@@ -18,8 +18,11 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from kdviz.app.session import EXPERIMENTS_KEY
 from kdviz.data import load_dataset
 from kdviz.engine import load_trained_model
+from kdviz.methods.base import METHOD_SPECS, MethodSpec
+from kdviz.methods.two_stage import LAYERS, Stage1Method, hints_stage1_from_choice, stage1_methods
 
 PAGE = Path(__file__).resolve().parents[2] / "kdviz" / "app" / "pages" / "fsp.py"
 HARNESS = f'''
@@ -79,11 +82,12 @@ def values(a) -> np.ndarray:
     return np.asarray(a, dtype=float)
 
 
-def wait_until(at: AppTest, predicate, timeout: float = 90.0) -> AppTest:
+def wait_until(at: AppTest, predicate, timeout: float = 90.0, pause: float = 0.4) -> AppTest:
+    """Rerun the page every ``pause`` seconds (as its timer does) until ``predicate(at)``."""
     end = time.monotonic() + timeout
     while not predicate(at):
         assert time.monotonic() < end, texts(at)
-        time.sleep(0.4)
+        time.sleep(pause)
         ok(at.run())
     return at
 
@@ -93,6 +97,11 @@ def page(**values) -> AppTest:
     for key, value in {**SMALL, **values}.items():
         at.selectbox(key=key).set_value(value).run()
     return ok(at)
+
+
+def experiment(at: AppTest):
+    """This session's latest experiment, as ``session.current_experiment`` keeps it."""
+    return at.session_state[EXPERIMENTS_KEY][-1]
 
 
 def start_button(at: AppTest):
@@ -128,18 +137,27 @@ def teacher_fsp_by_loop(run_path: Path, a: str, b: str) -> np.ndarray:
     return g
 
 
+# Stage-1 iterations of the live test. The page snapshots stage 1 every max(3, min(S1 // 15, 23 // 4))
+# = 5 steps on digits, and a digits step of this ResNet-8 takes about 20 ms here: 30 iterations (the
+# old setting) were over in about 0.6 s, less than one 0.4 s sleep plus a page run, so the page was
+# rerun at most once while stage 1 had a snapshot and the heatmap could never be seen to change.
+# 300 iterations last about 6 s, which many reruns (every 0.05 s) span.
+S1 = 300
+
+
 def test_page_loads_and_start_runs_both_stages_and_scratch_with_live_charts():
     at = page()
     assert at.title[0].value.startswith("FSP") and "Press **Start**" in texts(at)
     wait_until(at, lambda a: "ready" in texts(a))  # the teacher trains in the background (1 epoch)
-    at.slider(key="fsp_stage1_steps").set_value(30).run()
+    at.slider(key="fsp_stage1_steps").set_value(S1).run()
     at.slider(key="fsp_epochs").set_value(1).run()
     start_button(ok(at)).click().run()
-    exp = ok(at).session_state["fsp_experiment"]
+    exp = experiment(ok(at))
     s1 = exp.stage1.config
-    assert (s1.method, s1.max_steps, s1.lr, s1.model_options["blocks_per_stage"]) == ("none", 30, 1e-4, [1, 1, 1])
+    assert (s1.method, s1.max_steps, s1.lr, s1.model_options["blocks_per_stage"]) == ("none", S1, 1e-4, [1, 1, 1])
     assert s1.hooks[-1]["pairs"] == [[f"stage{k}_in", f"stage{k}_out"] for k in (1, 2, 3)]
-    assert exp.scratch.config.method == "ce" and exp.scratch.config.init_from is None
+    scratch = exp.job("scratch")
+    assert scratch.config.method == "ce" and scratch.config.init_from is None and set(exp.jobs) == {"stage 1", "scratch"}
     # No clicks from here on: the page is only rerun, as its timer does.
     heat, loss = [], []
 
@@ -151,7 +169,7 @@ def test_page_loads_and_start_runs_both_stages_and_scratch_with_live_charts():
             loss.append(len(values(c["fsp-loss"]["data"][0]["x"])))
         return exp.done
 
-    wait_until(at, sample, timeout=120)
+    wait_until(at, sample, timeout=180, pause=0.05)
     assert exp.stage2 is not None and exp.stage2.config.init_from == str(exp.stage1.path)
     assert len(set(heat)) >= 2, "the student's heatmap never changed during stage 1"
     assert loss and loss[-1] > loss[0]
@@ -159,10 +177,10 @@ def test_page_loads_and_start_runs_both_stages_and_scratch_with_live_charts():
     evals = jsonl(exp.stage1.path, "eval")
     assert np.allclose(values(final["fsp-loss"]["data"][0]["y"]), [r["fsp/probe_loss"] for r in evals], rtol=1e-6)
     fast = {t["name"]: t for t in final["fast-optimisation"]["data"]}
-    scratch_evals = jsonl(exp.scratch.path, "eval")
+    scratch_evals = jsonl(scratch.path, "eval")
     assert np.allclose(values(fast["scratch student"]["y"]), [100 * r["test_acc"] for r in scratch_evals])
     stage2_steps = [r["step"] for r in jsonl(exp.stage2.path, "eval")]
-    assert np.allclose(values(fast["FSP student (stage 2)"]["x"]), np.array(stage2_steps) + 30)
+    assert np.allclose(values(fast["FSP student (stage 2)"]["x"]), np.array(stage2_steps) + S1)
     # The teacher panel is the teacher's own FSP matrix, recomputed here by a loop.
     teacher_path = Path(exp.stage1.config.teacher)
     expected = teacher_fsp_by_loop(teacher_path, "stage1_in", "stage1_out")
@@ -184,7 +202,7 @@ def test_stop_during_stage_1_starts_no_stage_2():
     wait_until(at, lambda a: "ready" in texts(a))
     at.slider(key="fsp_stage1_steps").set_value(1000).run()
     start_button(ok(at)).click().run()
-    exp = ok(at).session_state["fsp_experiment"]
+    exp = experiment(ok(at))
     wait_until(at, lambda a: exp.stage1.status().state == "running")
     at.button(key="fsp-stop").click().run()
     wait_until(at, lambda a: exp.done)
@@ -207,3 +225,22 @@ def test_bad_input_gives_clear_messages_and_no_start():
     at.selectbox(key="fsp_guided").set_value("stage1_out").run()
     at.selectbox(key="fsp_student_channels").set_value("16-32-64").run()
     assert not ok(at).error  # hints learn an adapter: other channel counts are fine
+
+
+def test_page_offers_exactly_the_stage1_methods_the_registry_declares(monkeypatch):
+    """A new spec with a ``stage1`` field shows up on the page, with its title, note and learning rate."""
+    spec = MethodSpec("probe_stage1", "probe stage 1", "#000000", "a stage-1 method a test registers", loss="none",
+                      stage1=Stage1Method(short="Probe", title="Probe features (a test)", probe_metric="probe_loss",
+                                          default_lr=2e-3, inputs=LAYERS, build=hints_stage1_from_choice,
+                                          note="Probe features need a guided and a hint layer."))
+    monkeypatch.setitem(METHOD_SPECS._items, spec.name, spec)
+    at = page()
+    titles = at.radio(key="fsp_method").options
+    assert titles == [m.stage1.title for m in stage1_methods()] and titles[-1] == "Probe features (a test)"
+    assert titles[:2] == ["FSP matrices (Yim et al. 2017)", "FitNets hints (Romero et al. 2015)"]
+    assert at.radio(key="fsp_method").value == "fsp" and at.multiselect(key="fsp_pairs")
+    at.radio(key="fsp_method").set_value("probe_stage1").run()
+    assert "Probe features need a guided and a hint layer." in texts(ok(at))
+    assert at.number_input(key="fsp_stage1_lr_probe_stage1").value == 2e-3
+    assert [s.key for s in at.selectbox if s.key in ("fsp_guided", "fsp_hint")] == ["fsp_guided", "fsp_hint"]
+    assert not any(m.key == "fsp_pairs" for m in at.multiselect)

@@ -68,3 +68,48 @@ def test_fast_optimisation_shifts_stage2_and_reports_reaching_baseline():
     assert list(plain.data[1].x) == [1, 2] and "short of scratch" in plain.layout.title.text
     with pytest.raises(ValueError, match="fractions"):
         figs.fast_optimisation([1], [90.0], [1], [0.5], stage1_steps=1)
+
+
+def test_fast_optimisation_names_the_stage1_method():
+    fig = figs.fast_optimisation([1, 2], [0.5, 0.9], [1, 2], [0.95, 0.97], stage1_steps=4, stage1_iters=[0, 4],
+                                 stage1_accuracy=[0.1, 0.1], name="FitNets")
+    assert [t.name for t in fig.data] == ["scratch student", "FitNets stage 1 (no classification loss)",
+                                          "FitNets student (stage 2)"]
+    assert fig.data[2].hovertemplate.startswith("FitNets stage 2") and fig.layout.title.text.startswith("<b>FitNets reaches")
+    assert not any("FSP" in (t.name + t.hovertemplate) for t in fig.data)
+    with pytest.raises(ValueError, match="FitNets stage 2: accuracies must be fractions"):
+        figs.fast_optimisation([1], [0.5], [1], [2.0], stage1_steps=1, name="FitNets")
+
+
+def records(*rows):
+    return [{"kind": "eval", "step": step, **values} for step, values in rows]
+
+
+def test_live_loss_curve_reads_the_given_metric_and_wording():
+    from kdviz.figures import fsp_live
+
+    recs = records((0, {"hints/probe_loss": 8.0, "test_acc": 0.1}), (5, {"hints/probe_loss": 2.0, "test_acc": 0.1}))
+    recs.insert(1, {"kind": "step", "step": 1, "hints/probe_loss": 99.0})  # step records are not evaluations
+    fig = fsp_live.loss_curve_from_records(recs, "hints/probe_loss", "FitNets", fall_caption="closing in",
+                                           y_title="hint loss (log scale)")
+    assert list(fig.data[0].x) == [0, 5] and list(fig.data[0].y) == [8.0, 2.0] and len(fig.data) == 1
+    assert fig.data[0].name == "total (FitNets, probe batch)" and fig.layout.yaxis.title.text == "hint loss (log scale)"
+    assert fig.layout.title.text.startswith("<b>FitNets loss fell 4x") and "closing in" in fig.layout.title.text
+    assert fig.layout.legend.y < 0  # theme.compact: the legend under the plot
+    assert fsp_live.loss_curve_from_records(recs, "fsp/probe_loss") is None
+    pairs = records((0, {"fsp/probe_loss": 3.0, "fsp/probe_loss/a->b": 1.0, "fsp/probe_loss/c->d": 2.0}))
+    assert fsp_live.loss_series(pairs, "fsp/probe_loss") == ([0.0], [3.0], {"a->b": [1.0], "c->d": [2.0]})
+
+
+def test_live_heatmaps_pick_the_pair():
+    from kdviz.figures import fsp_live
+
+    pairs = [{"label": f"p{k}", "teacher": np.full((2, 3), k + 1.0), "student": np.zeros((2, 3)),
+              "difference": np.full((2, 3), k + 1.0)} for k in range(2)]
+    fig = fsp_live.heatmaps_from_pairs(pairs, "p1")
+    np.testing.assert_allclose(np.asarray(fig.data[0].z), np.full((2, 3), 2.0))
+    np.testing.assert_allclose(np.asarray(fsp_live.heatmaps_from_pairs(pairs).data[0].z), np.ones((2, 3)))
+    with pytest.raises(ValueError, match="no FSP pair 'p9' in this snapshot \\(pairs: p0, p1\\)"):
+        fsp_live.heatmaps_from_pairs(pairs, "p9")
+    with pytest.raises(ValueError, match="no FSP pairs to draw"):
+        fsp_live.heatmaps_from_pairs([])

@@ -1,6 +1,7 @@
 """Yim et al.'s two stages as engine configs, and a short FSP stage 1 + stage 2 through the engine."""
 import threading
 import time
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -9,8 +10,11 @@ from kdviz.methods.fsp import fsp_snapshot_pairs
 import kdviz.engine.experiment as experiment
 import kdviz.methods.two_stage as two_stage
 from kdviz.data import load_dataset
+from kdviz.methods import get_method
 from kdviz.methods.two_stage import (
-    TwoStageFSP, fsp_stage1_config, fsp_stage2_config, hints_stage1_config, scratch_config, two_stage_configs,
+    LAYERS, PAIRS, Stage1Choice, Stage1Method, TwoStageFSP, fsp_stage1_config, fsp_stage2_config,
+    hints_stage1_config, latest_reading, probe_loss_key, role_of, scratch_config, stage1_method_of, stage1_methods,
+    two_stage_configs,
 )
 from kdviz.engine import TrainConfig, open_run, start
 
@@ -111,6 +115,61 @@ def test_stage1_needs_teacher(tmp_path):
         fsp_stage1_config(base_config(tmp_path, teacher=None))
     with pytest.raises(TypeError, match="TrainConfig or a dict"):
         fsp_stage2_config("config", "run")
+
+
+def test_stage1_specs_build_their_configs_from_a_choice(tmp_path):
+    """The fsp and hints specs declare how they serve as stage 1; their builders honour every field."""
+    fsp, hints = get_method("fsp"), get_method("hints")
+    assert stage1_methods()[:2] == [fsp, hints]
+    assert (fsp.stage1.short, fsp.stage1.inputs, fsp.stage1.default_lr) == ("FSP", PAIRS, 1e-4)
+    assert (hints.stage1.short, hints.stage1.inputs, hints.stage1.default_lr) == ("FitNets", LAYERS, 1e-3)
+    assert fsp.reader is not None and hints.reader is None  # only FSP has matrices to draw
+    base = base_config(tmp_path)
+    choice = Stage1Choice(steps=37, lr=3e-5, pairs=(("stage2_in", "stage2_out"),), layers=("stage1_out", "stage3_out"))
+    one = fsp.stage1.build(base, choice)
+    assert (one.method, one.max_steps, one.lr) == ("none", 37, 3e-5)
+    assert one.hooks[-1] == {"name": "fsp", "pairs": [["stage2_in", "stage2_out"]]}
+    assert fsp.stage1.build(base, Stage1Choice(5, 1e-4)).hooks[-1]["pairs"] == "auto"
+    two = hints.stage1.build(base, choice)
+    assert (two.method, two.max_steps, two.lr) == ("none", 37, 3e-5)
+    assert two.hooks[-1] == {"name": "hints", "student_layer": "stage1_out", "teacher_layer": "stage3_out"}
+    assert probe_loss_key(fsp, one) == "fsp/probe_loss" and probe_loss_key(hints, two) == "hints/probe_loss"
+    with pytest.raises(ValueError, match="no 'fsp' hook"):
+        probe_loss_key(fsp, two)
+    with pytest.raises(ValueError, match="not a stage-1 method"):
+        probe_loss_key(get_method("kd"), one)
+    with pytest.raises(ValueError, match="inputs must be"):
+        Stage1Method("X", "x", "probe_loss", 1e-3, "layers please", build=fsp.stage1.build)
+    with pytest.raises(ValueError, match="default_lr must be positive"):
+        Stage1Method("X", "x", "probe_loss", 0.0, LAYERS, build=fsp.stage1.build)
+
+
+def test_roles_of_the_runs_come_from_their_methods(tmp_path):
+    pruned = base_config(tmp_path)
+    base = replace(pruned, hooks=[])
+    one = fsp_stage1_config(base)
+    hints = hints_stage1_config(base, "stage2_out", "stage2_out")
+    two = fsp_stage2_config(base, tmp_path / "stage1")
+    assert [role_of(c) for c in (one, hints, two, scratch_config(base))] == ["stage 1", "stage 1", "stage 2", "scratch"]
+    assert stage1_method_of(one) is get_method("fsp") and stage1_method_of(hints) is get_method("hints")
+    assert stage1_method_of(two) is None
+    assert role_of(fsp_stage1_config(pruned)) == "stage 1"  # a prune hook beside it does not hide stage 1
+    kd_with_fsp = TrainConfig(method="kd", teacher="t", hooks=[{"name": "fsp"}])  # not a stage 1: it has a base loss
+    assert stage1_method_of(kd_with_fsp) is None
+    for config in (kd_with_fsp, TrainConfig(method="kd", teacher="t"), pruned):  # pruned: a pruned fine-tune
+        with pytest.raises(ValueError, match="is not a stage 1 \\(base loss 'none' with one of the hooks fsp, hints\\)"):
+            role_of(config)
+
+
+def test_latest_reading_skips_snapshots_without_the_method(tmp_path):
+    config = fsp_stage1_config(base_config(tmp_path))
+    arrays = {"fsp/pairs": ["a->b"], "fsp/pair_loss": [0.5], "fsp/teacher_0": [[1.0]], "fsp/student_0": [[0.25]],
+              "fsp/difference_0": [[0.75]]}
+    with_fsp, without = SimpleNamespace(step=3, arrays=arrays), SimpleNamespace(step=6, arrays={"probe/soft": [0]})
+    snap, reading = latest_reading([with_fsp, without], get_method("fsp"), config)
+    assert snap is with_fsp and reading.labels == ["a->b"] and reading.pair("a->b")["student"].tolist() == [[0.25]]
+    assert latest_reading([without], get_method("fsp"), config) is None
+    assert latest_reading([with_fsp], get_method("hints"), config) is None  # hints has no reader
 
 
 @pytest.mark.slow

@@ -14,9 +14,12 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from kdviz.methods.two_stage import TwoStageFSP, scratch_config  # noqa: E402
+from kdviz.methods.base import METHOD_SPECS, MethodSpec  # noqa: E402
+from kdviz.methods.two_stage import (  # noqa: E402
+    LAYERS, Stage1Method, TwoStageFSP, hints_stage1_from_choice, scratch_config, stage1_methods,
+)
 from kdviz.engine import JobManager, TrainConfig, start  # noqa: E402
-from kdviz.widgets.fsp import FSPMonitor, role_of  # noqa: E402
+from kdviz.widgets.fsp import FSPMonitor, role_of, stage1_requirement  # noqa: E402
 
 COMMON = dict(dataset="digits", model="resnet", batch_size=32, eval_train_samples=200, device="cpu")
 STUDENT = {"blocks_per_stage": [1, 1, 1], "channels": [4, 8, 16]}
@@ -125,9 +128,8 @@ def test_stop_ends_stage_1_and_no_stage_2_starts(teacher, manager):
 def test_monitor_of_run_folders_and_bad_input(teacher, manager):
     b = base(teacher, max_steps=4)
     stages = TwoStageFSP(b, stage1_steps=8, stage2_steps=4, manager=manager, stage1_lr=1e-4)
-    scratch = start(scratch_config(b), manager)
-    stages.wait(60)
-    scratch.wait(60)
+    scratch = stages.start("scratch", scratch_config(b))  # the scratch student is part of the experiment
+    assert set(stages.wait(60)) == {"stage 1", "stage 2", "scratch"}
     paths = [str(stages.stage2.path), str(scratch.path), str(stages.stage1.path)]
     monitor = FSPMonitor(paths, autostart=False)  # roles come from the configs, order does not matter
     assert [role_of(v.config) for v in monitor.views.values()] == ["stage 2", "scratch", "stage 1"]
@@ -135,8 +137,30 @@ def test_monitor_of_run_folders_and_bad_input(teacher, manager):
     monitor.close()
     with pytest.raises(ValueError, match="needs a stage-1 run"):
         FSPMonitor([str(scratch.path)], autostart=False)
-    with pytest.raises(ValueError, match="not an FSP stage 1"):
+    with pytest.raises(ValueError, match="is not a stage 1"):
         role_of(TrainConfig(method="kd", teacher="t"))
+    with pytest.raises(ValueError, match="two runs are the stage 1 run"):
+        FSPMonitor([str(stages.stage1.path), str(stages.stage1.path)], autostart=False)
+    # the experiment itself: its three jobs, roles from their configs
+    monitor = FSPMonitor(stages, autostart=False)
+    assert {role: v.path for role, v in monitor.views.items()} == {
+        "stage 1": stages.stage1.path, "stage 2": stages.stage2.path, "scratch": scratch.path}
+    assert monitor.done and monitor.stop_button.disabled
+    monitor.close()
+
+
+def test_the_monitor_accepts_exactly_the_stage1_methods_the_registry_declares(monkeypatch):
+    """A new spec with a ``stage1`` field is a stage-1 method for the monitor too, without a change there."""
+    before = [m.name for m in stage1_methods()]
+    assert before[:2] == ["fsp", "hints"]
+    assert "with one of the hooks 'fsp' (FSP), 'hints' (FitNets)" in stage1_requirement()
+    spec = MethodSpec("probe_stage1", "probe stage 1", "#000000", "a stage-1 method a test registers", loss="none",
+                      stage1=Stage1Method(short="Probe", title="Probe features (a test)", probe_metric="probe_loss",
+                                          default_lr=1e-3, inputs=LAYERS, build=hints_stage1_from_choice))
+    monkeypatch.setitem(METHOD_SPECS._items, spec.name, spec)
+    assert [m.name for m in stage1_methods()] == [*before, "probe_stage1"]
+    with pytest.raises(ValueError, match=r"needs a stage-1 run .*'hints' \(FitNets\).*, 'probe_stage1' \(Probe\)\)$"):
+        FSPMonitor([], autostart=False)
 
 
 def test_monitor_of_a_fitnets_hints_stage_1(teacher, manager):
@@ -148,7 +172,7 @@ def test_monitor_of_a_fitnets_hints_stage_1(teacher, manager):
     job = start(replace(b, method="none", hooks=[hint], max_steps=8, lr=1e-3, name="hints stage 1").validate(), manager)
     assert job.wait(60).state == "finished"
     monitor = FSPMonitor({"hints": job}, autostart=False)
-    assert monitor.hook == "hints" and monitor.heatmap_chart.widget not in monitor.children
+    assert monitor.method.name == "hints" and monitor.heatmap_chart.widget not in monitor.children
     loss = monitor.loss_chart.widget
     assert "FitNets" in loss.layout.title.text and "hint loss" in loss.layout.yaxis.title.text
     expected = [r["hints/probe_loss"] for r in evals(Path(job.path))]

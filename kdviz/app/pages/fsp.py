@@ -2,8 +2,10 @@
 
 The FSP matrix of two layers is G_ij = sum_{s,t} F1_i(s,t) F2_j(s,t) / (h w) (eq. 1). Stage 1 trains
 a shallow ResNet to match a deep teacher's FSP matrices (eq. 2, no labels); stage 2 trains it on the
-labels from there; a scratch student trains beside it. Start runs all of it in background jobs and
-a fragment redraws the heatmaps, the loss and the fast-optimisation chart every second.
+labels from there; a scratch student trains beside it. Any stage-1 method the registry declares
+(``two_stage.stage1_methods()``: FSP, FitNets hints) can be chosen. Start runs all of it as one
+experiment in the lab's job manager, and a fragment polls it (starting stage 2 when stage 1 has
+finished) and redraws the heatmaps, the loss and the fast-optimisation chart every second.
 """
 from __future__ import annotations
 
@@ -13,25 +15,29 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import show_chart
+from kdviz.app.components import show_run_status, status_row
 from kdviz.app.errors import user_errors
 from kdviz.app.fsp_view import (
-    CHANNELS, DEPTHS, METHODS, SAME, STAGE1_LR, FSPChoice, check_fsp_pairs, check_hint_layers, feature_shapes,
+    CHANNELS, DEPTHS, SAME, FSPChoice, check_fsp_pairs, check_hint_layers, experiment_views, feature_shapes,
     pair_options, start_experiment, teacher_job, teacher_name,
 )
-from kdviz.app.live import job_view
 from kdviz.app.sidebar import current_settings, load_bundle
-from kdviz.app.components import show_run_status
-from kdviz.app.training_view import status_row
-from kdviz.figures.fsp_live import fast_optimisation_from_records, heatmaps_from_snapshot, loss_curve_from_records, pair_labels
+from kdviz.figures.fsp_live import fast_optimisation_from_records, heatmaps_from_pairs, loss_curve_from_records
+from kdviz.methods import get_method
+from kdviz.methods.two_stage import (
+    PAIRS, SCRATCH, STAGE1, STAGE2, Stage1Choice, TwoStageFSP, latest_reading, probe_loss_key, stage1_method_of,
+    stage1_methods,
+)
 
+STAGE1_METHODS = stage1_methods()
 K = {"teacher": "fsp_teacher", "student": "fsp_student", "channels": "fsp_channels", "s_channels": "fsp_student_channels",
-     "hook": "fsp_method", "pairs": "fsp_pairs", "guided": "fsp_guided", "hint": "fsp_hint", "s1": "fsp_stage1_steps",
-     "epochs": "fsp_epochs", "lr": "fsp_lr", "seed": "fsp_seed", "exp": "fsp_experiment", "pair": "fsp_pair",
-     "count": "fsp_count_stage1", **{f"s1lr_{h}": f"fsp_stage1_lr_{h}" for h in METHODS}}
+     "method": "fsp_method", "pairs": "fsp_pairs", "guided": "fsp_guided", "hint": "fsp_hint", "s1": "fsp_stage1_steps",
+     "epochs": "fsp_epochs", "lr": "fsp_lr", "seed": "fsp_seed", "pair": "fsp_pair", "count": "fsp_count_stage1",
+     **{f"s1lr_{m.name}": f"fsp_stage1_lr_{m.name}" for m in STAGE1_METHODS}}
 DEFAULTS = {K["teacher"]: "ResNet-20 (3 blocks per stage)", K["student"]: "ResNet-8 (1 block per stage)",
-            K["channels"]: "8-16-32", K["s_channels"]: SAME, K["hook"]: "fsp", K["s1"]: 150, K["epochs"]: 6,
-            K["lr"]: 0.05, K["seed"]: 0, K["count"]: True, K["guided"]: "stage2_out", K["hint"]: "stage2_out",
-            **{K[f"s1lr_{h}"]: lr for h, lr in STAGE1_LR.items()}}
+            K["channels"]: "8-16-32", K["s_channels"]: SAME, K["method"]: STAGE1_METHODS[0].name, K["s1"]: 150,
+            K["epochs"]: 6, K["lr"]: 0.05, K["seed"]: 0, K["count"]: True, K["guided"]: "stage2_out",
+            K["hint"]: "stage2_out", **{K[f"s1lr_{m.name}"]: m.stage1.default_lr for m in STAGE1_METHODS}}
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.0"))
 state = st.session_state
 for key, value in DEFAULTS.items():
@@ -75,105 +81,103 @@ with user_errors("Teacher"):
     if bundle is not None:
         teacher = teacher_job(settings, t_blocks, channels)
 if teacher is not None:
-    show_run_status(teacher, teacher_name(teacher), lambda: teacher_job(settings, t_blocks, channels, retry=True), "fsp")
+    show_run_status(teacher, teacher_name(teacher), lambda: teacher_job(settings, t_blocks, channels, retry=True),
+                    "fsp-teacher")
 
-hook = st.radio("Stage 1 distils", list(METHODS), format_func=METHODS.get, key=K["hook"], horizontal=True)
+
+def stage1_inputs(method, s_feats: dict, t_feats: dict) -> dict:
+    """The chosen method's inputs (section pairs, or guided and hint layers), checked."""
+    if method.stage1.inputs == PAIRS:
+        options = pair_options(s_feats, t_feats)
+        state[K["pairs"]] = [p for p in state.get(K["pairs"], options) if p in options]
+        st.multiselect("Section pairs (first and last map of each stage, figure 3 of the paper)", options,
+                       key=K["pairs"], placeholder="Choose one or more section pairs")
+        return {"pairs": tuple(tuple(p) for p in check_fsp_pairs(list(state[K["pairs"]]), s_feats, t_feats))}
+    h1, h2 = st.columns(2)
+    h1.selectbox("Guided layer (student)", [n for n in s_feats if n.endswith("_out")], key=K["guided"])
+    h2.selectbox("Hint layer (teacher)", [n for n in t_feats if n.endswith("_out")], key=K["hint"])
+    check_hint_layers(state[K["guided"]], state[K["hint"]], s_feats, t_feats)
+    return {"layers": (state[K["guided"]], state[K["hint"]])}
+
+
+st.radio("Stage 1 distils", [m.name for m in STAGE1_METHODS], key=K["method"], horizontal=True,
+         format_func=lambda name: get_method(name).stage1.title)
+method = get_method(state[K["method"]])
 choice = None
 with user_errors("Setup"):
     if bundle is not None:
         shape, classes = tuple(bundle.train_images.shape[1:]), len(bundle.class_names)
         s_feats = feature_shapes(shape, classes, s_blocks, s_channels)
         t_feats = feature_shapes(shape, classes, t_blocks, channels)
-        if hook == "fsp":
-            options = pair_options(s_feats, t_feats)
-            state[K["pairs"]] = [p for p in state.get(K["pairs"], options) if p in options]
-            st.multiselect("Section pairs (first and last map of each stage, figure 3 of the paper)", options,
-                           key=K["pairs"], placeholder="Choose one or more section pairs")
-            pairs = check_fsp_pairs(list(state[K["pairs"]]), s_feats, t_feats)
-            extra = {"pairs": tuple(tuple(p) for p in pairs)}
-        else:
-            outs = [n for n in s_feats if n.endswith("_out")]
-            h1, h2 = st.columns(2)
-            h1.selectbox("Guided layer (student)", outs, key=K["guided"])
-            h2.selectbox("Hint layer (teacher)", [n for n in t_feats if n.endswith("_out")], key=K["hint"])
-            check_hint_layers(state[K["guided"]], state[K["hint"]], s_feats, t_feats)
-            st.caption("FitNets regress the student's guided layer onto the teacher's hint layer through a learned "
-                       "1x1 conv (eq. 3), so the channel counts may differ. There are no FSP matrices to draw.")
-            extra = {"hint_layers": (state[K["guided"]], state[K["hint"]])}
-        choice = FSPChoice(student_blocks=s_blocks, channels=s_channels, hook=hook, stage1_steps=int(state[K["s1"]]),
-                           epochs=int(state[K["epochs"]]), stage1_lr=float(state[K[f"s1lr_{hook}"]]),
-                           lr=float(state[K["lr"]]), seed=int(state[K["seed"]]), **extra)
+        inputs = stage1_inputs(method, s_feats, t_feats)
+        if method.stage1.note:
+            st.caption(method.stage1.note)
+        stage1 = Stage1Choice(int(state[K["s1"]]), float(state[K[f"s1lr_{method.name}"]]), **inputs)
+        choice = FSPChoice(student_blocks=s_blocks, channels=s_channels, method=method.name, stage1=stage1,
+                           epochs=int(state[K["epochs"]]), lr=float(state[K["lr"]]), seed=int(state[K["seed"]]))
 
-exp = state.get(K["exp"])
+exp = session.current_experiment(TwoStageFSP.TITLE)  # polled: stage 2 starts once stage 1 has finished
 running = exp is not None and not exp.done
 c1, c2, c3, c4 = st.columns([2, 2, 1, 2], vertical_alignment="bottom")
 c1.slider("Stage-1 iterations", 10, 1000, step=10, key=K["s1"], help="Optimizer steps on the stage-1 loss alone.")
 c2.slider("Main-task epochs (stage 2 and scratch)", 1, 30, key=K["epochs"])
 with c3.popover("More", icon=":material/tune:", width="stretch"):
-    st.number_input("Stage-1 learning rate (SGD)", min_value=1e-7, max_value=1.0, key=K[f"s1lr_{hook}"], format="%g",
-                    help="The stage-1 loss is large (1e4 and more at the start): 1e-2 diverged on digits, 1e-4 fell "
-                         "steadily. If stage 1 diverges, lower it 10x.")
+    st.number_input("Stage-1 learning rate (SGD)", min_value=1e-7, max_value=1.0, key=K[f"s1lr_{method.name}"],
+                    format="%g", help="The stage-1 loss is large (1e4 and more at the start): 1e-2 diverged on "
+                    "digits, 1e-4 fell steadily. If stage 1 diverges, lower it 10x.")
     st.number_input("Main-task learning rate (SGD, momentum 0.9)", min_value=1e-5, max_value=1.0, key=K["lr"], format="%g")
     st.number_input("Seed (both students)", min_value=0, step=1, key=K["seed"])
 ready = choice is not None and teacher is not None and teacher.status().state == "finished"
 if c4.button("Start stage 1, stage 2 and scratch" if not running else "Running… stop it to start again", type="primary",
              icon=":material/play_arrow:", disabled=not ready or running, width="stretch"):
     with user_errors("Start"):
-        state[K["exp"]] = start_experiment(choice, settings, bundle, str(teacher.path), session.session_id())
+        session.add_experiment(start_experiment(choice, settings, bundle, str(teacher.path)))
         st.rerun()
 st.divider()
 
 
-def heatmaps(stage1) -> None:
+def heatmaps(view, stage1_method) -> None:
     """The latest stage-1 snapshot's teacher, student and difference matrices for the chosen pair."""
-    snaps = [s for s in stage1.snapshots if "fsp/pairs" in s.arrays]
-    if not snaps:
+    latest = latest_reading(view.snapshots, stage1_method, view.config)
+    if latest is None:
         st.caption("Waiting for the first FSP snapshot…")
         return
-    snap = snaps[-1]
-    labels = pair_labels(snap.arrays)
-    if state.get(K["pair"]) not in labels:
-        state[K["pair"]] = labels[0]
-    st.segmented_control("Section pair", labels, key=K["pair"])
-    fig = heatmaps_from_snapshot(snap.arrays, state.get(K["pair"]) or labels[0])
+    snap, reading = latest
+    if state.get(K["pair"]) not in reading.labels:
+        state[K["pair"]] = reading.labels[0]
+    st.segmented_control("Section pair", reading.labels, key=K["pair"])
+    fig = heatmaps_from_pairs(reading.pairs, state.get(K["pair"]) or reading.labels[0])
     show_chart(fig, "fsp-heatmaps", caption=f"Stage-1 step {snap.step}, averaged over 64 fixed test images. Rows are "
                "channels of the section's first map, columns of its last. Watch the middle panel take the teacher's "
                "pattern and the right panel fade to white.")
 
 
-def panel(live: bool) -> None:
-    """Status, controls and live charts of this session's latest FSP experiment."""
-    session.touch()
-    exp = state.get(K["exp"])
-    if live and exp is not None and exp.done:
-        st.rerun(scope="app")  # redraw once without the timer, and enable Start again
-    if exp is None:
-        st.info("Press **Start** to run stage 1, then stage 2, and a scratch student beside them. The charts fill "
-                "in live; you need not click anything.", icon=":material/info:")
-        return
-    exp.poll()
-    name = "FSP" if exp.hook == "fsp" else "Hints"
-    stage1 = job_view(exp.stage1, f"{name} stage 1")
-    stage2 = job_view(exp.stage2, f"{name} stage 2") if exp.stage2 is not None else None
-    scratch = job_view(exp.scratch, "scratch student")
+def statuses(exp, short: str) -> None:
+    """One status row per run, with Pause/Resume and Stop for the whole experiment."""
     left, right = st.columns([4, 1], vertical_alignment="bottom")
     with left:
-        status_row(exp.stage1, f"{name} stage 1 ({exp.stage1_steps} iterations, no labels)")
+        status_row(exp.stage1, f"{short} stage 1 ({exp.stage1.config.max_steps} iterations, no labels)")
         if exp.stage2 is not None:
-            status_row(exp.stage2, f"{name} stage 2 (labels, from the stage-1 weights)")
+            status_row(exp.stage2, f"{short} stage 2 (labels, from the stage-1 weights)")
+        elif STAGE2 in exp.blocked:
+            st.markdown(f":material/block: **{short} stage 2** will not start: {exp.blocked[STAGE2]}.")
         else:
-            st.markdown(f":material/hourglass_top: **{name} stage 2** starts when stage 1 has finished.")
-        status_row(exp.scratch, "Scratch student (labels, random start)")
+            st.markdown(f":material/hourglass_top: **{short} stage 2** starts when stage 1 has finished.")
+        status_row(exp.job(SCRATCH), "Scratch student (labels, random start)")
     with right:
-        paused = any(j.status().state == "paused" for j in exp.jobs)
+        paused = any(j.status().state == "paused" for j in exp.jobs.values())
         st.button("Resume" if paused else "Pause", icon=":material/play_arrow:" if paused else ":material/pause:",
                   disabled=exp.done, width="stretch", key="fsp-pause", on_click=exp.resume if paused else exp.pause)
         st.button("Stop", icon=":material/stop:", disabled=exp.done, width="stretch", key="fsp-stop", on_click=exp.stop)
-    if exp.hook == "fsp":
-        heatmaps(stage1)
+
+
+def charts(exp, views: dict, stage1_method) -> None:
+    """The stage-1 loss and the fast-optimisation chart, side by side."""
+    info, stage1 = stage1_method.stage1, views[STAGE1]
     a, b = st.columns(2)
     with a:
-        fig = loss_curve_from_records(stage1.evals, exp.hook)
+        fig = loss_curve_from_records(stage1.evals, probe_loss_key(stage1_method, stage1.config), info.short,
+                                      info.loss_caption, info.loss_axis)
         if fig is None:
             st.caption("Waiting for the first stage-1 evaluation…")
         else:
@@ -183,8 +187,9 @@ def panel(live: bool) -> None:
         state.setdefault(K["count"], True)  # the toggle lives in this fragment: its state may be new here
         st.toggle("Count stage-1 iterations on the x axis", key=K["count"],
                   help="Off: both curves start at 0, comparing main-task iterations only, as in the paper.")
-        fig = fast_optimisation_from_records(scratch.evals, stage2.evals if stage2 else [], stage1.evals,
-                                             exp.stage1_steps, exp.hook, count_stage1=bool(state[K["count"]]))
+        stage2 = views[STAGE2].evals if STAGE2 in views else []
+        fig = fast_optimisation_from_records(views[SCRATCH].evals, stage2, stage1.evals, exp.stage1.config.max_steps,
+                                             info.short, count_stage1=bool(state[K["count"]]))
         if fig is None:
             st.info("The fast-optimisation chart appears with stage 2's first evaluation. Meanwhile stage 1 "
                     "learns the teacher's flow without labels, so its accuracy stays near chance.", icon=":material/schedule:")
@@ -192,6 +197,26 @@ def panel(live: bool) -> None:
             show_chart(fig, "fast-optimisation", caption="Test accuracy against optimizer steps. The purple curve "
                        "starts after stage 1 (dotted line) and should climb far faster than the green scratch curve "
                        "(Yim et al., section 4.1).")
+
+
+def panel(live: bool) -> None:
+    """Status, controls and live charts of this session's latest experiment; each refresh polls it
+    (stage 2 starts here once stage 1 has finished)."""
+    session.touch()
+    exp = session.current_experiment(TwoStageFSP.TITLE)  # polled: stage 2 starts here after stage 1
+    if exp is None:
+        st.info("Press **Start** to run stage 1, then stage 2, and a scratch student beside them. The charts fill "
+                "in live; you need not click anything.", icon=":material/info:")
+        return
+    views = experiment_views(exp)  # read after polling, so the last records are in
+    if live and exp.done:
+        st.rerun(scope="app")  # redraw once without the timer, and enable Start again
+    stage1_method = stage1_method_of(exp.stage1.config)
+    statuses(exp, stage1_method.stage1.short)
+    if stage1_method.reader is not None:
+        heatmaps(views[STAGE1], stage1_method)
+    charts(exp, views, stage1_method)
+
 
 if bundle is not None:
     live = exp is not None and not exp.done
