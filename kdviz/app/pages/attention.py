@@ -1,0 +1,151 @@
+"""Attention transfer: where does the teacher look, and does the student learn to look there?
+
+Zagoruyko & Komodakis, "Paying More Attention to Attention" (ICLR 2017), section 3.1: a layer's
+spatial attention map is F(A) = sum_c |A_c|^2, and the student adds beta/2 * sum_j of the distance
+between its normalised maps and the teacher's (eq. 2) to cross-entropy. Start trains an AT student
+beside a scratch student (one experiment, configs from ``kdviz.methods.attention``) against the
+FSP page's ResNet-20 teacher; a fragment redraws the maps of a few fixed test images, the distance
+per layer pair and the test accuracy of both every second.
+"""
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from kdviz.app import session
+from kdviz.app.charts import show_chart
+from kdviz.app.components import pick_layer, run_controls, show_run_status, status_row
+from kdviz.app.errors import plain_message, user_errors
+from kdviz.app.fsp_view import teacher_job
+from kdviz.app.live import job_view
+from kdviz.app.sidebar import current_settings, load_bundle
+from kdviz.engine import TrainConfig
+from kdviz.figures.attention import attention_distance_curve, attention_maps, distance_series
+from kdviz.figures.training import accuracy_comparison
+from kdviz.methods.attention import ATTENTION, attention_configs
+from kdviz.methods.scratch import SCRATCH, TEACHER
+
+TEACHER_BLOCKS, TEACHER_CHANNELS = (3, 3, 3), (8, 16, 32)  # ResNet-20, shared with the FSP page's teacher
+STUDENT_BLOCKS = (1, 1, 1)  # ResNet-8
+STUDENT_CHANNELS = {"4-8-16 (half the teacher's)": (4, 8, 16), "8-16-32 (the teacher's)": (8, 16, 32)}
+K = {"channels": "at_channels", "beta": "at_beta", "epochs": "at_epochs", "lr": "at_lr", "seed": "at_seed",
+     "pair": "at_pair", "image": "at_image", "error": "at_start_error"}
+DEFAULTS = {K["channels"]: next(iter(STUDENT_CHANNELS)), K["beta"]: 2.0, K["epochs"]: 6, K["lr"]: 0.05, K["seed"]: 0}
+EXPERIMENT = "AT beside scratch"  # this page's experiments in the session
+REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.0"))
+state = st.session_state
+for key, value in DEFAULTS.items():
+    state.setdefault(key, value)
+
+st.title("Attention transfer: learn where the teacher looks")
+st.markdown(
+    "Zagoruyko & Komodakis (2017) sum a layer's squared activations over its channels into a **spatial "
+    "attention map**, a picture of *where* the network looks (section 3.1):"
+)
+st.latex(r"F(A) = \sum_{c=1}^{C} |A_c|^2, \qquad Q = \mathrm{vec}(F(A))")
+st.markdown(
+    "The student learns from the labels **and** pulls its normalised maps towards the teacher's at every layer "
+    "pair *j* of the same resolution (eq. 2). The channels are summed away, so a thin student can copy a wide "
+    "teacher's attention:"
+)
+st.latex(r"\mathcal{L}_{AT} = \mathcal{L}_{CE} + \frac{\beta}{2}\sum_j \left\lVert \frac{Q_S^j}{\lVert Q_S^j\rVert_2}"
+         r" - \frac{Q_T^j}{\lVert Q_T^j\rVert_2} \right\rVert_2")
+st.caption("This page trains its own ResNet-8 students against a ResNet-20 teacher (the FSP page's) on the sidebar's "
+           "dataset; the sidebar's teacher and student sizes belong to the soft-target pages.")
+session.touch()
+settings = current_settings()
+bundle = teacher = None
+with user_errors("Dataset"):
+    bundle = load_bundle(settings)
+with user_errors("Teacher"):
+    if bundle is not None:
+        teacher = teacher_job(settings, TEACHER_BLOCKS, TEACHER_CHANNELS)
+ready = teacher is not None and show_run_status(
+    teacher, f"teacher ResNet-20 ({settings.dataset})",
+    lambda: teacher_job(settings, TEACHER_BLOCKS, TEACHER_CHANNELS, retry=True), "at-teacher")
+
+exp = session.current_experiment(EXPERIMENT)
+running = exp is not None and not exp.done
+c1, c2, c3, c4 = st.columns(4, vertical_alignment="bottom")
+c1.selectbox("Student channels per stage (ResNet-8)", list(STUDENT_CHANNELS), key=K["channels"])
+c2.number_input("β (weight of the attention term)", min_value=0.0, max_value=1000.0, step=0.5, key=K["beta"],
+                format="%g", help="β/2 multiplies the sum of the pairs' distances; 0 turns attention transfer off.")
+c3.slider("Epochs", 1, 30, key=K["epochs"])
+with c4.popover("More settings", icon=":material/tune:", width="stretch"):
+    st.number_input("Learning rate (SGD, momentum 0.9)", min_value=1e-5, max_value=1.0, key=K["lr"], format="%g")
+    st.number_input("Seed (both students)", min_value=0, step=1, key=K["seed"])
+
+
+def start_students() -> None:
+    """The Start button: an AT student and a scratch student as one experiment (a bad setting is shown)."""
+    state[K["error"]] = None
+    try:
+        base = TrainConfig(
+            dataset=settings.dataset, data_root=settings.data_root, model="resnet", teacher=str(teacher.path),
+            model_options={"blocks_per_stage": list(STUDENT_BLOCKS), "channels": list(STUDENT_CHANNELS[state[K["channels"]]])},
+            epochs=int(state[K["epochs"]]), lr=float(state[K["lr"]]), seed=int(state[K["seed"]]),
+            eval_train_samples=500, runs_root=session.runs_root())
+        session.start_experiment(EXPERIMENT, attention_configs(base, beta=float(state[K["beta"]])))
+    except (ValueError, TypeError, OSError) as exc:
+        state[K["error"]] = plain_message(exc)
+
+
+run_controls(list(exp.jobs.values()) if exp is not None else [], "at", on_start=start_students,
+             start_label="Running…" if running else "Start AT and scratch students", start_disabled=not ready)
+if state.get(K["error"]):
+    st.error(f"**Start:** {state[K['error']]}", icon=":material/warning:")
+st.divider()
+
+
+def maps(student) -> None:
+    """The latest snapshot's teacher and student attention maps for the chosen pair and probe image."""
+    if not student.snapshots:
+        st.caption("Waiting for the first snapshot of attention maps…")
+        return
+    snap = student.read(ATTENTION)
+    pair = pick_layer(K["pair"], snap.labels, "Layer pair (same resolution in teacher and student)")
+    shown = list(range(len(snap.images)))
+    if state.get(K["image"]) not in shown:
+        state[K["image"]] = 0
+    st.segmented_control("Probe image", shown, key=K["image"], format_func=lambda i: f"test image #{i}")
+    image = int(state.get(K["image"]) or 0)
+    chosen = snap.pair(pair)
+    fig = attention_maps(snap.images[image], chosen.teacher[image], chosen.student[image], pair,
+                         teacher_label=TEACHER.label, student_label=student.label, teacher_colour=TEACHER.colour,
+                         student_colour=student.colour)
+    show_chart(fig, "at-maps", caption=f"Step {student.snapshots[-1].step}. Each map is Q/‖Q‖₂ of one fixed test image, "
+               "so teacher and student share one colour scale. Watch the student's bright spots move to the teacher's.")
+
+
+def panel(live: bool) -> None:
+    """Status, attention maps, distance per pair and accuracy of this session's latest experiment."""
+    session.touch()
+    exp = session.current_experiment(EXPERIMENT)
+    if live and exp is not None and exp.done:
+        st.rerun(scope="app")  # redraw once without the timer, and enable Start again
+    if exp is None:
+        st.info("Press **Start** to train both students. The maps and charts fill in live; you need not click "
+                "anything.", icon=":material/info:")
+        return
+    student, scratch = job_view(exp.job(ATTENTION.label), ATTENTION.label), job_view(exp.job(SCRATCH.label), SCRATCH.label)
+    for view in (student, scratch):
+        status_row(view.job, view.label)
+    maps(student)
+    a, b = st.columns(2)
+    with a:
+        steps, distances = distance_series(student.evals, ATTENTION.metric_key(student.config, "probe_loss"))
+        if steps:
+            show_chart(attention_distance_curve(steps, distances), "at-distance", caption="Per layer pair, the mean "
+                       "distance ‖q_S − q_T‖₂ over 64 fixed test images (eq. 2 without β/2).")
+    with b:
+        if student.evals or scratch.evals:
+            t_acc = teacher.status().test_acc if teacher is not None else None
+            runs = [{"label": v.label, "colour": v.colour, "records": v.evals} for v in (student, scratch)]
+            show_chart(accuracy_comparison(runs, teacher_accuracy=t_acc), "at-accuracy",
+                       caption="Test accuracy of both students; the dashed line is the teacher.")
+
+
+if bundle is not None:
+    live = exp is not None and not exp.done
+    st.fragment(run_every=REFRESH_S if live else None)(panel)(live)

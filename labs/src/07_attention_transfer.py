@@ -1,0 +1,165 @@
+# ---
+# jupyter:
+#   jupytext:
+#     notebook_metadata_filter: kdviz_lab,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kdviz_lab:
+#     idea: where does the teacher look, and does a thinner student learn to look there
+#       (spatial attention maps)
+#     paper: Zagoruyko & Komodakis 2017, section 3.1
+#     title: Attention transfer
+#     widgets:
+#     - AttentionMonitor
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lab 7 · Attention transfer: learn where the teacher looks
+#
+# Zagoruyko & Komodakis (2017), *Paying More Attention to Attention: Improving the Performance of Convolutional
+# Neural Networks via Attention Transfer*, ICLR, [arXiv:1612.03928](https://arxiv.org/abs/1612.03928), ask one
+# question of a trained network: **where does it look?** For a layer's activations A (C channels of h × w), the
+# spatial **attention map** sums the squared activations over the channels (section 3.1):
+#
+# $$F(A) = \sum_{c=1}^{C} |A_c|^2, \qquad Q = \mathrm{vec}\big(F(A)\big)$$
+#
+# Bright positions are where the layer responds strongly. The student trains on the labels **and** pulls its
+# normalised maps towards the teacher's at chosen layer pairs j of the same resolution (equation 2):
+#
+# $$\mathcal{L}_{AT} = \mathcal{L}_{CE} + \frac{\beta}{2} \sum_j \left\lVert \frac{Q_S^j}{\lVert Q_S^j\rVert_2} - \frac{Q_T^j}{\lVert Q_T^j\rVert_2} \right\rVert_2$$
+#
+# The channels are summed away, so the student may be **thinner** than the teacher: here it has half the
+# channels and a third of the depth. On the bundled digits the lab takes a couple of minutes on two CPU cores.
+
+# %%
+import os
+
+DATASET = "digits"  # or "mnist" with MNIST_ROOT = "/path/to/folder/with/the/four/idx/files"
+MNIST_ROOT = None
+RUNS = os.environ.get("KDVIZ_RUNS", "runs")  # run folders go here (reopen them later, or in the app)
+
+TEACHER = dict(model_options={"blocks_per_stage": [3, 3, 3], "channels": [8, 16, 32]})  # ResNet-20, as in lab 3
+STUDENT = dict(model_options={"blocks_per_stage": [1, 1, 1], "channels": [4, 8, 16]})  # ResNet-8, half as wide
+if DATASET == "digits":  # 8x8 images: maps of 8x8, 4x4 and 2x2 positions
+    TEACHER.update(epochs=20, lr=0.05)
+    EPOCHS = 8
+else:  # 28x28 images: maps of 28x28, 14x14 and 7x7 positions
+    TEACHER.update(epochs=1, lr=0.05)
+    EPOCHS = 1
+BETA = 2.0  # beta/2 = 1: the attention term is the plain sum of the pairs' distances
+LAB_EPOCHS = os.environ.get("KDVIZ_LAB_EPOCHS")  # CI sets a small number so the lab runs fast
+if LAB_EPOCHS:
+    TEACHER["epochs"] = EPOCHS = int(LAB_EPOCHS)
+
+# %% [markdown]
+# ## 1. The teacher (reused from lab 3 when it is already trained)
+
+# %%
+from kdviz.engine import train_teacher_cached
+
+teacher = train_teacher_cached(DATASET, "resnet", data_root=MNIST_ROOT, runs_root=RUNS, name="teacher-resnet20",
+                               **TEACHER)
+print(teacher.wait().message)
+
+# %% [markdown]
+# ## 2. Where the teacher looks, and where an untrained student looks
+#
+# The attention maps of the teacher's second stage (`stage2_out`) on one test image, beside those of the
+# *untrained* student. Both maps are normalised to unit length, Q/‖Q‖₂, so they share one colour scale and
+# their distance ‖q_S − q_T‖₂ runs from 0 (the same map) to √2 (no overlap).
+#
+# **Look for:** the teacher's bright cells sit on the strokes that tell this digit from the others; the untrained
+# student's map is spread out or elsewhere. Attention transfer drives that distance down.
+
+# %%
+import torch
+from kdviz import build_model, load_dataset
+from kdviz.distill.attention import attention_vector
+from kdviz.engine import load_trained_model
+from kdviz.figures.attention import attention_maps
+
+data = load_dataset(DATASET, root=MNIST_ROOT)
+probe = data.test_images[:8]
+teacher_model = load_trained_model(teacher.path).eval()
+untrained = build_model("resnet", input_shape=tuple(probe.shape[1:]), num_classes=10, **STUDENT["model_options"]).eval()
+with torch.no_grad():
+    t_map = attention_vector(teacher_model.forward_with_features(probe)[1]["stage2_out"])[0]
+    s_map = attention_vector(untrained.forward_with_features(probe)[1]["stage2_out"])[0]
+side = int(t_map.numel() ** 0.5)
+attention_maps(probe[0, 0], t_map.view(side, side), s_map.view(side, side), "stage2_out", student_label="untrained student")
+
+# %% [markdown]
+# ## 3. An AT student beside a scratch student
+#
+# `attention_configs` makes both runs from one student config: the same ResNet-8, seed, batches and schedule.
+# The **AT student** adds the attention term (`beta=BETA`) at every layer the two networks share at the same
+# resolution (`pairs="auto"`: the stem and the end of each stage, as the paper transfers "at the end of each
+# group of residual blocks"); the **scratch student** learns from the labels alone. Both start at once in
+# background threads.
+
+# %%
+from kdviz.engine import TrainConfig
+from kdviz.methods.attention import attention_configs
+from kdviz.present import Experiment
+from kdviz.widgets import AttentionMonitor  # imported before training starts
+
+base = TrainConfig(dataset=DATASET, data_root=MNIST_ROOT, runs_root=RUNS, model="resnet", teacher=str(teacher.path),
+                   epochs=EPOCHS, lr=0.05, eval_train_samples=500, **STUDENT)
+experiment = Experiment()
+for name, config in attention_configs(base, beta=BETA).items():
+    experiment.start(name, config)
+experiment.jobs
+
+# %% [markdown]
+# ## 4. Watch the student learn where to look
+#
+# **What to look for:**
+#
+# * **Maps** (pick a layer pair and a probe image): the teacher's map (middle) is fixed; the AT student's
+#   (right) takes its bright spots within the first epoch. The title gives their distance for this image.
+# * **Distance** (bottom left): each pair's distance, averaged over 64 fixed test images, falls several times.
+# * **Accuracy** (bottom right): on digits both students end close together; the paper's gains (section 4)
+#   are on CIFAR and ImageNet, where a thin student has more to learn from where a teacher looks.
+
+# %%
+monitor = AttentionMonitor(experiment)
+monitor
+
+# %% [markdown]
+# ## 5. Does a student learn to look there without being told?
+#
+# When both runs have ended, measure the distance of each trained student's maps to the teacher's on the same
+# 64 test images, layer by layer. The scratch student also learned the digits: did it also learn the teacher's
+# attention, or only the AT student?
+
+# %%
+from kdviz.distill.attention import at_pair_losses, resolve_at_pairs
+
+monitor.wait()
+probe = data.test_images[:64]
+students = {name: load_trained_model(job.path).eval() for name, job in experiment.jobs.items()}
+with torch.no_grad():
+    t_feats = teacher_model.forward_with_features(probe)[1]
+    for name, model in students.items():
+        s_feats = model.forward_with_features(probe)[1]
+        pairs = resolve_at_pairs("auto", s_feats, t_feats)  # the AT student's pairs: (student, teacher) names
+        distances = at_pair_losses([s_feats[s] for s, _ in pairs], [t_feats[t] for _, t in pairs])
+        accuracy = experiment.jobs[name].status().test_acc
+        print(f"{name:16s} test accuracy {accuracy:.1%} · distance to the teacher's maps: "
+              + ", ".join(f"{s} {d:.2f}" for (s, _), d in zip(pairs, distances.tolist())))
+
+# %% [markdown]
+# **Try next** (change a setting and run everything again; each run gets its own folder):
+#
+# * `BETA = 0`: the AT student becomes a second scratch student. `BETA = 20`: the maps match almost exactly;
+#   what happens to accuracy?
+# * `attention_configs(base, beta=BETA, pairs=[["stage3_out", "stage3_out"]])`: transfer at the last stage only.
+# * `STUDENT` with the teacher's channels `[8, 16, 32]`: is attention easier to copy at the same width?
+# * AT and KD together (the paper's "AT+KD"): `dataclasses.replace(config, method="kd")` on the AT student's
+#   config before starting it.

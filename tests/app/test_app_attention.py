@@ -1,0 +1,162 @@
+"""The attention-transfer page through AppTest, with real (tiny) runs: a ResNet-20 teacher trained for
+one epoch, then an AT student beside a scratch student.
+
+The page runs through a small harness (``st.navigation`` with this one page, the shared sidebar), as
+``app.py`` runs it. Expected values are read back independently from the run folders (the snapshot
+``.npz`` files and ``metrics.jsonl``), and the teacher's maps are recomputed from its checkpoint.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from kdviz.data import load_dataset
+from kdviz.engine import load_trained_model
+
+PAGE = Path(__file__).resolve().parents[2] / "kdviz" / "app" / "pages" / "attention.py"
+HARNESS = f'''
+import os
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import streamlit as st
+from kdviz.app import session
+from kdviz.app.errors import user_errors
+from kdviz.app.sidebar import render_sidebar
+st.set_page_config(page_title="kdviz lab", layout="wide")
+page = st.navigation([st.Page({str(PAGE)!r}, title="Attention transfer")])
+render_sidebar()
+session.touch()
+with user_errors(page.title):
+    page.run()
+'''
+
+
+@pytest.fixture(scope="module", autouse=True)
+def runs(tmp_path_factory):
+    """Run folders in a temp dir, a 1-epoch teacher; every job stopped at the end."""
+    saved = {k: os.environ.get(k) for k in ("KDVIZ_RUNS", "KDVIZ_TEACHER_EPOCHS", "KDVIZ_MAX_JOBS")}
+    root = tmp_path_factory.mktemp("at-app-runs")
+    os.environ.update(KDVIZ_RUNS=str(root), KDVIZ_TEACHER_EPOCHS="1")
+    os.environ.pop("KDVIZ_MAX_JOBS", None)
+    yield root
+    from kdviz.app import session
+
+    for manager in list(session._MANAGERS.values()):
+        manager.stop_all(wait=True, timeout=30)
+    for key, value in saved.items():
+        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info]
+                     + [e.value for e in at.error])
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    return {c.proto.id.split("-chart-", 1)[1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+
+
+def values(a) -> np.ndarray:
+    """A plotly JSON array: a list, or {"dtype", "bdata"} (base64) as plotly 6+ writes numpy arrays."""
+    if isinstance(a, dict):
+        raw = np.frombuffer(base64.b64decode(a["bdata"]), dtype=np.dtype(a["dtype"]))
+        shape = a.get("shape")
+        if isinstance(shape, str):
+            shape = tuple(int(n) for n in shape.split(","))
+        return raw.reshape(shape) if shape else raw
+    return np.asarray(a, dtype=float)
+
+
+def wait_until(at: AppTest, predicate, timeout: float = 120.0, pause: float = 0.3) -> AppTest:
+    end = time.monotonic() + timeout
+    while not predicate(at):
+        assert time.monotonic() < end, texts(at)
+        time.sleep(pause)
+        ok(at.run())
+    return at
+
+
+def run_folder(root: Path, name: str) -> Path:
+    found = sorted(p for p in root.iterdir() if p.name.endswith(f"-{name}"))
+    assert len(found) == 1, f"expected one {name} run under {root}, found {found}"
+    return found[0]
+
+
+def snapshot_maps(run: Path, step: int, pair: int, who: str) -> np.ndarray:
+    for entry in map(json.loads, (run / "snapshots" / "index.jsonl").read_text().splitlines()):
+        if entry["step"] == step:
+            with np.load(run / "snapshots" / entry["file"], allow_pickle=False) as z:
+                return z[f"attention/{who}_{pair}"]
+    raise AssertionError(f"no snapshot at step {step} in {run}")
+
+
+def test_the_page_is_in_the_navigation_from_the_spec():
+    from kdviz.app.navigation import lab_pages
+
+    pages = {p.title: p for p in lab_pages()}
+    assert Path(pages["Attention transfer"].path) == PAGE and pages["Attention transfer"].icon == ":material/visibility:"
+
+
+def test_start_trains_both_students_and_the_live_maps_change(runs):
+    at = ok(AppTest.from_string(HARNESS, default_timeout=60).run())
+    assert at.title[0].value.startswith("Attention transfer") and "Press **Start**" in texts(at)
+    wait_until(at, lambda a: "ready" in texts(a))  # the teacher trains in the background (1 epoch)
+    at.slider(key="at_epochs").set_value(8).run()
+    at.number_input(key="at_beta").set_value(4.0).run()
+    next(b for b in ok(at).button if b.label.startswith("Start")).click().run()
+    student, scratch = run_folder(runs, "at-student"), run_folder(runs, "at-scratch-student")
+    config = json.loads((student / "config.json").read_text())
+    assert config["hooks"] == [{"name": "attention", "pairs": "auto", "beta": 4.0}]
+    assert config["model_options"]["channels"] == [4, 8, 16] and json.loads((scratch / "config.json").read_text())["hooks"] == []
+    drawn: dict[int, np.ndarray] = {}
+
+    def sample(a) -> bool:  # no clicks from here on: the page is only rerun, as its timer does
+        c = charts(a)
+        if "at-maps" in c:
+            step = int(next(cap.value for cap in a.caption if cap.value.startswith("Step ")).split()[1].rstrip("."))
+            drawn.setdefault(step, values(c["at-maps"]["data"][2]["z"]))
+        return "finished" in texts(a) and texts(a).count("finished") >= 2
+
+    wait_until(at, sample, timeout=240, pause=0.05)
+    assert len(drawn) >= 2 and not np.allclose(drawn[min(drawn)], drawn[max(drawn)]), "the student's map never changed"
+    for step, z in drawn.items():  # each drawn map is the student's map of image #0, first pair, at that step
+        np.testing.assert_allclose(z, snapshot_maps(student, step, 0, "student")[0], rtol=1e-6)
+    final = charts(ok(at.run()))
+    evals = [r for r in map(json.loads, (student / "metrics.jsonl").read_text().splitlines()) if r.get("kind") == "eval"]
+    curve = {t["name"]: values(t["y"]) for t in final["at-distance"]["data"]}
+    np.testing.assert_allclose(curve["stage3_out"], [r["attention/probe_loss/stage3_out"] for r in evals], rtol=1e-6)
+    assert curve["stage3_out"][-1] < curve["stage3_out"][0]
+    accuracy = {t["name"]: values(t["y"]) for t in final["at-accuracy"]["data"]}
+    assert set(accuracy) == {"AT student", "scratch student"}
+    np.testing.assert_allclose(accuracy["AT student"], [100 * r["test_acc"] for r in evals], rtol=1e-6)
+    # another pair and image: the teacher's panel is its own map, recomputed from its checkpoint
+    at.segmented_control(key="at_pair").set_value("stage2_out").run()
+    at.segmented_control(key="at_image").set_value(1).run()
+    teacher = load_trained_model(config["teacher"]).eval()
+    with torch.no_grad():
+        f = teacher.forward_with_features(load_dataset("digits").test_images[:2])[1]["stage2_out"][1].numpy()
+    q = (f ** 2).sum(axis=0)
+    z = values(charts(ok(at))["at-maps"]["data"][1]["z"])
+    np.testing.assert_allclose(z, q / np.sqrt((q ** 2).sum()), rtol=1e-4, atol=1e-7)
+    assert "stage2_out" in charts(at)["at-maps"]["layout"]["title"]["text"]
+
+
+def test_start_waits_for_the_teacher(monkeypatch, tmp_path):
+    monkeypatch.setenv("KDVIZ_RUNS", str(tmp_path))  # a fresh runs folder: the teacher must train first
+    at = ok(AppTest.from_string(HARNESS, default_timeout=60).run())
+    start = next(b for b in at.button if b.label.startswith("Start"))
+    assert start.disabled and "ready" not in texts(at)
+    wait_until(at, lambda a: "ready" in texts(a))
+    assert not next(b for b in at.button if b.label.startswith("Start")).disabled

@@ -1,0 +1,109 @@
+"""``AttentionMonitor`` without a browser: it follows a live AT student beside a scratch student.
+
+Expected values come from the run folders (snapshot ``.npz`` files and ``metrics.jsonl`` lines read
+here with numpy and json), never from the widget code under test.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ipywidgets")
+
+from kdviz.engine import JobManager, TrainConfig, start  # noqa: E402
+from kdviz.methods.attention import attention_configs  # noqa: E402
+from kdviz.present import Experiment  # noqa: E402
+
+COMMON = dict(dataset="digits", model="resnet", batch_size=32, eval_train_samples=200, device="cpu")
+
+
+def _wait_for(condition, timeout: float = 90.0, what: str = "condition") -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def manager() -> JobManager:
+    m = JobManager(max_concurrent=2, cpu_threads=1)
+    yield m
+    m.stop_all(wait=True, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def teacher(manager, tmp_path_factory):
+    job = start(TrainConfig(model_options={"blocks_per_stage": [2, 2, 2], "channels": [8, 16, 32]}, max_steps=30,
+                            lr=0.05, snapshot_every=0, runs_root=str(tmp_path_factory.mktemp("at-widget-runs")),
+                            name="teacher", **COMMON), manager)
+    assert job.wait(120).state == "finished"
+    return job
+
+
+def npz_maps(run: Path, step: int, pair: int, who: str) -> np.ndarray:
+    """The ``who`` ("teacher"/"student") attention maps of pair ``pair`` at ``step``, from the files."""
+    for entry in map(json.loads, (run / "snapshots" / "index.jsonl").read_text().splitlines()):
+        if entry["step"] == step:
+            with np.load(run / "snapshots" / entry["file"], allow_pickle=False) as z:
+                return z[f"attention/{who}_{pair}"]
+    raise AssertionError(f"no snapshot at step {step} in {run}")
+
+
+def test_monitor_follows_live_maps_and_accuracy(teacher, manager):
+    base = TrainConfig(model_options={"blocks_per_stage": [1, 1, 1], "channels": [4, 8, 16]}, teacher=str(teacher.path),
+                       lr=0.05, epochs=2, max_steps=60, runs_root=str(Path(teacher.path).parent), **COMMON)
+    exp = Experiment(manager)
+    for name, config in attention_configs(base, beta=4.0, evals_per_epoch=6).items():
+        exp.start(name, config)
+    from kdviz.widgets import AttentionMonitor  # exported from the spec's widgets mapping
+
+    monitor = AttentionMonitor(exp, interval_ms=50)
+    seen: dict[int, list] = {}
+
+    def collect() -> bool:
+        step, data = monitor.maps_step, monitor.maps_chart.widget.data
+        if step is not None and len(data) == 3:
+            seen.setdefault(step, [np.asarray(data[1].z), np.asarray(data[2].z)])
+        return exp.done and not monitor.poller.running
+
+    _wait_for(collect, what="both runs to end and the monitor to stop polling")
+    monitor.refresh()
+    at_path = exp.job("AT student").path
+    assert len(seen) >= 2, f"the maps were drawn at only {sorted(seen)}"
+    pair = monitor.pair_picker.options.index(monitor.pair_picker.value)
+    for step, (teacher_z, student_z) in seen.items():  # each drawn map is the snapshot's, image #0
+        np.testing.assert_allclose(student_z, npz_maps(at_path, step, pair, "student")[0], rtol=1e-6)
+        np.testing.assert_allclose(teacher_z, npz_maps(at_path, step, pair, "teacher")[0], rtol=1e-6)
+    first, last = min(seen), max(seen)
+    assert not np.allclose(seen[first][1], seen[last][1])  # the student's map changed while it trained
+    assert list(monitor.pair_picker.options) == ["stage1_in", "stage1_out", "stage2_out", "stage3_out"]
+
+    monitor.pair_picker.value, monitor.image_picker.value = "stage3_out", 2
+    monitor._throttle.flush()
+    z = np.asarray(monitor.maps_chart.widget.data[2].z)
+    np.testing.assert_allclose(z, npz_maps(at_path, monitor.maps_step, 3, "student")[2], rtol=1e-6)
+    assert z.shape == (2, 2)
+
+    metrics = [json.loads(line) for line in (Path(at_path) / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in metrics if r.get("kind") == "eval"]
+    distance = monitor.distance_chart.widget.data[0]
+    assert list(distance.y) == pytest.approx([r["attention/probe_loss/stage1_in"] for r in evals])
+    names = [t.name for t in monitor.accuracy_chart.widget.data]
+    assert names == ["AT student", "scratch student"]
+    assert list(monitor.accuracy_chart.widget.data[0].y) == pytest.approx([100 * r["test_acc"] for r in evals])
+    assert monitor.accuracy_chart.widget.data[0].line.color != monitor.accuracy_chart.widget.data[1].line.color
+    assert "finished" in monitor.status["AT student"].value and monitor.stop_button.disabled
+    monitor.close()
+
+
+def test_monitor_needs_an_attention_run(teacher):
+    from kdviz.widgets.attention import AttentionMonitor
+
+    with pytest.raises(ValueError, match="needs an attention-transfer run.*'attention' hook"):
+        AttentionMonitor(teacher, autostart=False)
