@@ -1,8 +1,8 @@
 """The pruning page's baseline model and its computations, kept apart from the page's widgets.
 
 The baseline (LeNet-300-100 by default, Han et al. 2015's MLP) is trained once in the background
-like the lab's teacher (``kdviz.engine.train_teacher_cached``: a finished run with the same config
-is reused from disk). ``Baseline`` holds it with a ``MaskedEvaluator`` and a lock: the object is
+like the lab's teacher (``teacher.shared_run_job``, i.e. ``kdviz.present.shared_run``: a finished
+run with the same config is reused from disk). ``Baseline`` holds it with a ``MaskedEvaluator`` and a lock: the object is
 shared by every browser session (``st.cache_resource``) and an evaluation writes masked weights into
 the model, so one slider move at a time holds the lock and leaves the dense weights in place.
 """
@@ -17,6 +17,7 @@ import streamlit as st
 import torch
 
 from ..engine import Job, load_trained_model
+from ..methods.prune import PruneSnapshot, read_prune_arrays
 from ..models import count_parameters
 from ..prune import (
     MaskedEvaluator, count_flops, layer_costs, prune_structured, sensitivity_analysis, size_report, unit_norms,
@@ -83,12 +84,12 @@ def load_baseline(job: Job, settings: LabSettings) -> Baseline:
 
 @dataclass
 class SliderResult:
-    """One slider position: accuracy, snapshot-style arrays, storage table, FLOPs."""
+    """One slider position: accuracy, the masks read like a training snapshot, storage table, FLOPs."""
 
     sparsity: float
     scope: str
     accuracy: float
-    arrays: dict[str, np.ndarray]
+    snapshot: PruneSnapshot
     table: pd.DataFrame
     flops: dict[str, int]
 
@@ -112,7 +113,7 @@ def evaluate_slider(b: Baseline, sparsity: float, scope: str) -> SliderResult:
         row["FLOPs kept"] = cost.nonzero_flops if cost else flops["nonzero_flops"]
     table = pd.DataFrame(rows)
     table["index bits"] = [f"{int(v)}" if v is not None and v == v else "" for v in table["index bits"]]
-    return SliderResult(sparsity, scope, acc, arrays, table, flops)
+    return SliderResult(sparsity, scope, acc, read_prune_arrays(arrays), table, flops)
 
 
 def one_shot_curve(b: Baseline, scope: str) -> tuple[list[float], list[float]]:

@@ -17,7 +17,7 @@ import torch
 from ..engine import Job, load_trained_model
 from ..figures.quantization_explorer import levels_histogram
 from ..quant import SliderEvaluator
-from ..quant.explore import CURVE_METHODS, MethodExplorer, QuantChoice, Quantized, layer_histogram
+from ..quant.explore import CURVE_METHODS, SCATTER_METHODS, SLOW_METHODS, MethodExplorer, Quantized, layer_histogram
 from .pruning_view import BASELINES, baseline_job, baseline_name  # noqa: F401  (re-exported for the pages)
 from .sidebar import LabSettings, load_bundle
 
@@ -53,17 +53,11 @@ def load_qbaseline(job: Job, settings: LabSettings) -> QBaseline:
 
 def curves(b: QBaseline, product: bool) -> tuple[dict[str, dict[int, float]], list[dict]]:
     """Accuracy against bits per method and the compression scatter's points (computed once per
-    baseline; ``product`` adds product quantization, which clusters every sub-space: slower)."""
+    baseline; ``product`` adds the slow methods, product quantization, which clusters every sub-space)."""
     if product not in b.curves:
-        methods = dict(CURVE_METHODS)
-        if product:
-            methods[QuantChoice("product").label()] = QuantChoice("product")
-        b.curves[product] = b.explorer.accuracy_curves(methods=methods)
-        scatter = {c.label(): c for c in (QuantChoice("kmeans"), QuantChoice("uniform"),
-                                          QuantChoice("uniform", symmetric=False, per_channel=True))}
-        if product:
-            scatter[QuantChoice("product").label()] = QuantChoice("product")
-        b.points[product] = b.explorer.scatter_points(methods=scatter)
+        slow = SLOW_METHODS if product else {}
+        b.curves[product] = b.explorer.accuracy_curves(methods={**CURVE_METHODS, **slow})
+        b.points[product] = b.explorer.scatter_points(methods={**SCATTER_METHODS, **slow})
     return b.curves[product], b.points[product]
 
 
@@ -71,4 +65,4 @@ def histogram_figure(b: QBaseline, q: Quantized, layer: str) -> go.Figure:
     """The layer's float weights with the chosen method's values drawn on them."""
     counts, edges = layer_histogram(b.explorer.evaluator, layer)
     return levels_histogram(counts, edges, q.levels[layer], layer, q.choice.label(), q.choice.bits, q.n_weights[layer],
-                            shared=q.choice.method == "kmeans", per_row=q.per_row)
+                            shared=q.choice.kind.shared, per_row=q.per_row)

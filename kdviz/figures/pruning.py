@@ -1,6 +1,6 @@
 """Pruning charts: masks, weight histograms with the threshold, sparsity, accuracy, sensitivity, norms.
 
-Every function is a pure function of plain data (one snapshot's arrays, a list of numbers), so a
+Every function is a pure function of plain data (one layer's mask grid, a list of numbers), so a
 scrubber over snapshot time just calls it again with another snapshot. Papers: Han et al. 2015
 (magnitude pruning, figure 4's weight distribution before and after pruning; figure 6's
 sensitivity curves), Li et al. 2017 (filters ranked by L1 norm, figure 2).
@@ -17,12 +17,13 @@ from . import theme
 KEPT = theme.OKABE_ITO["blue"]
 REMOVED = theme.OKABE_ITO["vermillion"]
 THRESHOLD = theme.OKABE_ITO["black"]
+PRUNED = theme.OKABE_ITO["orange"]  # the bars' default colour; a run's own colour comes as ``colour``
 
 
 def mask_heatmap(mask: np.ndarray, layer: str, block: Sequence[int] = (1, 1), step: int | None = None) -> go.Figure:
     """One layer's mask as a heatmap of the percent of weights kept per cell (rows: output units,
     columns: inputs, conv filters flattened as in x kh x kw). ``mask`` is a bool mask, or the uint8
-    percent grid of a ``prune`` snapshot (``mask/<layer>``) with its ``block`` size.
+    percent grid of a pruning snapshot with its ``block`` size (``PruneSnapshot.mask(layer)``).
 
     What to notice: which inputs lose their connections first (for fc1 on MNIST, the border pixels).
     """
@@ -44,17 +45,6 @@ def mask_heatmap(mask: np.ndarray, layer: str, block: Sequence[int] = (1, 1), st
         x_title="input index (column of the weight matrix)", y_title="output unit (row)",
         subtitle=f"dark = pruned, bright = kept; {cell}", height=420,
     )
-
-
-def mask_heatmap_from_snapshot(arrays: Mapping[str, np.ndarray], layer: str, step: int | None = None,
-                               prefix: str = "prune/") -> go.Figure:
-    """``mask_heatmap`` of one layer read from a snapshot's arrays (keys as the engine stores them)."""
-    key = f"{prefix}mask/{layer}"
-    if key not in arrays:
-        known = [k[len(prefix) + 5:] for k in arrays if k.startswith(f"{prefix}mask/")]
-        raise ValueError(f"no mask for layer {layer!r} in this snapshot (layers: {known})")
-    block = arrays.get(f"{prefix}mask_block/{layer}", (1, 1))
-    return mask_heatmap(arrays[key], layer, block=tuple(np.asarray(block).tolist()), step=step)
 
 
 def weight_histogram(counts: Sequence[float], edges: Sequence[float], layer: str,
@@ -91,9 +81,10 @@ def weight_histogram(counts: Sequence[float], edges: Sequence[float], layer: str
 
 
 def sparsity_bars(layers: Sequence[str], sparsity: Sequence[float], targets: Sequence[float] | None = None,
-                  sizes: Sequence[int] | None = None) -> go.Figure:
-    """Percent of weights pruned per layer, with the scheduled targets as markers; with ``sizes``
-    (weights per layer) the title gives the overall sparsity, weighted by layer size.
+                  sizes: Sequence[int] | None = None, colour: str = PRUNED) -> go.Figure:
+    """Percent of weights pruned per layer (bars in ``colour``, the run's), with the scheduled
+    targets as markers; with ``sizes`` (weights per layer) the title gives the overall sparsity,
+    weighted by layer size.
 
     What to notice: large FC layers tolerate far more pruning than the last layer (Han et al. 2015
     keep 8% of LeNet-300-100's fc1 but 26% of fc3).
@@ -101,7 +92,7 @@ def sparsity_bars(layers: Sequence[str], sparsity: Sequence[float], targets: Seq
     layers, sp = list(layers), 100 * np.asarray(sparsity, dtype=np.float64)
     if len(layers) != sp.size:
         raise ValueError(f"{len(layers)} layers but {sp.size} sparsity values")
-    fig = go.Figure(go.Bar(x=layers, y=sp, marker_color=theme.role_color("pruned"), name="pruned",
+    fig = go.Figure(go.Bar(x=layers, y=sp, marker_color=colour, name="pruned",
                            text=[f"{100 - s:.1f}% kept" for s in sp], textposition="outside",
                            hovertemplate="%{x}: %{y:.2f}% pruned<extra></extra>"))
     if targets is not None:
@@ -116,19 +107,22 @@ def sparsity_bars(layers: Sequence[str], sparsity: Sequence[float], targets: Seq
 
 
 def accuracy_vs_sparsity(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
-                         baseline: float | None = None, current: tuple[float, float] | None = None) -> go.Figure:
+                         baseline: float | None = None, current: tuple[float, float] | None = None,
+                         colours: Mapping[str, str] | None = None) -> go.Figure:
     """Test accuracy against sparsity, one line per method (e.g. "pruned", "pruned + retrained"),
-    the dense baseline as a horizontal line and the slider's current point as a marker.
+    the dense baseline as a horizontal line and the slider's current point as a marker. A curve's
+    colour is ``colours[label]`` when given, else the next series colour.
 
     What to notice: accuracy holds flat up to a knee, then falls; retraining moves the knee right.
     """
     fig = go.Figure()
     for i, (label, (sparsities, accs)) in enumerate(curves.items()):
+        colour = (colours or {}).get(label, theme.SERIES[i % len(theme.SERIES)])
         fig.add_scatter(x=100 * np.asarray(sparsities, dtype=np.float64), y=100 * np.asarray(accs, dtype=np.float64),
-                        mode="lines+markers", name=label, line={"color": theme.role_color(label, i)},
+                        mode="lines+markers", name=label, line={"color": colour},
                         hovertemplate="%{x:.1f}% pruned: %{y:.2f}% accuracy<extra></extra>")
     if baseline is not None:
-        fig.add_hline(y=100 * baseline, line={"color": theme.role_color("baseline"), "dash": "dot"},
+        fig.add_hline(y=100 * baseline, line={"color": theme.ROLE_COLORS["baseline"], "dash": "dot"},
                       annotation_text=f"dense {100 * baseline:.2f}%", annotation_position="bottom left")
     title = "Accuracy against sparsity"
     if current is not None:
@@ -154,7 +148,7 @@ def sensitivity_lines(curves: Mapping[str, Sequence[tuple[float, float]]], basel
                         hovertemplate=name + ": %{x:.0f}% pruned -> %{y:.2f}%<extra></extra>")
         drops[name] = float(pts[0, 1] - pts[:, 1].min()) if len(pts) else 0.0
     if baseline is not None:
-        fig.add_hline(y=100 * baseline, line={"color": theme.role_color("baseline"), "dash": "dot"})
+        fig.add_hline(y=100 * baseline, line={"color": theme.ROLE_COLORS["baseline"], "dash": "dot"})
     title = "Sensitivity of each layer to pruning"
     if drops:
         worst = max(drops, key=drops.get)

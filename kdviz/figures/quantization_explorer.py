@@ -1,8 +1,9 @@
 """The quantization explorers' charts, shared by the Streamlit page and the Jupyter widget.
 
 Each builds on ``kdviz.figures.quantization`` (data in, figure out) and adds what the explorers
-need: the levels of any method on the weight histogram, the codebook table of a ``kmeans`` hook
-snapshot with each centroid's shift, and accuracy while the centroids are fine-tuned.
+need: the levels of any method on the weight histogram, the codebook of a centroid fine-tuning
+run (a k-means snapshot's arrays, read by the method's typed reader) with each centroid's shift,
+and accuracy while the centroids are fine-tuned.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from . import theme
 from .quantization import codebook_histogram, codebook_table
 from .training import accuracy_comparison
 
-SNAPSHOT_PREFIX = "kmeans/"
 _C = theme.OKABE_ITO
 # One colour (and marker) per method on every chart, whatever subset a chart shows.
 METHOD_STYLES: dict[str, tuple[str, str]] = {
@@ -31,9 +31,10 @@ PRODUCT_STYLE = (_C["yellow"], "star")
 
 
 def legend_below(fig: go.Figure, rows: int = 1) -> go.Figure:
-    """Move the legend under the plot (clear of a two-line title) and make room for ``rows`` lines."""
-    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0.0},
-                      height=(fig.layout.height or 380) + 50 + 22 * rows, margin={"b": 110 + 22 * rows})
+    """``theme.legend_below`` (the legend under the plot, clear of a two-line title) with the chart
+    made taller by the room the legend takes, so the plot area keeps its height."""
+    theme.legend_below(fig, y=-0.22, rows=rows)
+    fig.update_layout(height=(fig.layout.height or 380) + 50 + 22 * rows)
     return fig
 
 
@@ -67,33 +68,34 @@ def levels_table(levels: Sequence[float], counts: Sequence[int], per_row: bool =
     return fig, pd.DataFrame({"index": np.arange(lv.size), "value": lv, "weights": n})
 
 
-def snapshot_codebook(arrays: Mapping[str, np.ndarray], layer: str, prefix: str = SNAPSHOT_PREFIX,
-                      ) -> tuple[go.Figure, go.Figure, pd.DataFrame]:
-    """From a ``kmeans`` hook snapshot: the histogram with the initial (dashed) and current
-    centroids, the codebook table with each centroid's shift, and the same as a data frame."""
-    key = f"{prefix}centroids/{layer}"
-    if key not in arrays:
-        known = [k[len(prefix) + len("centroids/"):] for k in arrays if k.startswith(f"{prefix}centroids/")]
-        raise ValueError(f"the snapshot has no codebook for layer {layer!r} (layers: {', '.join(known) or 'none'})")
-    start, now = np.asarray(arrays[f"{prefix}centroids_initial/{layer}"]), np.asarray(arrays[key])
-    counts = np.asarray(arrays[f"{prefix}cluster_counts/{layer}"])
-    hist = codebook_histogram(arrays[f"{prefix}hist_counts/{layer}"], arrays[f"{prefix}hist_edges/{layer}"], start, now, layer)
+def codebook_progress(hist_counts: Sequence[int], hist_edges: Sequence[float], initial: Sequence[float],
+                      now: Sequence[float], counts: Sequence[int], layer: str) -> tuple[go.Figure, go.Figure, pd.DataFrame]:
+    """A layer's codebook while its shared values are fine-tuned (Han et al. 2016, eq. 3): the
+    weight histogram with the initial (dashed) and current centroids, the codebook table with each
+    centroid's shift, and the same as a data frame (index, initial, fine-tuned, shift, weights)."""
+    start, now, counts = (np.asarray(a, dtype=float).ravel() for a in (initial, now, counts))
+    if not start.size == now.size == counts.size:
+        raise ValueError(f"{start.size} initial centroids, {now.size} centroids and {counts.size} counts "
+                         f"for layer {layer!r}: they must match")
+    hist = codebook_histogram(hist_counts, hist_edges, start, now, layer)
     frame = pd.DataFrame({"index": np.arange(now.size), "initial": start, "fine-tuned": now, "shift": now - start,
-                          "weights": counts})
-    return legend_below(hist), codebook_table(now, counts, start), frame
+                          "weights": counts.astype(np.int64)})
+    return legend_below(hist), codebook_table(now, counts.astype(np.int64), start), frame
 
 
-def finetune_accuracy(records: Sequence[Mapping], float_accuracy: float | None = None, epoch: float | None = None) -> go.Figure:
+def finetune_accuracy(records: Sequence[Mapping], float_accuracy: float | None = None, epoch: float | None = None,
+                      label: str = "k-means, fine-tuned", colour: str = _C["sky blue"]) -> go.Figure:
     """Test accuracy while the centroids are fine-tuned (the first point is k-means before any
-    step), the float model dotted, the shown snapshot's time as a dashed line."""
+    step) in ``colour`` (the run's), the float model dotted, the shown snapshot's time as a dashed line."""
     evals = [r for r in records if r.get("kind") == "eval" and "test_acc" in r]
     title = "Waiting for the first evaluation"
     if evals:
         first, last = evals[0]["test_acc"], evals[-1]["test_acc"]
         title = f"Fine-tuning the shared values: {100 * first:.2f}% -> {100 * last:.2f}% test accuracy"
-    fig = accuracy_comparison([{"label": "k-means, fine-tuned", "role": "quantized", "records": list(records)}], title=title)
+    fig = accuracy_comparison([{"label": label, "colour": colour, "records": list(records)}], title=title)
+    fig.data[0].line.color = colour
     if float_accuracy is not None:
-        fig.add_hline(y=100 * float_accuracy, line={"color": theme.role_color("baseline"), "dash": "dot"},
+        fig.add_hline(y=100 * float_accuracy, line={"color": theme.ROLE_COLORS["baseline"], "dash": "dot"},
                       annotation_text=f"float32 {100 * float_accuracy:.2f}%", annotation_position="bottom right")
     if epoch is not None:
         fig.add_vline(x=epoch, line={"color": theme.OKABE_ITO["black"], "width": 1, "dash": "dash"})
@@ -116,4 +118,5 @@ def style_methods(fig: go.Figure, below: bool = True) -> go.Figure:
     return legend_below(fig, rows=-(-len(fig.data) // 3)) if below else fig
 
 
-__all__ = ["METHOD_STYLES", "legend_below", "style_methods", "finetune_accuracy", "levels_histogram", "levels_table", "snapshot_codebook"]
+__all__ = ["METHOD_STYLES", "codebook_progress", "finetune_accuracy", "legend_below", "levels_histogram", "levels_table",
+           "style_methods"]

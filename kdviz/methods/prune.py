@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..engine.hooks import HOOKS, StepBatch, TrainContext, TrainingHook
+from ..engine.hooks import HOOKS, StepBatch, TrainContext, TrainingHook, validate_hook_spec
 from ..palette import ROLE_COLORS
 from ..prune.magnitude import SCOPES, check_sparsity, kept_magnitude_threshold, magnitude_masks
 from ..prune.masks import PruningMasks, downsample_mask, layer_name, prunable_weights
@@ -202,13 +202,19 @@ class PruneSnapshot:
     def mask(self, layer: str) -> tuple[np.ndarray, tuple[int, int]]:
         """(mask grid, block size) of ``layer``."""
         self._check(layer)
-        block = self.arrays.get(f"{self.label}/mask_block/{layer}")
-        return np.asarray(self.arrays[f"{self.label}/mask/{layer}"]), tuple(int(b) for b in (block if block is not None else (1, 1)))
+        block = self.arrays.get(_key(self.label, f"mask_block/{layer}"))
+        grid = np.asarray(self.arrays[_key(self.label, f"mask/{layer}")])
+        return grid, tuple(int(b) for b in (block if block is not None else (1, 1)))
 
     def histogram(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
         """(counts, edges) of the surviving weights of ``layer``."""
         self._check(layer)
-        return np.asarray(self.arrays[f"{self.label}/hist/{layer}"]), np.asarray(self.arrays[f"{self.label}/edges/{layer}"])
+        return (np.asarray(self.arrays[_key(self.label, f"hist/{layer}")]),
+                np.asarray(self.arrays[_key(self.label, f"edges/{layer}")]))
+
+    def kept(self) -> int:
+        """Number of weights that survive, over all pruned layers."""
+        return int(round(float(((1.0 - self.sparsity) * self.weights).sum())))
 
     def overall_sparsity(self) -> float:
         """Pruned fraction of all prunable weights."""
@@ -220,13 +226,35 @@ class PruneSnapshot:
             raise ValueError(f"layer {layer!r} is not pruned in this run (pruned: {self.layers})")
 
 
+def _key(label: str, key: str) -> str:
+    return f"{label}/{key}" if label else key
+
+
 def read_prune_snapshot(arrays: Mapping[str, np.ndarray], label: str = "prune") -> PruneSnapshot:
-    """The typed reader of the ``prune`` hook's arrays stored under ``label``."""
-    if f"{label}/layers" not in arrays:
-        raise ValueError(f"this snapshot has no pruning arrays under {label + '/'!r} (was the prune hook in the run config?)")
-    get = lambda key, kind: np.asarray(arrays[f"{label}/{key}"], dtype=kind)  # noqa: E731
-    return PruneSnapshot([str(x) for x in np.asarray(arrays[f"{label}/layers"]).tolist()], get("sparsity", np.float64),
+    """The typed reader of the ``prune`` hook's arrays stored under ``label`` (``""``: the hook's
+    own arrays, unprefixed, as ``PruneHook.snapshot`` returns them)."""
+    if _key(label, "layers") not in arrays:
+        where = f"under {label + '/'!r}" if label else "(unprefixed)"
+        raise ValueError(f"this snapshot has no pruning arrays {where} (was the prune hook in the run config?)")
+    get = lambda key, kind: np.asarray(arrays[_key(label, key)], dtype=kind)  # noqa: E731
+    return PruneSnapshot([str(x) for x in np.asarray(arrays[_key(label, "layers")]).tolist()], get("sparsity", np.float64),
                          get("target", np.float64), get("threshold", np.float64), get("weights", np.int64), arrays, label)
+
+
+def read_prune_arrays(arrays: Mapping[str, np.ndarray]) -> PruneSnapshot:
+    """The typed view of unprefixed pruning arrays: a ``PruneHook.snapshot`` before the engine files
+    it under the hook's label, or a sparsity slider's (``kdviz.prune.explore.slider_arrays``)."""
+    return read_prune_snapshot(arrays, "")
+
+
+def prune_hook(sparsity: float | Mapping[str, float], scope: str = "layer", schedule: str = "agp",
+               **options) -> dict:
+    """The config entry of the ``prune`` hook (checked now: a bad option is a ``ValueError`` here,
+    not when the run starts), e.g. ``prune_hook(0.9)`` for Zhu & Gupta's AGP ramp to 90%."""
+    entry = {"name": "prune", "sparsity": sparsity if isinstance(sparsity, Mapping) else float(sparsity),
+             "scope": scope, "schedule": schedule, **options}
+    validate_hook_spec(entry)
+    return entry
 
 
 def _label_run(config) -> str:

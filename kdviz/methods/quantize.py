@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..engine.hooks import HOOKS, TrainContext, TrainingHook
+from ..engine.hooks import HOOKS, TrainContext, TrainingHook, validate_hook_spec
 from ..palette import ROLE_COLORS
 from ..quant.binary import BINARIZERS, BinaryParametrization, xnor_alpha
 from ..quant.histograms import index_map, weight_histogram
@@ -217,6 +217,14 @@ def read_quant_snapshot(arrays: Mapping[str, np.ndarray], label: str) -> QuantSn
     if f"{label}/layers" not in arrays:
         raise ValueError(f"this snapshot has no quantization arrays under {label + '/'!r}")
     return QuantSnapshot([str(x) for x in np.asarray(arrays[f"{label}/layers"]).tolist()], arrays, label)
+
+
+def kmeans_hook(bits: int | Mapping[str, int], init: str = "linear", **options) -> dict:
+    """The config entry of the ``kmeans`` hook (checked now: bad bits or an unknown ``init`` are a
+    ``ValueError`` here, not when the run starts), e.g. ``kmeans_hook(2)`` for 4 shared values per layer."""
+    entry = {"name": "kmeans", "bits": dict(bits) if isinstance(bits, Mapping) else bits, "init": init, **options}
+    validate_hook_spec(entry)
+    return entry
 
 
 def _option(config, hook: str, key: str, default):

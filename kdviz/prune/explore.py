@@ -2,11 +2,11 @@
 
 The interactive explorers (the Streamlit page and ``kdviz.widgets.PruningExplorer``) prune the
 dense weights of a ``MaskedEvaluator`` to the slider's sparsity (Han et al. 2015, section 3:
-magnitude pruning, no retraining). ``slider_arrays`` turns those masks into exactly the keys the
-``prune`` hook writes into a snapshot (``prune/layers``, ``prune/sparsity``, ``prune/mask/<layer>``,
-``prune/hist/<layer>`` ...; see ``kdviz.methods.prune``), so one set of figure functions
-(``kdviz.figures.pruning``) draws both the slider and a live fine-tuning run, and a chart of the
-slider at 90% looks like a snapshot of a run that reached 90%.
+magnitude pruning, no retraining). ``slider_arrays`` turns those masks into exactly the arrays the
+pruning hook returns from its ``snapshot`` (``layers``, ``sparsity``, ``mask/<layer>``,
+``hist/<layer>`` ...; see ``kdviz.methods.prune``, whose typed reader ``read_prune_arrays`` reads
+both), so one set of figure functions (``kdviz.figures.pruning``) draws both the slider and a live
+fine-tuning run, and a chart of the slider at 90% looks like a snapshot of a run that reached 90%.
 """
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ from .masks import downsample_mask
 from .magnitude import check_sparsity, kept_magnitude_threshold
 from .masks import PruningMasks, layer_name
 
-PREFIX = "prune/"
 CURVE_SPARSITIES = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99)
 
 
 def slider_arrays(evaluator: MaskedEvaluator, masks: PruningMasks, max_side: int = 128, bins: int = 60) -> dict[str, np.ndarray]:
-    """Snapshot-style arrays of ``masks`` over the evaluator's *dense* weights.
+    """Snapshot-style arrays of ``masks`` over the evaluator's *dense* weights (unprefixed, as the
+    hook returns them; the engine files a run's under the hook's label).
 
     Per pruned layer, in the evaluator's order: ``sparsity`` (fraction of weights pruned),
     ``threshold`` (smallest surviving |w|, 0 when nothing is pruned), ``target`` (= ``sparsity``),
@@ -47,17 +47,17 @@ def slider_arrays(evaluator: MaskedEvaluator, masks: PruningMasks, max_side: int
         thresholds.append(kept_magnitude_threshold(dense, mask))
         counts.append(dense.numel())
         grid, block = downsample_mask(mask.cpu().numpy(), max_side)
-        arrays[f"{PREFIX}mask/{layer}"] = grid
-        arrays[f"{PREFIX}mask_block/{layer}"] = np.asarray(block, dtype=np.int64)
+        arrays[f"mask/{layer}"] = grid
+        arrays[f"mask_block/{layer}"] = np.asarray(block, dtype=np.int64)
         w = dense.detach().double().cpu().numpy()
         r = float(np.abs(w).max()) or 1.0
         hist, edges = np.histogram(w[mask.cpu().numpy()], bins=bins, range=(-r, r))
-        arrays[f"{PREFIX}hist/{layer}"], arrays[f"{PREFIX}edges/{layer}"] = hist.astype(np.int64), edges
-    arrays[f"{PREFIX}layers"] = np.asarray([layer_name(n) for n in names])
-    arrays[f"{PREFIX}sparsity"] = np.asarray(sparsity, dtype=np.float64)
-    arrays[f"{PREFIX}threshold"] = np.asarray(thresholds, dtype=np.float64)
-    arrays[f"{PREFIX}target"] = np.asarray(sparsity, dtype=np.float64)
-    arrays[f"{PREFIX}weights"] = np.asarray(counts, dtype=np.int64)
+        arrays[f"hist/{layer}"], arrays[f"edges/{layer}"] = hist.astype(np.int64), edges
+    arrays["layers"] = np.asarray([layer_name(n) for n in names])
+    arrays["sparsity"] = np.asarray(sparsity, dtype=np.float64)
+    arrays["threshold"] = np.asarray(thresholds, dtype=np.float64)
+    arrays["target"] = np.asarray(sparsity, dtype=np.float64)
+    arrays["weights"] = np.asarray(counts, dtype=np.int64)
     return arrays
 
 
@@ -72,10 +72,4 @@ def accuracy_curve(evaluator: MaskedEvaluator, sparsities: Sequence[float] = CUR
         evaluator.restore()
 
 
-def overall_sparsity(arrays: dict[str, np.ndarray], prefix: str = PREFIX) -> float:
-    """Fraction of all pruned weights in a snapshot's arrays (layers weighted by their size)."""
-    weights = np.asarray(arrays[f"{prefix}weights"], dtype=np.float64)
-    return float(np.average(np.asarray(arrays[f"{prefix}sparsity"], dtype=np.float64), weights=weights))
-
-
-__all__ = ["CURVE_SPARSITIES", "PREFIX", "accuracy_curve", "overall_sparsity", "slider_arrays"]
+__all__ = ["CURVE_SPARSITIES", "accuracy_curve", "slider_arrays"]

@@ -4,7 +4,9 @@ The Streamlit page and ``kdviz.widgets.quantization.QuantizationExplorer`` both 
 ``MethodExplorer`` (over a ``SliderEvaluator``, which caches sorted weights, SVDs and results), so
 a slider move shows the same numbers in both. A method is one entry of the ``QUANTIZERS`` registry:
 it turns the float weights into a ``Quantized`` (weights, a 2-D code map per layer, the values the
-weights take, how many take each, and the storage in bits).
+weights take, how many take each, and the storage in bits). Its ``QuantizerKind`` (``KINDS``) says
+how the explorers present it (menu title, which options it reads, fixed bits), so their menus are
+read from here, not written out again.
 
 Storage counts weights only, as Han et al. 2016 (table 1) do; biases stay float32. k-means (Han,
 Mao, Dally 2016, sec. 3): the bytes of the real fixed-width encoding, ``bits`` per index plus a
@@ -17,7 +19,7 @@ sub-vector plus the codebooks. Low rank (Denton et al. 2014, sec. 3.2): r (m + n
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -35,6 +37,41 @@ from .uniform import QuantParams, dequantize, quant_params, quantize
 
 QUANTIZERS: Registry = Registry("quantization method")
 MAX_SIDE = 128  # code maps are subsampled to at most this many rows and columns (as the kmeans hook)
+SUBVECTORS = (2, 4, 8)  # product quantization's sub-vector lengths offered by the explorers
+
+
+@dataclass(frozen=True)
+class QuantizerKind:
+    """How the explorers present one quantizer: its menu ``title``; the ``QuantChoice`` fields it
+    reads (``options``, in the order the controls show them); the bit width it always uses
+    (``fixed_bits``: binary weights are 1 bit); whether its levels are shared values fitted to the
+    weights (``shared``: a k-means codebook); what its weight histogram shows (``note``)."""
+
+    name: str
+    title: str
+    options: tuple[str, ...] = ()
+    fixed_bits: int | None = None
+    shared: bool = False
+    note: str = ""
+
+
+KINDS: dict[str, QuantizerKind] = {}  # in registration order: the explorers' menu
+
+
+def quantizer(kind: QuantizerKind) -> Callable:
+    """Register the decorated quantizer in ``QUANTIZERS`` and its ``kind`` in ``KINDS``."""
+    def decorate(fn: Callable) -> Callable:
+        QUANTIZERS.register(kind.name)(fn)
+        KINDS[kind.name] = kind
+        return fn
+
+    return decorate
+
+
+def option_values() -> dict[str, list]:
+    """The values each ``QuantChoice`` option can take in the explorers' controls."""
+    return {"init": [name for name, _ in INITS.items()], "per_channel": [False, True], "symmetric": [True, False],
+            "binarizer": [name for name, _ in BINARIZERS.items()], "subvector": list(SUBVECTORS)}
 
 
 @dataclass(frozen=True)
@@ -67,6 +104,12 @@ class QuantChoice:
         own = {"kmeans": (self.bits, self.init), "uniform": (self.bits, self.symmetric, self.per_channel),
                "binary": (self.binarizer,), "product": (self.bits, self.subvector)}
         return (self.method, *own.get(self.method, (self.bits,)))
+
+    @property
+    def kind(self) -> QuantizerKind:
+        """How the explorers present this choice's method (a ``ValueError`` for an unknown method)."""
+        QUANTIZERS.get(self.method)
+        return KINDS[self.method]
 
     def label(self) -> str:
         """A legend label: ``"k-means, linear init"``, ``"uniform, per channel, asymmetric"``..."""
@@ -127,7 +170,10 @@ def _row0(params: QuantParams) -> QuantParams:
     return QuantParams(params.scale.reshape(-1)[:1], params.zero_point.reshape(-1)[:1], params.qmin, params.qmax)
 
 
-@QUANTIZERS.register("kmeans")
+@quantizer(QuantizerKind(
+    "kmeans", "k-means sharing", ("init",), shared=True,
+    note="k-means puts the shared values where the weights are dense; linear init spreads them evenly (and keeps "
+         "a few for the rare large weights, which matter most), density init crowds them in the middle."))
 def kmeans_method(ev: SliderEvaluator, c: QuantChoice) -> Quantized:
     """k-means weight sharing with 2^bits centroids per layer (no fine-tuning)."""
     q = Quantized(c, {}, {}, {}, {}, {}, {})
@@ -140,7 +186,9 @@ def kmeans_method(ev: SliderEvaluator, c: QuantChoice) -> Quantized:
     return q
 
 
-@QUANTIZERS.register("uniform")
+@quantizer(QuantizerKind(
+    "uniform", "uniform", ("per_channel", "symmetric"),
+    note="Uniform levels are evenly spaced over the range: at low bits most weights fall on the zero level."))
 def uniform_method(ev: SliderEvaluator, c: QuantChoice) -> Quantized:
     """Uniform affine quantization: q = clamp(round(w / S) + Z), w ~ S (q - Z)."""
     q = Quantized(c, {}, {}, {}, {}, {}, {}, per_row=c.per_channel)
@@ -159,7 +207,9 @@ def uniform_method(ev: SliderEvaluator, c: QuantChoice) -> Quantized:
     return q
 
 
-@QUANTIZERS.register("binary")
+@quantizer(QuantizerKind(
+    "binary", "binary", ("binarizer",), fixed_bits=1,
+    note="Every weight becomes one of two values; without retraining the network loses a lot."))
 def binary_method(ev: SliderEvaluator, c: QuantChoice) -> Quantized:
     """Binary weights: sign(w) (BinaryConnect) or alpha sign(w), alpha = mean |w| per unit (XNOR)."""
     binarize = BINARIZERS.get(c.binarizer)
@@ -175,7 +225,9 @@ def binary_method(ev: SliderEvaluator, c: QuantChoice) -> Quantized:
     return q
 
 
-@QUANTIZERS.register("product")
+@quantizer(QuantizerKind(
+    "product", "product (PQ)", ("subvector",),
+    note="Product quantization shares whole sub-vectors, so the histogram has no single levels."))
 def product_method(ev: SliderEvaluator, c: QuantChoice) -> Quantized:
     """Product quantization: sub-vectors of length d clustered into 2^bits codewords per sub-space."""
     q = Quantized(c, {}, {}, {}, {}, {}, {})
@@ -208,6 +260,11 @@ CURVE_METHODS: dict[str, QuantChoice] = {c.label(): c for c in (
 )}
 BINARY_POINTS: dict[str, QuantChoice] = {c.label(): c for c in (
     QuantChoice("binary", binarizer="binaryconnect"), QuantChoice("binary", binarizer="xnor"))}
+SCATTER_METHODS: dict[str, QuantChoice] = {c.label(): c for c in (
+    QuantChoice("kmeans"), QuantChoice("uniform"), QuantChoice("uniform", symmetric=False, per_channel=True))}
+# Methods that cluster every sub-space (slow): the explorers add them on request.
+SLOW_METHODS: dict[str, QuantChoice] = {c.label(): c for c in (QuantChoice("product"),)}
+DEFAULT_METHOD = QuantChoice().method
 RANK_FRACTIONS = (0.1, 0.25, 0.5)
 
 
@@ -277,8 +334,7 @@ class MethodExplorer:
         """Points for the compression-against-accuracy scatter: each method at each bit width, the
         binary methods, and low rank with every layer at a fraction of its full rank."""
         if methods is None:
-            methods = {c.label(): c for c in (QuantChoice("kmeans"), QuantChoice("uniform"),
-                                              QuantChoice("uniform", symmetric=False, per_channel=True))}
+            methods = SCATTER_METHODS
         points = []
         for label, base in {**methods, **BINARY_POINTS}.items():
             for b in ([1] if base.method == "binary" else bits):
@@ -316,5 +372,6 @@ def layer_histogram(ev: SliderEvaluator, layer: str, bins: int = 60) -> tuple[np
     return weight_histogram(ev.original[layer].numpy(), bins)
 
 
-__all__ = ["BINARY_POINTS", "CURVE_METHODS", "LowRankPoint", "MethodExplorer", "QUANTIZERS", "QuantChoice",
-           "Quantized", "RANK_FRACTIONS", "layer_histogram", "subsample_map"]
+__all__ = ["BINARY_POINTS", "CURVE_METHODS", "DEFAULT_METHOD", "KINDS", "LowRankPoint", "MethodExplorer", "QUANTIZERS",
+           "QuantChoice", "QuantizerKind", "Quantized", "RANK_FRACTIONS", "SCATTER_METHODS", "SLOW_METHODS",
+           "SUBVECTORS", "layer_histogram", "option_values", "quantizer", "subsample_map"]

@@ -4,13 +4,15 @@
   (per layer or one global cut; Han et al. 2015, section 3, without retraining) and re-evaluate it on
   the whole test set at every move (``kdviz.prune.MaskedEvaluator``): accuracy, sparsity per layer,
   the weight histogram with the threshold, the layer's mask, and accuracy against sparsity.
-* ``PruningMonitor(job)``: a prune-and-fine-tune job (the engine's ``prune`` hook, Zhu & Gupta
-  2017's AGP schedule) drawn live from its snapshots: masks forming, a scrubber over the snapshots,
-  sparsity bars, histogram, accuracy over training, and a Stop button.
+* ``PruningMonitor(job)``: a prune-and-fine-tune job (the pruning hook, Zhu & Gupta 2017's AGP
+  schedule; ``kdviz.present.compression_configs.prune_fine_tune_config`` builds one) drawn live
+  from its snapshots: masks forming, a scrubber over the snapshots, sparsity bars, histogram,
+  accuracy over training, and a Stop button.
 
-Both draw with the same ``kdviz.figures`` functions as the Streamlit page, fed the same snapshot
-arrays (``kdviz.prune.explore.slider_arrays`` gives the slider's masks in the hook's format), and
-keep the charts live with ``_live.LiveFigure`` / ``Throttle`` / ``Poller``.
+Both draw with the same charts as the Streamlit page (``kdviz.present.compression_charts``), fed
+the same typed snapshot (``PruneSnapshot``: the slider's masks are read like a training snapshot,
+``kdviz.prune.explore.slider_arrays`` + ``read_prune_arrays``), and keep the charts live with
+``_live.LiveFigure`` / ``Throttle`` / ``Poller``.
 """
 from __future__ import annotations
 
@@ -21,12 +23,13 @@ import ipywidgets as W
 from torch import nn
 
 from ..data import DatasetBundle
-from ..figures.pruning import accuracy_vs_sparsity, mask_heatmap_from_snapshot, sparsity_bars, weight_histogram
-from ..figures.pruning_live import accuracy_over_training, wrap_title
+from ..figures.pruning import accuracy_vs_sparsity
+from ..methods.prune import PRUNE, PruneSnapshot, read_prune_arrays
+from ..present import as_run_view, last_eval
+from ..present.compression_charts import layer_charts, pruning_accuracy, pruning_charts, readings, sparsity_chart
 from ..prune import MaskedEvaluator, check_sparsity
-from ..prune.explore import accuracy_curve, overall_sparsity, slider_arrays
+from ..prune.explore import accuracy_curve, slider_arrays
 from ._live import LiveFigure, Poller, Throttle
-from ._runs import as_run_view, last_eval
 from .monitor import placeholder, status_line
 from .temperature import resolve_dataset
 
@@ -44,22 +47,6 @@ def resolve_model(model: Any) -> nn.Module:
 
         return load_trained_model(path, require_finished=True)
     raise TypeError(f"model must be a torch model, a run folder path, a RunReader or a Job, got {type(model).__name__}")
-
-
-def snapshot_figures(arrays: dict, layer: str, step: int | None = None, show_targets: bool = False) -> dict:
-    """The three snapshot charts of one layer: ``mask``, ``bars`` and ``histogram``."""
-    layers = [str(x) for x in arrays["prune/layers"]]
-    if layer not in layers:
-        raise ValueError(f"no layer {layer!r} in this snapshot (layers: {layers})")
-    i = layers.index(layer)
-    threshold = float(arrays["prune/threshold"][i]) or None  # 0: nothing pruned yet, no band to draw
-    return {
-        "mask": mask_heatmap_from_snapshot(arrays, layer, step=step),
-        "bars": sparsity_bars(layers, arrays["prune/sparsity"], sizes=arrays["prune/weights"],
-                              targets=arrays["prune/target"] if show_targets else None),
-        "histogram": wrap_title(weight_histogram(arrays[f"prune/hist/{layer}"], arrays[f"prune/edges/{layer}"], layer,
-                                                 thresholds=threshold)),
-    }
 
 
 class PruningExplorer(W.VBox):
@@ -81,7 +68,7 @@ class PruningExplorer(W.VBox):
         self.layers = [n[: -len(".weight")] for n in self.evaluator.dense]
         self._curves: dict[str, tuple[list[float], list[float]]] = {}
         self.accuracy: float | None = None
-        self.arrays: dict | None = None
+        self.snapshot: PruneSnapshot | None = None
 
         self.slider = W.FloatSlider(value=min(sparsity, 0.99), min=0.0, max=0.99, step=0.01, description="sparsity",
                                     readout_format=".2f", continuous_update=True, layout=W.Layout(width="420px"))
@@ -134,26 +121,25 @@ class PruningExplorer(W.VBox):
         try:
             masks = self.evaluator.masks_at(s, scope)
             acc = self.evaluator.accuracy(masks)
-            arrays = slider_arrays(self.evaluator, masks)
+            snap = read_prune_arrays(slider_arrays(self.evaluator, masks))
             if scope not in self._curves:
                 self._curves[scope] = accuracy_curve(self.evaluator, scope=scope)
         finally:
             self.evaluator.restore()
-        self.accuracy, self.arrays = acc, arrays
-        kept = int(round(sum((1 - sp) * n for sp, n in zip(arrays["prune/sparsity"], arrays["prune/weights"]))))
-        total = int(sum(arrays["prune/weights"]))
+        self.accuracy, self.snapshot = acc, snap
+        kept, total = snap.kept(), int(snap.weights.sum())
         self.info.value = (f"Test accuracy <b>{acc:.2%}</b> ({100 * (acc - self.dense_accuracy):+.2f} points against "
                            f"the dense {self.dense_accuracy:.2%}); {kept:,} of {total:,} weights kept "
                            f"({total / max(kept, 1):.1f}x fewer).")
-        self.bars_chart.show(snapshot_figures(arrays, self.layers[0])["bars"])
+        self.bars_chart.show(sparsity_chart(snap, colour=PRUNE.colour))
         self.curve_chart.show(accuracy_vs_sparsity({"pruned, no retraining": self._curves[scope]},
-                                                   baseline=self.dense_accuracy, current=(overall_sparsity(arrays), acc)))
+                                                   baseline=self.dense_accuracy, current=(snap.overall_sparsity(), acc)))
         self._draw_layer()
 
     def _draw_layer(self) -> None:
-        if self.arrays is None:
+        if self.snapshot is None:
             return
-        figures = snapshot_figures(self.arrays, self.layer_picker.value)
+        figures = layer_charts(self.snapshot, self.layer_picker.value)
         self.histogram_chart.show(figures["histogram"])
         self.mask_chart.show(figures["mask"])
 
@@ -168,16 +154,19 @@ class PruningExplorer(W.VBox):
 
 
 class PruningMonitor(W.VBox):
-    """Masks forming live while a job with the ``prune`` hook trains (a ``Job``, ``RunReader`` or path).
+    """Masks forming live while a job with the pruning hook trains (a ``Job``, ``RunReader`` or path).
 
     The scrubber walks through the snapshots; with "follow" ticked it jumps to each new one.
-    ``interval_ms`` is the poll and redraw interval (the rate limit for the browser).
+    ``interval_ms`` is the poll and redraw interval (the rate limit for the browser); ``which``
+    picks the use of the hook to show when the run prunes twice. A run without the hook is a
+    ``ValueError`` naming its hooks.
     """
 
-    def __init__(self, job: Any, interval_ms: float = 1000, autostart: bool = True) -> None:
+    def __init__(self, job: Any, interval_ms: float = 1000, autostart: bool = True, which: int = 0) -> None:
         self.view = as_run_view(job, "pruned + fine-tuned")
-        self.view.role = "pruned"
-        self.snapshots: list = []
+        self.which = which
+        PRUNE.hook_label(self.view.config, which)  # no pruning hook in this run: say so now
+        self.found: list[tuple[Any, PruneSnapshot]] = []  # (snapshot, its typed reading)
         self.records: list[dict] = []
         self._versions = (0, 0)
         self._syncing = False
@@ -215,6 +204,11 @@ class PruningMonitor(W.VBox):
         else:
             self.refresh()
 
+    @property
+    def snapshots(self) -> list:
+        """The run's snapshots read so far that hold the pruning hook's arrays."""
+        return [snap for snap, _ in self.found]
+
     def _dense_accuracy(self) -> float | None:
         source = getattr(self.view.config, "init_from", None)
         if not source:
@@ -239,29 +233,31 @@ class PruningMonitor(W.VBox):
         snaps, snaps_v = self.view.store.snapshots_since(self._versions[1])
         self._versions = (metrics_v, snaps_v)
         self.records.extend(records)
-        new = [s for s in snaps if "prune/layers" in s.arrays]
-        self.snapshots.extend(new)
+        new = readings(PRUNE, snaps, self.view.config, self.which)
+        self.found.extend(new)
         if new:
-            layers = [str(x) for x in new[-1].arrays["prune/layers"]]
-            if list(self.layer_picker.options) != layers:
-                self.layer_picker.options = layers
-                self.layer_picker.value = layers[0]
-            self._syncing = True
-            try:
-                self.scrubber.max = len(self.snapshots) - 1
-                if self.follow.value:
-                    self.scrubber.value = len(self.snapshots) - 1
-            finally:
-                self._syncing = False
-            self._draw_snapshot()
+            self._show_new(new[-1][1].layers)
         elif any(r.get("kind") == "eval" for r in records):
             self._draw_accuracy()
         self._update_status()
         return not done
 
+    def _show_new(self, layers: list[str]) -> None:
+        if list(self.layer_picker.options) != layers:
+            self.layer_picker.options = layers
+            self.layer_picker.value = layers[0]
+        self._syncing = True
+        try:
+            self.scrubber.max = len(self.found) - 1
+            if self.follow.value:
+                self.scrubber.value = len(self.found) - 1
+        finally:
+            self._syncing = False
+        self._draw_snapshot()
+
     def refresh(self) -> None:
         """Read the whole run again and redraw now (the poller does this on its own)."""
-        self.snapshots, self.records, self._versions = [], [], (0, 0)
+        self.found, self.records, self._versions = [], [], (0, 0)
         self._tick()
 
     def wait(self, timeout: float | None = None) -> None:
@@ -284,31 +280,35 @@ class PruningMonitor(W.VBox):
             self._throttle()
 
     def _jump_to_latest(self) -> None:
-        if self.snapshots:
+        if self.found:
             self._syncing = True
             try:
-                self.scrubber.value = len(self.snapshots) - 1
+                self.scrubber.value = len(self.found) - 1
             finally:
                 self._syncing = False
             self._throttle()
 
+    def _shown(self) -> tuple[Any, PruneSnapshot]:
+        return self.found[min(self.scrubber.value, len(self.found) - 1)]
+
     def _draw_snapshot(self) -> None:
-        if not self.snapshots or self.layer_picker.value is None:
+        if not self.found or self.layer_picker.value is None:
             return
-        snap = self.snapshots[min(self.scrubber.value, len(self.snapshots) - 1)]
-        figures = snapshot_figures(snap.arrays, self.layer_picker.value, step=snap.step, show_targets=True)
+        snap, pruned = self._shown()
+        figures = pruning_charts(pruned, self.layer_picker.value, step=snap.step, live=True, colour=self.view.colour)
         self.mask_chart.show(figures["mask"])
         self.bars_chart.show(figures["bars"])
         self.histogram_chart.show(figures["histogram"])
-        self.caption.value = (f"Snapshot {self.scrubber.value + 1} of {len(self.snapshots)}: step {snap.step} "
-                              f"(epoch {snap.epoch:.2f}), {100 * overall_sparsity(snap.arrays):.1f}% of weights pruned.")
+        self.caption.value = (f"Snapshot {self.scrubber.value + 1} of {len(self.found)}: step {snap.step} "
+                              f"(epoch {snap.epoch:.2f}), {100 * pruned.overall_sparsity():.1f}% of weights pruned.")
         self._draw_accuracy(snap.epoch)
 
     def _draw_accuracy(self, epoch: float | None = None) -> None:
         if any(r.get("kind") == "eval" for r in self.records):
-            if epoch is None and self.snapshots:
-                epoch = self.snapshots[min(self.scrubber.value, len(self.snapshots) - 1)].epoch
-            self.accuracy_chart.show(accuracy_over_training(self.records, self.dense_accuracy, epoch))
+            if epoch is None and self.found:
+                epoch = self._shown()[0].epoch
+            self.accuracy_chart.show(pruning_accuracy(self.records, self.view.config, self.dense_accuracy, epoch,
+                                                      which=self.which))
 
     def _update_status(self) -> None:
         status = self.view.status()
@@ -320,4 +320,4 @@ class PruningMonitor(W.VBox):
         self.errors.append_stdout(f"kdviz pruning monitor: {type(exc).__name__}: {exc}\n")
 
 
-__all__ = ["PruningExplorer", "PruningMonitor", "resolve_model", "snapshot_figures"]
+__all__ = ["PruningExplorer", "PruningMonitor", "resolve_model"]

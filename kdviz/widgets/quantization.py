@@ -6,12 +6,15 @@
   SVDs and results): accuracy, compression, the weight histogram with the codebook drawn on it
   (Han, Mao, Dally 2016, fig. 4), the index map, and the singular-value spectrum with the rank
   marked (Denton et al. 2014).
-* ``CentroidMonitor(job)``: a background ``kmeans`` job (``kdviz.engine.start`` with the
-  ``kmeans`` hook) seen live: the centroids moving on the histogram (dashed: k-means' choice,
-  solid: now) and accuracy while they are fine-tuned (Han et al. 2016, sec. 3.3, eq. 3).
+* ``CentroidMonitor(job)``: a background centroid fine-tuning job (the k-means hook;
+  ``kdviz.present.compression_configs.kmeans_fine_tune_config`` builds one) seen live: the
+  centroids moving on the histogram (dashed: k-means' choice, solid: now) and accuracy while they
+  are fine-tuned (Han et al. 2016, sec. 3.3, eq. 3).
 
-Charts come from ``kdviz.figures`` (the same functions as the Streamlit page) and stay live through
-``_live.LiveFigure``; sliders are rate-limited by a ``Throttle``, the monitor polls with a ``Poller``.
+The method menu and its options come from ``kdviz.quant.explore.KINDS``; charts come from
+``kdviz.figures`` and ``kdviz.present.compression_charts`` (the same functions as the Streamlit
+page) and stay live through ``_live.LiveFigure``; sliders are rate-limited by a ``Throttle``, the
+monitor polls with a ``Poller``.
 """
 from __future__ import annotations
 
@@ -21,24 +24,25 @@ import ipywidgets as W
 
 from ..data import DatasetBundle
 from ..figures.quantization import index_map_heatmap, singular_spectrum
-from ..figures.quantization_explorer import finetune_accuracy, levels_histogram, snapshot_codebook
+from ..figures.quantization_explorer import levels_histogram
+from ..methods.quantize import KMEANS
+from ..present import as_run_view
+from ..present.compression_charts import centroid_accuracy, codebook_charts, readings
 from ..quant import SliderEvaluator
-from ..quant.explore import MethodExplorer, QuantChoice, layer_histogram
-from ..quant.kmeans import INITS
+from ..quant.explore import DEFAULT_METHOD, KINDS, MethodExplorer, QuantChoice, layer_histogram, option_values
 from ._live import LiveFigure, Poller, Throttle
-from ._runs import as_run_view
 from .monitor import placeholder, status_line
 from .temperature import resolve_dataset, resolve_teacher
 
 CHART_WIDTH = 560  # pixels: two charts side by side fit a wide notebook; they wrap on a narrow one
-METHODS = {"k-means sharing": "kmeans", "uniform": "uniform", "binary": "binary", "product quantization": "product"}
+BINARIZER_LABELS = {"binaryconnect": "BinaryConnect", "xnor": "XNOR (alpha per unit)"}
 
 
 class QuantizationExplorer(W.VBox):
     """Bits and rank sliders over a trained ``model`` (an ``nn.Module``, a finished run folder, a
     ``RunReader`` or a ``Job``) evaluated on ``dataset``'s test set (a ``DatasetBundle`` or a name)."""
 
-    def __init__(self, model: Any, dataset: DatasetBundle | str, method: str = "kmeans", bits: int = 3,
+    def __init__(self, model: Any, dataset: DatasetBundle | str, method: str = DEFAULT_METHOD, bits: int = 3,
                  layer: str | None = None, throttle_ms: float = 100) -> None:
         data = resolve_dataset(dataset)
         self.explorer = MethodExplorer(SliderEvaluator(resolve_teacher(model), data.test_images, data.test_labels))
@@ -47,13 +51,18 @@ class QuantizationExplorer(W.VBox):
             raise ValueError(f"unknown layer {layer!r} (layers: {', '.join(layers)})")
         QuantChoice(method, bits).validate()
         self.float_accuracy = self.explorer.baseline()
-        self.method = W.Dropdown(options=list(METHODS.items()), value=method, description="method")
-        self.init = W.Dropdown(options=INITS.names(), value="linear", description="k-means init")
-        self.granularity = W.ToggleButtons(options=[("per tensor", False), ("per channel", True)], value=False)
-        self.scheme = W.ToggleButtons(options=[("symmetric", True), ("asymmetric", False)], value=True)
-        self.binarizer = W.Dropdown(options=[("BinaryConnect", "binaryconnect"), ("XNOR (alpha per unit)", "xnor")],
-                                    value="xnor", description="binarize")
-        self.subvector = W.Dropdown(options=[2, 4, 8], value=4, description="sub-vector d")
+        values, default = option_values(), QuantChoice()
+        self.method = W.Dropdown(options=[(k.title, k.name) for k in KINDS.values()], value=method, description="method")
+        self.init = W.Dropdown(options=values["init"], value=default.init, description="k-means init")
+        self.granularity = W.ToggleButtons(options=[(f"per {'channel' if c else 'tensor'}", c) for c in values["per_channel"]],
+                                           value=default.per_channel)
+        self.scheme = W.ToggleButtons(options=[("symmetric" if v else "asymmetric", v) for v in values["symmetric"]],
+                                      value=default.symmetric)
+        self.binarizer = W.Dropdown(options=[(BINARIZER_LABELS.get(n, n), n) for n in values["binarizer"]],
+                                    value=default.binarizer, description="binarize")
+        self.subvector = W.Dropdown(options=values["subvector"], value=default.subvector, description="sub-vector d")
+        self._option_controls = {"init": self.init, "per_channel": self.granularity, "symmetric": self.scheme,
+                                 "binarizer": self.binarizer, "subvector": self.subvector}
         self.bits = W.IntSlider(value=min(max(int(bits), 1), 8), min=1, max=8, description="bits", continuous_update=True)
         self.layer = W.Dropdown(options=layers, value=layer or layers[0], description="layer")
         self.rank_layer = W.Dropdown(options=layers, value=layer or layers[0], description="layer")
@@ -96,11 +105,11 @@ class QuantizationExplorer(W.VBox):
 
     # ---- drawing ----------------------------------------------------------------------------
     def _sync_options(self) -> None:
-        shown = {"kmeans": [self.init], "uniform": [self.granularity, self.scheme], "binary": [self.binarizer],
-                 "product": [self.subvector]}[self.method.value]
+        kind = KINDS[self.method.value]
+        shown = [self._option_controls[option] for option in kind.options]
         if list(self.options.children) != shown:
             self.options.children = shown
-        self.bits.disabled = self.method.value == "binary"
+        self.bits.disabled = kind.fixed_bits is not None
 
     def _draw_quantized(self) -> None:
         self._sync_options()
@@ -112,7 +121,7 @@ class QuantizationExplorer(W.VBox):
             return
         counts, edges = layer_histogram(self.explorer.evaluator, layer)
         self.histogram_chart.show(levels_histogram(counts, edges, q.levels[layer], layer, choice.label(), q.choice.bits,
-                                                   q.n_weights[layer], shared=choice.method == "kmeans", per_row=q.per_row))
+                                                   q.n_weights[layer], shared=choice.kind.shared, per_row=q.per_row))
         self.index_chart.show(index_map_heatmap(q.codes[layer], layer=layer))
         self.accuracy = acc
         self.info.value = (f"Test accuracy <b>{acc:.2%}</b> ({100 * (acc - self.float_accuracy):+.2f} points against "
@@ -140,15 +149,18 @@ class QuantizationExplorer(W.VBox):
 
 
 class CentroidMonitor(W.VBox):
-    """Live codebook of a ``kmeans`` job (a ``Job``, ``RunReader`` or run folder): the centroids on
-    the weight histogram and accuracy, redrawn from a polling thread every ``interval_ms``."""
+    """Live codebook of a centroid fine-tuning job (a ``Job``, ``RunReader`` or run folder with the
+    k-means hook): the centroids on the weight histogram and accuracy, redrawn from a polling
+    thread every ``interval_ms``. ``which`` picks the use of the hook when the run has two; a run
+    without the hook is a ``ValueError`` naming its hooks."""
 
     def __init__(self, job: Any, layer: str | None = None, float_accuracy: float | None = None,
-                 interval_ms: float = 1000, autostart: bool = True) -> None:
+                 interval_ms: float = 1000, autostart: bool = True, which: int = 0) -> None:
         self.view = as_run_view(job, label="k-means fine-tuning")
-        if not any(h.get("name") == "kmeans" for h in getattr(self.view.config, "hooks", [])):
-            raise ValueError("this run has no 'kmeans' hook: start it with hooks=[{'name': 'kmeans', 'bits': ...}]")
+        self.which = which
+        KMEANS.hook_label(self.view.config, which)  # no k-means hook in this run: say so now
         self.float_accuracy = float_accuracy
+        self.codebook = None
         self.layer = W.Dropdown(options=[layer] if layer else [], value=layer, description="layer")
         self.status = W.HTML()
         self.errors = W.Output()
@@ -192,18 +204,19 @@ class CentroidMonitor(W.VBox):
         if not force and (metrics_v, snaps_v) == self._versions:
             return
         self._versions = (metrics_v, snaps_v)
-        snapshot = store.latest_snapshot()
-        if snapshot is not None and "kmeans/layers" in snapshot.arrays:
-            layers = [str(n) for n in snapshot.arrays["kmeans/layers"]]
-            if list(self.layer.options) != layers:
-                self.layer.options = layers
-            if self.layer.value not in layers:
-                self.layer.value = layers[0]
-            hist, _, self.codebook = snapshot_codebook(snapshot.arrays, self.layer.value)
+        latest = store.latest_snapshot()
+        found = readings(KMEANS, [latest] if latest is not None else [], self.view.config, self.which)
+        if found:
+            snapshot, codebook = found[0]
+            if list(self.layer.options) != codebook.layers:
+                self.layer.options = codebook.layers
+            if self.layer.value not in codebook.layers:
+                self.layer.value = codebook.layers[0]
+            hist, _, self.codebook = codebook_charts(codebook, self.layer.value)
             self.histogram_chart.show(hist)
         if any(r.get("kind") == "eval" for r in records):
-            epoch = snapshot.epoch if snapshot is not None else None
-            self.accuracy_chart.show(finetune_accuracy(records, self.float_accuracy, epoch))
+            epoch = latest.epoch if latest is not None else None
+            self.accuracy_chart.show(centroid_accuracy(records, self.float_accuracy, epoch))
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the job ends and the final charts are drawn."""

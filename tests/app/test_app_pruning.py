@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from kdviz.data import load_dataset
 from kdviz.engine import load_checkpoint, load_trained_model
+from kdviz.methods.prune import PRUNE
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = "kdviz/app/pages/pruning.py"
@@ -150,7 +151,8 @@ def test_live_prune_job_fills_its_charts_and_scrubs(baseline, tmp_path):
     at.slider(key="pr_live_target").set_value(0.75).run()
     next(b for b in at.button if b.label.startswith("Start")).click().run()
     job = ok(at).session_state["pr_job"]
-    assert job.config.init_from == str(baseline.path) and job.config.hooks[0]["schedule"] == "agp"
+    assert job.config.init_from == str(baseline.path)
+    assert job.config.hooks == [{"name": "prune", "sparsity": 0.75, "scope": "layer", "schedule": "agp"}]  # not 0.9
     counts, end = [], time.monotonic() + 120
     while True:
         spec = charts(ok(at.run()))
@@ -168,6 +170,9 @@ def test_live_prune_job_fills_its_charts_and_scrubs(baseline, tmp_path):
     expected = [100 * (1 - float(masks[f"mask/{n}.weight"].double().mean())) for n in ("fc1", "fc2", "fc3")]
     assert np.allclose(values(spec["live-sparsity"]["data"][0]["y"]), expected)
     assert np.allclose(expected, [100 * math.floor(0.75 * n + 0.5) / n for n in (64 * 300, 300 * 100, 100 * 10)])
+    final = PRUNE.read_snapshot(job.store.latest_snapshot().arrays, job.config)
+    assert np.allclose(final.target, 0.75)  # the schedule's target reached the sparsity asked for
+    assert np.allclose(values(spec["live-sparsity"]["data"][1]["y"]), 75.0)  # drawn as the target ticks
     assert at.slider(key="pr_scrub").disabled and at.slider(key="pr_scrub").value == job.status().total_steps
     at.toggle(key="pr_follow").set_value(False).run()
     assert not ok(at).slider(key="pr_scrub").disabled

@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from kdviz.data import load_dataset
 from kdviz.engine import load_trained_model
+from kdviz.methods.quantize import KMEANS
 
 ROOT = Path(__file__).resolve().parents[2]
 QUANT = str(ROOT / "kdviz/app/pages/quantization.py")
@@ -200,12 +201,30 @@ def test_bad_bits_and_rank_give_a_clear_message(harness, baseline):
     assert "needs at least 2 bits" not in errors(ok(at)) and "codebook-histogram" in charts(at)
 
 
+def test_the_method_menu_is_the_quantizer_registry(harness, baseline):
+    """Each quantizer of ``quant.explore.KINDS`` is on the menu and shows its own options; a fixed-width
+    one (binary) disables the bits slider."""
+    from kdviz.quant.explore import KINDS
+
+    at = page(harness)
+    assert list(at.segmented_control(key="qz_method").options) == [k.title for k in KINDS.values()]
+    radios = {"init": "qz_init", "per_channel": "qz_granularity", "symmetric": "qz_scheme", "binarizer": "qz_binarizer",
+              "subvector": "qz_subvector"}
+    for kind in KINDS.values():
+        at.segmented_control(key="qz_method").set_value(kind.name).run()
+        shown = {r.key for r in ok(at).radio if r.key in radios.values()}
+        assert shown == {radios[o] for o in kind.options}, kind.name
+        assert at.slider(key="qz_bits_slider").disabled == (kind.fixed_bits is not None)
+        assert kind.note in [c.value for c in at.caption] and not errors(at)
+
+
 def test_live_fine_tuning_gains_points_and_moves_the_centroids(harness, baseline):
     at = page(harness)
     at.slider(key="qz_live_epochs").set_value(2).run()
+    at.slider(key="qz_live_bits").set_value(3).run()  # not the page's default 2 (nor the hook's 5)
     next(b for b in at.button if b.label.startswith("Start fine-tuning")).click().run()
     job = ok(at).session_state["qz_job"]
-    assert job.config.hooks == [{"name": "kmeans", "bits": 2, "init": "linear"}]
+    assert job.config.hooks == [{"name": "kmeans", "bits": 3, "init": "linear"}]
     assert job.config.init_from == str(baseline.path)
     counts, end = [], time.monotonic() + 90
     while True:
@@ -223,40 +242,8 @@ def test_live_fine_tuning_gains_points_and_moves_the_centroids(harness, baseline
     assert len(values(final["live-accuracy"]["data"][0]["y"])) == len(evals) >= 3
     assert counts[-1] > counts[0] or len(counts) == 1
     snap = job.store.latest_snapshot().arrays
+    assert list(KMEANS.read_snapshot(snap, job.config).bits) == [3, 3, 3]
     solid = values(final["live-codebook"]["data"][2]["x"])
+    assert np.unique(solid[~np.isnan(solid)]).size <= 8
     assert np.allclose(np.unique(solid[~np.isnan(solid)]), np.sort(snap["kmeans/centroids/fc1"]), atol=1e-6)
     assert not np.allclose(snap["kmeans/centroids/fc1"], snap["kmeans/centroids_initial/fc1"])
-
-
-def test_deep_compression_page_runs_and_shows_a_decreasing_waterfall(harness, baseline, digits):
-    at = page(harness, DEEP)
-    assert at.title[0].value == "Deep Compression"
-    next(b for b in at.button if b.label == "Compress").click().run()
-    dc = ok(at).session_state["dc_job"]
-    end = time.monotonic() + 60
-    while not dc.done:
-        assert time.monotonic() < end, dc.status()
-        time.sleep(0.5)
-        ok(at.run())
-    shown = charts(ok(at.run()))
-    assert dc.status().state == "finished", dc.status()
-    assert not errors(at)
-    stages = dc.stages()
-    assert [s.name for s in stages] == ["dense", "pruned", "6-bit k-means", "Huffman"]
-    sizes = [s.nbytes for s in stages]
-    assert all(a > b for a, b in zip(sizes, sizes[1:]))
-    y = values(shown["size-waterfall"]["data"][0]["y"])
-    assert np.isclose(y[0], sizes[0] / 1e3) and (y[1:-1] < 0).all()
-    n_weights = sum(getattr(load_trained_model(baseline.path), n).weight.numel() for n in ("fc1", "fc2", "fc3"))
-    assert sizes[0] == 4 * n_weights
-    encoded = dc.result.encoded  # the Huffman stage is the byte length of the encoded streams
-    assert sizes[-1] == sum(len(e.index.data) + len(e.gaps.data) + len(e.codebook) + len(e.index_table) + len(e.gap_table)
-                            for e in encoded.values())
-    decoded = {n: e.decode() for n, e in encoded.items()}
-    assert (decoded["fc1"] == 0).mean() > 0.85  # pruned weights stay zero
-    model = copy.deepcopy(dc.result.pruned)  # plain weights; biases from the fine-tuned model
-    model.load_state_dict({k: v for k, v in dc.result.quantized.state_dict().items() if k.endswith("bias")}, strict=False)
-    assert abs(accuracy(model, digits, decoded) - stages[-1].accuracy) < 1e-6  # the same test images right
-    table = at.dataframe[0].value
-    assert np.allclose(table["size (KB)"], np.array(sizes) / 1e3)
-    assert "pruned-codebook" in shown

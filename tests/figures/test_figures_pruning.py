@@ -17,14 +17,11 @@ def test_mask_heatmap_from_bool_mask_and_from_snapshot_grid():
     assert "50.0% of weights kept at step 12" in fig.layout.title.text
     assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
 
-    grid = np.array([[100, 50], [0, 25]], np.uint8)
-    arrays = {"prune/mask/fc2": grid, "prune/mask_block/fc2": np.array([3, 7])}
-    snap_fig = figs.mask_heatmap_from_snapshot(arrays, "fc2", step=3)
+    grid = np.array([[100, 50], [0, 25]], np.uint8)  # a snapshot's percent grid, one cell a 3 x 7 block
+    snap_fig = figs.mask_heatmap(grid, "fc2", block=(3, 7), step=3)
     assert snap_fig.data[0].dx == 7 and snap_fig.data[0].dy == 3
     np.testing.assert_array_equal(np.asarray(snap_fig.data[0].z), grid)
-    assert "3 x 7 block" in snap_fig.layout.title.text
-    with pytest.raises(ValueError, match=r"no mask for layer 'fc9'.*\['fc2'\]"):
-        figs.mask_heatmap_from_snapshot(arrays, "fc9")
+    assert "3 x 7 block" in snap_fig.layout.title.text and "43.8% of weights kept at step 3" in snap_fig.layout.title.text
 
 
 def test_mask_heatmap_is_a_pure_function_of_one_snapshot():
@@ -57,8 +54,9 @@ def test_sparsity_bars_and_targets():
     assert list(fig.data[1].y) == pytest.approx([92, 91, 74])
     assert fig.layout.yaxis.title.text == "weights pruned (%)"
     assert "unweighted mean 85.7%" in fig.layout.title.text
-    sized = figs.sparsity_bars(["fc1", "fc2"], [0.9, 0.5], sizes=[900, 100])
+    sized = figs.sparsity_bars(["fc1", "fc2"], [0.9, 0.5], sizes=[900, 100], colour="#123456")
     assert "86.0% of all weights pruned" in sized.layout.title.text
+    assert sized.data[0].marker.color == "#123456" and fig.data[0].marker.color == figs.PRUNED  # the run's colour, as data
     with pytest.raises(ValueError, match="2 layers but 3"):
         figs.sparsity_bars(["a", "b"], [0.1, 0.2, 0.3])
 
@@ -100,3 +98,16 @@ def test_storage_bars_from_a_size_report():
     assert isinstance(fig, go.Figure) and len(fig.data) == 3
     assert list(fig.data[0].x) == ["fc1", "fc2", "fc3"]
     assert fig.data[2].y[0] == pytest.approx(rows[0]["relative-index bytes"] / 1024)
+
+
+def test_accuracy_over_training_names_the_sparsity_and_takes_the_run_colour():
+    from kdviz.figures.pruning_live import accuracy_over_training
+
+    records = [{"kind": "eval", "epoch": 0.5, "test_acc": 0.9}, {"kind": "step", "epoch": 0.7, "loss": 1.0},
+               {"kind": "eval", "epoch": 1.0, "test_acc": 0.95}]
+    fig = accuracy_over_training(records, dense_accuracy=0.97, epoch=0.5, sparsity=0.81, colour="#ABCDEF")
+    assert list(fig.data[0].y) == pytest.approx([90.0, 95.0]) and fig.data[0].line.color == "#ABCDEF"
+    assert "95.00% test accuracy at 81% sparsity" in fig.layout.title.text
+    assert "sparsity" not in accuracy_over_training(records).layout.title.text
+    with pytest.raises(ValueError, match="dense_accuracy"):
+        accuracy_over_training(records, dense_accuracy=97.0)

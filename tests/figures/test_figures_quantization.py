@@ -94,3 +94,22 @@ def test_size_waterfall_shows_each_stage():
     assert "39.6x" in fig.layout.title.text and "(KB)" in fig.layout.yaxis.title.text
     with pytest.raises(ValueError, match="two stages"):
         qf.size_waterfall(stages[:1])
+
+
+def test_codebook_progress_draws_both_codebooks_and_the_shift(shared):
+    from kdviz.figures.quantization_explorer import codebook_progress, finetune_accuracy
+
+    w, sw = shared
+    counts, edges = weight_histogram(w.numpy(), bins=30)
+    start = sw.centroids.numpy()
+    now = start + np.linspace(-0.01, 0.01, start.size)
+    hist, table, frame = codebook_progress(counts, edges, start, now, sw.cluster_counts().numpy(), "fc1")
+    assert sorted({v for v in hist.data[2].x if v is not None}) == pytest.approx(sorted(now.tolist()))
+    assert np.allclose(frame["shift"], now - start) and frame["weights"].sum() == int(sw.mask.sum())
+    assert len(table.data[0].cells.values[0]) == start.size
+    with pytest.raises(ValueError, match="must match"):
+        codebook_progress(counts, edges, start, now[:2], sw.cluster_counts().numpy(), "fc1")
+    records = [{"kind": "eval", "epoch": 0.0, "test_acc": 0.8}, {"kind": "eval", "epoch": 1.0, "test_acc": 0.9}]
+    fig = finetune_accuracy(records, 0.95, 0.5, label="run", colour="#00AA00")
+    assert fig.data[0].name == "run" and fig.data[0].line.color == "#00AA00"
+    assert "80.00% -> 90.00%" in fig.layout.title.text

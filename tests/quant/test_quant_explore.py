@@ -103,3 +103,20 @@ def test_choice_validation_and_subsampled_maps():
         QuantChoice("kmeans", init="spread").validate()
     m = subsample_map(np.arange(300 * 500).reshape(300, 500), 128)
     assert m.shape == (128, 128) and m[0, 0] == 0 and m[-1, -1] == 300 * 500 - 1
+
+
+def test_every_quantizer_has_a_kind_whose_options_are_choice_fields():
+    """The explorers' menus are read from ``KINDS``: every registered quantizer has one, in
+    registration order, and each option a kind names is a ``QuantChoice`` field with offered values."""
+    from dataclasses import fields
+
+    from kdviz.quant.explore import DEFAULT_METHOD, KINDS, QUANTIZERS, option_values
+
+    assert list(KINDS) == [name for name, _ in QUANTIZERS.items()] and DEFAULT_METHOD == list(KINDS)[0]
+    values, choice_fields = option_values(), {f.name for f in fields(QuantChoice)}
+    for kind in KINDS.values():
+        assert kind.title and kind.note and set(kind.options) <= choice_fields & set(values)
+    assert QuantChoice("binary").kind.fixed_bits == 1 and QuantChoice("kmeans").kind.shared
+    assert not QuantChoice("uniform").kind.shared and QuantChoice("uniform").kind.options == ("per_channel", "symmetric")
+    with pytest.raises(ValueError, match="No quantization method 'ternary'"):
+        QuantChoice("ternary").kind

@@ -15,6 +15,7 @@ pytest.importorskip("ipywidgets")
 from kdviz import build_model, load_dataset  # noqa: E402
 from kdviz.engine import JobManager, TrainConfig, load_checkpoint, start  # noqa: E402
 from kdviz.prune import fine_tune  # noqa: E402
+from kdviz.methods.prune import read_prune_arrays  # noqa: E402
 from kdviz.prune.explore import slider_arrays  # noqa: E402
 from kdviz.widgets.pruning import PruningExplorer, PruningMonitor  # noqa: E402
 
@@ -93,6 +94,15 @@ def test_slider_updates_accuracy_bars_histogram_and_mask(model, digits):
         assert np.array_equal(getattr(model, name).weight.detach().numpy(), w)
 
 
+@pytest.mark.parametrize("sparsity", [0.37, 0.81])
+def test_the_sparsity_asked_for_is_the_snapshot_target(model, digits, sparsity):
+    """Not the default 0.8: the slider's snapshot prunes floor(s*n + 0.5) weights of each layer."""
+    ex = PruningExplorer(model, digits, sparsity=sparsity)
+    expected = [math.floor(sparsity * n + 0.5) / n for n in SIZES.values()]
+    assert ex.sparsity == sparsity and ex.snapshot.target == pytest.approx(expected)
+    assert np.allclose(np.asarray(ex.bars_chart.widget.data[0].y, dtype=float), [100 * e for e in expected])
+
+
 def test_bad_input_is_refused(model, digits):
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         PruningExplorer(model, digits, sparsity=1.0)
@@ -105,19 +115,33 @@ def test_bad_input_is_refused(model, digits):
         PruningExplorer(42, digits)
 
 
+def test_monitor_refuses_a_run_without_the_pruning_hook(tmp_path):
+    manager = JobManager(max_concurrent=1, cpu_threads=1)
+    try:
+        plain = start(TrainConfig(dataset="digits", model="mlp", max_steps=1, runs_root=str(tmp_path)), manager)
+        with pytest.raises(ValueError, match=r"this run has no 'prune' hook in its config \(hooks: \[\]\)"):
+            PruningMonitor(plain, autostart=False)
+    finally:
+        manager.stop_all(wait=True, timeout=30)
+
+
 def test_slider_arrays_match_the_masks(model):
     from kdviz.prune import MaskedEvaluator
 
     data = load_dataset("digits")
     ev = MaskedEvaluator(model, data.test_images, data.test_labels)
-    arrays = slider_arrays(ev, ev.masks_at(0.7))
+    snap = read_prune_arrays(slider_arrays(ev, ev.masks_at(0.7)))  # read like a training snapshot
     masks = numpy_prune(dense_weights(model), 0.7, "layer")
-    assert list(arrays["prune/layers"]) == list(SIZES)
+    assert snap.layers == list(SIZES)
     for i, (name, keep) in enumerate(masks.items()):
         w = dense_weights(model)[name]
-        assert arrays["prune/threshold"][i] == pytest.approx(np.abs(w[keep]).min())
+        assert snap.threshold[i] == pytest.approx(np.abs(w[keep]).min())
+        assert snap.target[i] == snap.sparsity[i] == pytest.approx(1 - keep.mean())
         counts, _ = np.histogram(w[keep].astype(np.float64), bins=60, range=(-np.abs(w).max(), np.abs(w).max()))
-        assert np.array_equal(arrays[f"prune/hist/{name}"], counts)
+        assert np.array_equal(snap.histogram(name)[0], counts)
+        grid, block = snap.mask(name)
+        assert block == (1, 1) and np.array_equal(grid, 100 * keep)
+    assert snap.kept() == sum(int(k.sum()) for k in masks.values())
 
 
 def test_monitor_follows_a_running_prune_job(tmp_path):

@@ -6,6 +6,7 @@ read back from the code under test.
 from __future__ import annotations
 
 import copy
+import time
 
 import numpy as np
 import pytest
@@ -14,9 +15,8 @@ import torch.nn.functional as F
 
 from kdviz.data import load_dataset
 from kdviz.engine import JobManager, TrainConfig, start
+from kdviz.methods.quantize import kmeans_hook
 from kdviz.models import build_model
-from kdviz.quant.pipeline import preset
-from kdviz.quant.pipeline_job import DeepCompressionJob
 from kdviz.widgets.deep_compression import DeepCompressionMonitor
 from kdviz.widgets.quantization import CentroidMonitor, QuantizationExplorer
 
@@ -140,37 +140,84 @@ def test_bad_arguments_are_refused(model, digits):
         QuantizationExplorer(model, digits, method="ternary")
 
 
+def test_the_method_menu_is_the_quantizer_registry(explorer):
+    """Every quantizer of ``quant.explore`` is offered, titled as its kind says, with its own options."""
+    from kdviz.quant.explore import KINDS
+
+    assert [value for _, value in explorer.method.options] == list(KINDS)
+    assert [title for title, _ in explorer.method.options] == [k.title for k in KINDS.values()]
+    explorer.method.value = "product"
+    explorer.flush()
+    assert list(explorer.options.children) == [explorer.subvector] and not explorer.bits.disabled
+    assert len(explorer.histogram_chart.widget.data) == 1  # sub-vectors: no single levels drawn on the histogram
+    assert "Test accuracy" in explorer.info.value
+    explorer.method.value = "kmeans"
+    explorer.flush()
+    assert list(explorer.options.children) == [explorer.init]
+
+
 def test_centroid_monitor_picks_up_snapshots(tmp_path, manager):
+    """A job fine-tuning 3-bit shared values (not the hook's default 5): the monitor draws its codebook."""
     job = start(TrainConfig(dataset="digits", model="lenet300", epochs=1, lr=1e-3, eval_every=4, snapshot_every=4,
-                            runs_root=str(tmp_path), hooks=[{"name": "kmeans", "bits": 2}]), manager)
+                            runs_root=str(tmp_path), hooks=[kmeans_hook(3)]), manager)
+    job.pause()  # held at its start: the monitor draws the first codebook, then the moved ones
     monitor = CentroidMonitor(job, float_accuracy=0.9, interval_ms=100)
+    end = time.monotonic() + 60
+    while monitor.histogram_chart.updates < 1:
+        assert time.monotonic() < end, "the monitor did not draw the paused job's first snapshot"
+        time.sleep(0.05)
+    job.resume()
     monitor.wait(60)
     assert job.status().state == "finished"
     evals = job.store.metrics("eval")
     assert len(monitor.accuracy_chart.widget.data[0].x) == len(evals) >= 3
-    snap = job.store.latest_snapshot().arrays
+    arrays = job.store.latest_snapshot().arrays
+    assert list(arrays["kmeans/bits"]) == [3, 3, 3]  # the bits asked for, as the engine stored them
     solid = np.asarray([np.nan if v is None else v for v in monitor.histogram_chart.widget.data[2].x], dtype=float)
-    assert np.allclose(np.unique(solid[~np.isnan(solid)]), np.sort(snap["kmeans/centroids/fc1"]), atol=1e-6)
+    shown = np.unique(solid[~np.isnan(solid)])
+    assert shown.size <= 8 and np.allclose(shown, np.sort(arrays["kmeans/centroids/fc1"]), atol=1e-6)
     assert monitor.histogram_chart.updates >= 2  # the poller redrew as snapshots arrived
     assert list(monitor.layer.options) == ["fc1", "fc2", "fc3"] and "finished" in monitor.status.value
     monitor.layer.value = "fc3"
-    assert len(monitor.codebook) == len(snap["kmeans/centroids/fc3"])
+    assert len(monitor.codebook) == len(arrays["kmeans/centroids/fc3"])
     monitor.close()
     plain = start(TrainConfig(dataset="digits", model="lenet300", max_steps=1, runs_root=str(tmp_path)), manager)
-    with pytest.raises(ValueError, match="no 'kmeans' hook"):
+    with pytest.raises(ValueError, match=r"this run has no 'kmeans' hook in its config \(hooks: \[\]\)"):
         CentroidMonitor(plain, autostart=False)
 
 
-def test_deep_compression_monitor_draws_the_waterfall(model, digits):
-    with pytest.raises(TypeError, match="DeepCompressionJob"):
+def test_deep_compression_monitor_draws_the_waterfall(tmp_path, manager):
+    from kdviz.methods.deep_compression import deep_compression_experiment, preset
+    from kdviz.present.deep_compression import DeepCompressionView
+
+    with pytest.raises(TypeError, match="deep_compression_experiment"):
         DeepCompressionMonitor(object())
-    cfg = preset("digits", prune_rounds=2, round_epochs=1.0, retrain_epochs=1.0, finetune_epochs=1.0)
-    job = DeepCompressionJob(model, digits, cfg).start()
-    monitor = DeepCompressionMonitor(job, interval_ms=100)
+    base = start(TrainConfig(dataset="digits", model="lenet300", epochs=2, runs_root=str(tmp_path), name="base"), manager)
+    assert base.wait(60).state == "finished"
+    options = preset("digits", bits=4, prune_rounds=2, round_epochs=1.0, retrain_epochs=1.0, finetune_epochs=1.0)
+    monitor = DeepCompressionMonitor(deep_compression_experiment(base.path, options, manager), interval_ms=100)
     monitor.wait(60)
-    assert job.status().state == "finished" and monitor.progress.value == 1.0
+    view = DeepCompressionView(monitor.view.experiment)
+    assert view.state == "finished" and monitor.progress.value == 1.0 and monitor.stop_button.disabled
     y = np.asarray(monitor.waterfall.widget.data[0].y, dtype=float)
-    sizes = [s.nbytes / 1e3 for s in job.stages()]
-    assert np.allclose(y[:4], [sizes[0], *np.diff(sizes)]) and (y[1:4] < 0).all()
-    assert "finished" in monitor.status.value and monitor.stop_button.disabled
+    sizes = [s.nbytes / 1e3 for s in view.report().stages]
+    assert len(sizes) == 4 and np.allclose(y[:4], [sizes[0], *np.diff(sizes)]) and (y[1:4] < 0).all()
+    lines = {t.name: len(t.x) for t in monitor.accuracy.widget.data}
+    evals = {v.label: len(v.evals) for v in view.refresh()}
+    assert lines == evals and min(evals.values()) >= 3  # one curve per stage, every evaluation on it
+    assert "finished" in monitor.status.value and monitor.stages.value.count("finished") == 2
+    monitor.close()
+
+
+def test_deep_compression_monitor_stop_cancels_the_next_stage(tmp_path, manager):
+    from kdviz.methods.deep_compression import deep_compression_experiment, preset
+
+    base = start(TrainConfig(dataset="digits", model="lenet300", max_steps=5, runs_root=str(tmp_path), name="base"), manager)
+    assert base.wait(60).state == "finished"
+    monitor = DeepCompressionMonitor(deep_compression_experiment(base.path, preset("digits", round_epochs=200.0), manager),
+                                     interval_ms=100)
+    monitor.stop_button.click()
+    monitor.wait(30)
+    assert monitor.view.state == "stopped" and "cancelled" in monitor.stages.value
+    assert list(monitor.view.experiment.jobs) == [monitor.view.names[0]] and monitor.stop_button.disabled
     monitor.close()

@@ -5,7 +5,8 @@ values per layer and an index per weight, with the centroids fine-tuned afterwar
 it: uniform affine quantization (Jacob et al. 2018), binary weights (BinaryConnect, Courbariaux et
 al. 2015; XNOR/BWN, Rastegari et al. 2016), product quantization (Gong et al. 2014) and low rank
 by truncated SVD (Denton et al. 2014). The sliders re-evaluate the trained baseline at once
-(``MethodExplorer``); the live section runs an engine job with the ``kmeans`` hook.
+(``MethodExplorer``); the live section runs an engine job with the k-means hook
+(``kdviz.present.compression_configs.kmeans_fine_tune_config``).
 """
 from __future__ import annotations
 
@@ -15,32 +16,41 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import csv_button, show_chart
-from kdviz.app.errors import plain_message, user_errors
+from kdviz.app.components import (
+    ExactKeys, exact_callbacks, exact_error, guarded, pick_layer, run_controls, show_run_status, status_row,
+)
+from kdviz.app.errors import user_errors
 from kdviz.app.live import job_view
 from kdviz.app.quantization_view import BASELINES, baseline_job, baseline_name, curves, histogram_figure, load_qbaseline
 from kdviz.app.sidebar import current_settings, load_bundle
-from kdviz.app.components import show_run_status
-from kdviz.app.training_view import status_row
-from kdviz.engine import TrainConfig, start
+from kdviz.engine import start
 from kdviz.figures.quantization import accuracy_vs_bits, compression_vs_accuracy, index_map_heatmap, singular_spectrum
-from kdviz.figures.quantization_explorer import finetune_accuracy, levels_table, snapshot_codebook, style_methods
-from kdviz.quant.explore import QuantChoice
+from kdviz.figures.quantization_explorer import levels_table, style_methods
+from kdviz.methods.quantize import KMEANS
+from kdviz.present.compression_charts import centroid_accuracy, codebook_charts, readings
+from kdviz.present.compression_configs import kmeans_fine_tune_config
+from kdviz.quant.explore import DEFAULT_METHOD, KINDS, QuantChoice, option_values
 from kdviz.quant.kmeans import check_bits
 from kdviz.quant.lowrank import check_rank
 
 K = {"model": "qz_model", "method": "qz_method", "init": "qz_init", "granularity": "qz_granularity",
-     "scheme": "qz_scheme", "binarizer": "qz_binarizer", "subvector": "qz_subvector", "bits": "qz_bits",
-     "slider": "qz_bits_slider", "exact": "qz_bits_exact", "err": "qz_bits_error", "layer": "qz_layer",
-     "product": "qz_curves_product", "rank_layer": "qz_rank_layer", "rank": "qz_rank", "rank_slider": "qz_rank_slider",
-     "rank_exact": "qz_rank_exact", "rank_err": "qz_rank_error", "live_bits": "qz_live_bits", "live_init": "qz_live_init",
-     "epochs": "qz_live_epochs", "lr": "qz_live_lr", "job": "qz_job", "live_layer": "qz_live_layer"}
-METHODS = {"kmeans": "k-means sharing", "uniform": "uniform", "binary": "binary", "product": "product (PQ)"}
-INITS = {"linear": "linear", "density": "density (CDF)", "random": "random (Forgy)"}
+     "scheme": "qz_scheme", "binarizer": "qz_binarizer", "subvector": "qz_subvector", "layer": "qz_layer",
+     "product": "qz_curves_product", "rank_layer": "qz_rank_layer", "live_bits": "qz_live_bits",
+     "live_init": "qz_live_init", "epochs": "qz_live_epochs", "lr": "qz_live_lr", "job": "qz_job",
+     "live_layer": "qz_live_layer"}
+BITS = ExactKeys(value="qz_bits", slider="qz_bits_slider", exact="qz_bits_exact", error="qz_bits_error")
+RANK = ExactKeys(value="qz_rank", slider="qz_rank_slider", exact="qz_rank_exact", error="qz_rank_error")
+OPTIONS = option_values()
+INIT_LABELS = {"density": "density (CDF)", "random": "random (Forgy)"}
+BINARIZER_LABELS = {"binaryconnect": "BinaryConnect: sign(w)", "xnor": "XNOR: alpha sign(w), alpha = mean |w| per unit"}
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.0"))
+DEFAULT = QuantChoice()
+# The options of every quantizer (``QuantChoice`` fields); only the chosen quantizer's controls are drawn.
+CHOICE_DEFAULTS = {K["init"]: DEFAULT.init, K["granularity"]: DEFAULT.per_channel, K["scheme"]: DEFAULT.symmetric,
+                   K["binarizer"]: DEFAULT.binarizer, K["subvector"]: DEFAULT.subvector}
 state = st.session_state
-for key, value in {K["method"]: "kmeans", K["init"]: "linear", K["granularity"]: "tensor", K["scheme"]: "symmetric",
-                   K["binarizer"]: "xnor", K["subvector"]: 4, K["bits"]: 3, K["slider"]: 3, K["exact"]: 3,
-                   K["product"]: False, K["live_bits"]: 2, K["live_init"]: "linear", K["lr"]: 1e-3}.items():
+for key, value in {**CHOICE_DEFAULTS, K["method"]: DEFAULT_METHOD, BITS.value: 3, BITS.slider: 3, BITS.exact: 3,
+                   K["product"]: False, K["live_bits"]: 2, K["live_init"]: DEFAULT.init, K["lr"]: 1e-3}.items():
     state.setdefault(key, value)
 
 st.title("Quantization")
@@ -65,74 +75,46 @@ if job is not None and show_run_status(job, baseline_name(job, state[K["model"]]
     with user_errors("Baseline"):
         b = load_qbaseline(job, settings)
 
-
-def guarded(action: str, body):
-    """``body`` with bad input shown as a message: inside the fragment, so fragment reruns are covered."""
-    def run(*args) -> None:
-        with user_errors(action):
-            body(*args)
-
-    run.__name__ = run.__qualname__ = body.__name__
-    return run
-
-
-def exact_box(value_key: str, slider_key: str, exact_key: str, err_key: str, check, top: int):
-    """Callbacks for a slider and an "…or type" box that share one value: the box is checked by
-    ``check`` (a ``ValueError`` becomes the message), the slider shows it clamped to ``top``."""
-    def on_slider() -> None:
-        state[value_key] = state[exact_key] = int(state[slider_key])
-        state[err_key] = None
-
-    def on_exact() -> None:
-        try:
-            value = check(state[exact_key])
-        except (TypeError, ValueError) as exc:
-            state[err_key] = plain_message(exc)
-            return
-        state[value_key], state[err_key] = value, None
-        state[slider_key] = min(int(value), top)
-
-    return on_slider, on_exact
-
-
-def pick_layer(key: str, layers: list[str]) -> str:
-    if state.get(key) not in layers:
-        state[key] = layers[0]
-    st.segmented_control("Layer", layers, key=key)
-    return state.get(key) or layers[0]
+# One control per QuantChoice option; each quantizer shows the options its kind reads (quant.explore.KINDS).
+OPTION_CONTROLS = {
+    "init": lambda: st.radio("Initialisation (Han et al. sec. 3.2)", OPTIONS["init"], key=K["init"], horizontal=True,
+                             format_func=lambda n: INIT_LABELS.get(n, n)),
+    "per_channel": lambda: st.radio("Scale per", OPTIONS["per_channel"], key=K["granularity"], horizontal=True,
+                                    format_func=lambda c: "channel" if c else "tensor"),
+    "symmetric": lambda: st.radio("Range", OPTIONS["symmetric"], key=K["scheme"], horizontal=True,
+                                  format_func=lambda s: "symmetric" if s else "asymmetric"),
+    "binarizer": lambda: st.radio("Binarization", OPTIONS["binarizer"], key=K["binarizer"], horizontal=True,
+                                  format_func=lambda n: BINARIZER_LABELS.get(n, n)),
+    "subvector": lambda: st.radio("Sub-vector length d", OPTIONS["subvector"], key=K["subvector"], horizontal=True),
+}
 
 
 def current_choice() -> QuantChoice:
-    return QuantChoice(state[K["method"]], int(state[K["bits"]]), state[K["init"]], state[K["scheme"]] == "symmetric",
-                       state[K["granularity"]] == "channel", state[K["binarizer"]], int(state[K["subvector"]]))
+    return QuantChoice(state[K["method"]], int(state[BITS.value]), state[K["init"]], bool(state[K["scheme"]]),
+                       bool(state[K["granularity"]]), state[K["binarizer"]], int(state[K["subvector"]]))
+
+
+def method_controls() -> QuantChoice:
+    """The method menu, its own options and the bits slider with its exact box; the choice they make."""
+    c1, c2 = st.columns([1, 1], vertical_alignment="bottom")
+    c1.segmented_control("Method", list(KINDS), format_func=lambda n: KINDS[n].title, key=K["method"], required=True)
+    kind = KINDS[state[K["method"]]]
+    with c2:
+        for option in kind.options:
+            OPTION_CONTROLS[option]()
+    on_slider, on_exact = exact_callbacks(BITS, check_bits, lambda v: min(int(v), 8))
+    fixed = kind.fixed_bits is not None
+    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+    c1.slider("Bits per weight", 1, 8, key=BITS.slider, on_change=on_slider, disabled=fixed,
+              help=f"{kind.title} always uses {kind.fixed_bits} bit." if fixed else None)
+    c2.number_input("…or type the bits (1 to 16)", key=BITS.exact, step=1, on_change=on_exact, disabled=fixed)
+    exact_error(BITS, "Bits")
+    return current_choice()
 
 
 def explorer() -> None:
     """Method, options and bits; accuracy, size, histogram with the levels, index map and codebook."""
-    c1, c2 = st.columns([1, 1], vertical_alignment="bottom")
-    c1.segmented_control("Method", list(METHODS), format_func=METHODS.get, key=K["method"], required=True)
-    method = state[K["method"]]
-    with c2:
-        options = {
-            "kmeans": lambda: st.radio("Initialisation (Han et al. sec. 3.2)", list(INITS), format_func=INITS.get,
-                                       key=K["init"], horizontal=True),
-            "uniform": lambda: (st.radio("Scale per", ["tensor", "channel"], key=K["granularity"], horizontal=True),
-                                st.radio("Range", ["symmetric", "asymmetric"], key=K["scheme"], horizontal=True)),
-            "binary": lambda: st.radio("Binarization", ["binaryconnect", "xnor"], key=K["binarizer"], horizontal=True,
-                                       format_func={"binaryconnect": "BinaryConnect: sign(w)",
-                                                    "xnor": "XNOR: alpha sign(w), alpha = mean |w| per unit"}.get),
-            "product": lambda: st.radio("Sub-vector length d", [2, 4, 8], key=K["subvector"], horizontal=True),
-        }
-        options[method]()
-    on_slider, on_exact = exact_box(K["bits"], K["slider"], K["exact"], K["err"], check_bits, 8)
-    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
-    c1.slider("Bits per weight", 1, 8, key=K["slider"], on_change=on_slider, disabled=method == "binary",
-              help="Binary weights always use 1 bit.")
-    c2.number_input("…or type the bits (1 to 16)", key=K["exact"], step=1, on_change=on_exact,
-                    disabled=method == "binary")
-    if state.get(K["err"]):
-        st.error(f"**Bits:** {state[K['err']]}", icon=":material/warning:")
-    choice = current_choice()
+    choice = method_controls()
     with st.spinner("Quantizing every layer and evaluating the test set…"):
         q, acc = b.explorer.quantize(choice), b.explorer.accuracy(choice)
     m = st.columns(4)
@@ -144,13 +126,7 @@ def explorer() -> None:
     layer = pick_layer(K["layer"], b.layers)
     left, right = st.columns(2)
     with left:
-        show_chart(histogram_figure(b, q, layer), "codebook-histogram", caption={
-            "kmeans": "k-means puts the shared values where the weights are dense; linear init spreads them evenly "
-                      "(and keeps a few for the rare large weights, which matter most), density init crowds them "
-                      "in the middle.",
-            "uniform": "Uniform levels are evenly spaced over the range: at low bits most weights fall on the zero level.",
-            "binary": "Every weight becomes one of two values; without retraining the network loses a lot.",
-            "product": "Product quantization shares whole sub-vectors, so the histogram has no single levels."}[method])
+        show_chart(histogram_figure(b, q, layer), "codebook-histogram", caption=choice.kind.note)
     with right:
         show_chart(index_map_heatmap(q.codes[layer], layer=layer), "index-map",
                    caption="Each weight's index into the codebook (rows: output units, columns: inputs). The middle "
@@ -183,17 +159,16 @@ def method_curves() -> None:
 def low_rank() -> None:
     layer = pick_layer(K["rank_layer"], b.layers)
     top = b.explorer.low_rank(layer, 1).max_rank
-    if state.get(K["rank"]) is None or state[K["rank"]] > top or state.get("qz_rank_for") != layer:
-        state[K["rank"]] = state[K["rank_slider"]] = state[K["rank_exact"]] = max(1, top // 4)
-        state["qz_rank_for"], state[K["rank_err"]] = layer, None
-    on_slider, on_exact = exact_box(K["rank"], K["rank_slider"], K["rank_exact"], K["rank_err"],
-                                    lambda r: check_rank(r, b.explorer.evaluator.svd(layer).matrix_shape), top)
+    if state.get(RANK.value) is None or state[RANK.value] > top or state.get("qz_rank_for") != layer:
+        state[RANK.value] = state[RANK.slider] = state[RANK.exact] = max(1, top // 4)
+        state["qz_rank_for"], state[RANK.error] = layer, None
+    shape = b.explorer.evaluator.svd(layer).matrix_shape
+    on_slider, on_exact = exact_callbacks(RANK, lambda r: check_rank(r, shape), lambda r: min(int(r), top))
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
-    c1.slider(f"Rank r of {layer}", 1, top, key=K["rank_slider"], on_change=on_slider)
-    c2.number_input(f"…or type the rank (1 to {top})", key=K["rank_exact"], step=1, on_change=on_exact)
-    if state.get(K["rank_err"]):
-        st.error(f"**Rank:** {state[K['rank_err']]}", icon=":material/warning:")
-    p = b.explorer.low_rank(layer, int(state[K["rank"]]))
+    c1.slider(f"Rank r of {layer}", 1, top, key=RANK.slider, on_change=on_slider)
+    c2.number_input(f"…or type the rank (1 to {top})", key=RANK.exact, step=1, on_change=on_exact)
+    exact_error(RANK, "Rank")
+    p = b.explorer.low_rank(layer, int(state[RANK.value]))
     m = st.columns(3)
     m[0].metric("Test accuracy", f"{p.accuracy:.2%}", f"{100 * (p.accuracy - b.float_accuracy):+.2f} points vs float32")
     m[1].metric(f"{layer} parameters", f"{p.params_after:,}", f"{p.params_after - p.params_before:+,} (r (m + n) vs m n)",
@@ -206,18 +181,14 @@ def low_rank() -> None:
 
 
 def start_live() -> None:
-    steps = -(-len(bundle.train_labels) // 64) * int(state[K["epochs"]])
-    choice = BASELINES[state[K["model"]]]
-    config = TrainConfig(
-        dataset=settings.dataset, data_root=settings.data_root, model=choice.model, model_options=dict(choice.options),
-        init_from=str(job.path), epochs=int(state[K["epochs"]]), lr=float(state[K["lr"]]), batch_size=64, seed=0,
-        eval_every=max(1, steps // 20), snapshot_every=max(1, steps // 30), runs_root=session.runs_root(),
-        name=f"kmeans-{choice.model}-{settings.dataset}",
-        hooks=[{"name": "kmeans", "bits": int(state[K["live_bits"]]), "init": state[K["live_init"]]}],
-    )
-    live_job = start(config, session.lab_manager())
-    session.watchdog().add_job(session.session_id(), live_job)
-    state[K["job"]] = live_job
+    """Cluster the baseline with k-means and fine-tune its shared values (the config is built on the method side)."""
+    with user_errors("Start"):
+        config = kmeans_fine_tune_config(job, int(state[K["live_bits"]]), state[K["live_init"]],
+                                         epochs=int(state[K["epochs"]]), lr=float(state[K["lr"]]),
+                                         runs_root=session.runs_root())
+        live_job = start(config, session.lab_manager())
+        session.watchdog().add_job(session.session_id(), live_job)
+        state[K["job"]] = live_job
 
 
 def live_panel(live: bool) -> None:
@@ -227,28 +198,23 @@ def live_panel(live: bool) -> None:
     if live and live_job is not None and live_job.done:
         st.rerun(scope="app")
     if live_job is None:
-        st.info("Press **Start** to cluster the baseline and fine-tune its shared values. The charts fill in live; "
-                "you need not click anything.", icon=":material/info:")
+        st.info("Press **Start fine-tuning** to cluster the baseline and fine-tune its shared values. The charts fill "
+                "in live; you need not click anything.", icon=":material/info:")
         return
+    status_row(live_job, "Fine-tune the centroids")
     view = job_view(live_job, "k-means, fine-tuned")
-    left, right = st.columns([4, 1], vertical_alignment="bottom")
-    with left:
-        status_row(live_job, "Fine-tune the centroids")
-    right.button("Stop", icon=":material/stop:", disabled=live_job.done, width="stretch", key="qz-stop",
-                 on_click=live_job.stop)
-    snaps = [s for s in view.snapshots if "kmeans/layers" in s.arrays]
-    if not snaps:
+    found = readings(KMEANS, view.snapshots, live_job.config)
+    if not found:
         st.caption("Waiting for the first snapshot…")
         return
-    snap = snaps[-1]
-    layer = pick_layer(K["live_layer"], [str(n) for n in snap.arrays["kmeans/layers"]])
-    hist, table, frame = snapshot_codebook(snap.arrays, layer)
+    snap, codebook = found[-1]
+    hist, table, frame = codebook_charts(codebook, pick_layer(K["live_layer"], codebook.layers))
     left, right = st.columns(2)
     with left:
         show_chart(hist, "live-codebook", caption=f"Snapshot at step {snap.step}. Dashed: the shared values k-means "
                    "chose; solid: where fine-tuning has moved them. Each moves by the summed gradient of its cluster.")
     with right:
-        show_chart(finetune_accuracy(view.evals, b.float_accuracy if b else 0.0, snap.epoch), "live-accuracy",
+        show_chart(centroid_accuracy(view.evals, b.float_accuracy if b else None, snap.epoch), "live-accuracy",
                    caption="The first point is k-means before any step; fine-tuning only the shared values (and "
                    "biases) climbs back towards the float model.")
     show_chart(table, "live-codebook-table", csv=False, caption="Each shared value now, and how far it has moved.")
@@ -269,17 +235,13 @@ if b is not None:
 st.header("4. Fine-tune the shared values, live", divider="gray")
 st.caption("Clusters the baseline with k-means, fixes every weight's index and trains only the shared values and "
            "the biases (Han et al. 2016, eq. 3). The learning rate is small: a centroid's gradient sums its whole cluster.")
-running = state.get(K["job"]) is not None and not state[K["job"]].done
 state.setdefault(K["epochs"], 4 if settings.dataset == "digits" else 1)
-c1, c2, c3, c4, c5 = st.columns([2, 2, 2, 2, 2], vertical_alignment="bottom")
+c1, c2, c3, c4 = st.columns(4, vertical_alignment="bottom")
 c1.slider("Bits", 1, 8, key=K["live_bits"])
-c2.selectbox("Initialisation", list(INITS), format_func=INITS.get, key=K["live_init"])
+c2.selectbox("Initialisation", OPTIONS["init"], format_func=lambda n: INIT_LABELS.get(n, n), key=K["live_init"])
 c3.slider("Epochs", 1, 20, key=K["epochs"])
 c4.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], key=K["lr"], format_func=lambda v: f"{v:g}")
-if c5.button("Start fine-tuning" if not running else "Running…", type="primary", icon=":material/tune:",
-             disabled=b is None or running, width="stretch"):
-    with user_errors("Start"):
-        start_live()
-        st.rerun()
-live = state.get(K["job"]) is not None and not state[K["job"]].done
+live_jobs = [state[K["job"]]] if state.get(K["job"]) is not None else []
+run_controls(live_jobs, "qz-live", on_start=start_live, start_label="Start fine-tuning", start_disabled=b is None)
+live = any(not j.done for j in live_jobs)
 st.fragment(run_every=REFRESH_S if live else None)(guarded("Live fine-tuning", live_panel))(live)
