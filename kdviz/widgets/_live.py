@@ -309,3 +309,35 @@ class Poller:
 
 
 __all__ = ["same_value", "changed_keys", "sync_figure", "LiveFigure", "LEGEND_INSIDE_TOP_RIGHT", "RateLimiter", "Throttle", "Poller"]
+
+
+class LiveMonitor:
+    """What every live widget shares (mix in before ``ipywidgets.VBox``): ``wait()`` blocks until its
+    runs have ended and draws the final state; ``close()`` stops its ``Poller`` (``self.poller``)."""
+
+    poller: Poller | None = None
+
+    def _waitables(self) -> list[Any]:
+        """The jobs (or experiments) whose end ``wait`` waits for; a reopened run has none."""
+        return []
+
+    def _after_runs_ended(self) -> None:
+        """Called by ``wait`` once every waitable has ended (e.g. to adopt a job a stage started)."""
+
+    def refresh(self) -> None:
+        raise NotImplementedError
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until every live run has ended (``timeout`` applies to each), then draw the final state."""
+        for waitable in self._waitables():
+            waitable.wait(timeout)
+        self._after_runs_ended()
+        if self.poller is not None:
+            self.poller.join(timeout)
+        if self.poller is None or not self.poller.running:
+            self.refresh()
+
+    def close(self) -> None:
+        if getattr(self, "poller", None) is not None:  # close() also runs from __del__ after a failed __init__
+            self.poller.stop()
+        super().close()  # type: ignore[misc]  (the ipywidgets base class)

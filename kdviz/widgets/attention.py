@@ -21,7 +21,7 @@ from ..figures.training import accuracy_comparison
 from ..methods.attention import ATTENTION
 from ..methods.scratch import TEACHER
 from ..present import Experiment, RunView, describe, run_views, teacher_accuracy
-from ._live import LiveFigure, Poller, Throttle
+from ._live import LiveFigure, LiveMonitor, Poller, Throttle
 
 CHART_WIDTH = 520
 
@@ -39,7 +39,7 @@ def status_html(view: RunView) -> str:
     return f"{label} · <b>{html.escape(text.state)}</b> · {html.escape(text.accuracy or '')} {html.escape(text.detail)}"
 
 
-class AttentionMonitor(W.VBox):
+class AttentionMonitor(LiveMonitor, W.VBox):
     """Live attention maps and accuracy of an AT student and the runs beside it.
 
     ``job_or_jobs``: an ``Experiment``, a ``Job``, ``RunReader`` or run folder, or a list or
@@ -114,19 +114,8 @@ class AttentionMonitor(W.VBox):
         """Read what is new in every run and redraw now (the poller does this on its own)."""
         self._tick()
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Block until every live run has ended, then draw the final state."""
-        for view in self.views:
-            if view.job is not None:
-                view.job.wait(timeout)
-        self.poller.join(timeout)
-        if not self.poller.running:
-            self.refresh()
-
-    def close(self) -> None:
-        if getattr(self, "poller", None) is not None:
-            self.poller.stop()
-        super().close()
+    def _waitables(self) -> list:
+        return [view.job for view in self.views if view.job is not None]
 
     # ---- drawing ------------------------------------------------------------------------------
     def _take_snapshot(self) -> None:

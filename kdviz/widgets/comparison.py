@@ -19,14 +19,14 @@ from typing import Any
 import ipywidgets as W
 
 from ..figures.training import accuracy_comparison, loss_curves, run_comparison
-from ._live import LEGEND_INSIDE_TOP_RIGHT, LiveFigure, Poller, Throttle
+from ._live import LEGEND_INSIDE_TOP_RIGHT, LiveFigure, LiveMonitor, Poller, Throttle
 from ._runs import is_teacher, last_eval, run_views, teacher_accuracy
 from .monitor import CHART_WIDTH, placeholder
 
 METRICS = {"test_acc": "test accuracy", "train_acc": "train accuracy", "agreement_test": "agreement with the teacher"}
 
 
-class RunComparison(W.VBox):
+class RunComparison(LiveMonitor, W.VBox):
     """Overlaid accuracy curves with a metric and run selector, one run's loss, final test errors."""
 
     def __init__(self, runs: Any, metric: str = "test_acc", interval_ms: float = 1500, autostart: bool = True) -> None:
@@ -76,10 +76,8 @@ class RunComparison(W.VBox):
         self._versions = {v.label: -1 for v in self.runs}
         self._tick()
 
-    def close(self) -> None:
-        if getattr(self, "poller", None) is not None:  # close() also runs from __del__ after a failed __init__
-            self.poller.stop()
-        super().close()
+    def _waitables(self) -> list:
+        return [view.job for view in self.runs if view.job is not None]
 
     def _tick(self) -> bool:
         all_done = all(v.done for v in self.runs)

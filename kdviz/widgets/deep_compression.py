@@ -20,13 +20,13 @@ from ..figures.quantization import size_waterfall
 from ..figures.training import accuracy_comparison
 from ..present import format_duration
 from ..present.deep_compression import DeepCompressionView, waterfall_stages
-from ._live import LiveFigure, Poller
+from ._live import LiveFigure, LiveMonitor, Poller
 from .monitor import placeholder
 
 CHART_WIDTH = 480
 
 
-class DeepCompressionMonitor(W.VBox):
+class DeepCompressionMonitor(LiveMonitor, W.VBox):
     """Progress, stage states, live accuracy and the size waterfall of a Deep Compression experiment."""
 
     def __init__(self, experiment: Any, interval_ms: float = 500, autostart: bool = True) -> None:
@@ -80,16 +80,8 @@ class DeepCompressionMonitor(W.VBox):
         self._shown_stages, self._evals = 0, -1
         self._tick()
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Block until every stage has ended (``timeout`` per stage) and the final charts are drawn."""
-        self.view.experiment.wait(timeout)
-        self.poller.join(timeout)
-        self.refresh()
-
-    def close(self) -> None:
-        if getattr(self, "poller", None) is not None:
-            self.poller.stop()
-        super().close()
+    def _waitables(self) -> list:
+        return [self.view.experiment]
 
     def _report(self, exc: BaseException) -> None:
         with self.errors:

@@ -25,7 +25,7 @@ from ..methods.two_stage import (
     ROLES, SCRATCH, STAGE1, STAGE2, latest_reading, probe_loss_key, role_of, stage1_method_of, stage1_methods,
 )
 from ..present import Experiment
-from ._live import LiveFigure, Poller, Throttle
+from ._live import LiveFigure, LiveMonitor, Poller, Throttle
 from ._runs import RunView, as_run_view
 from .monitor import placeholder, status_line
 
@@ -39,7 +39,7 @@ def stage1_requirement() -> str:
     return f"a stage-1 run (base loss 'none' with one of the hooks {hooks})"
 
 
-class FSPMonitor(W.VBox):
+class FSPMonitor(LiveMonitor, W.VBox):
     """Live charts of a ``TwoStageFSP`` experiment (plus ``scratch``, a job or run folder, unless the
     experiment holds one) or of runs given as a list or ``{label: run}`` dict of jobs, ``RunReader``s
     or run folders (roles are read from their configs: ``two_stage.role_of``). ``interval_ms`` is
@@ -179,22 +179,13 @@ class FSPMonitor(W.VBox):
         """Read what is new in every run and redraw every chart now (the poller does this on its own)."""
         self._tick(redraw=True)
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Block until every run (stage 2 included, started here if need be) has ended, then draw."""
-        if self.experiment is not None:
-            self.experiment.wait(timeout)
-        for view in list(self.views.values()):
-            if view.job is not None:
-                view.job.wait(timeout)
-        self._adopt_new_jobs()
-        self.poller.join(timeout)
-        if not self.poller.running:
-            self.refresh()
+    def _waitables(self) -> list:
+        """The experiment first (stage 2 starts when stage 1 ends), then every run's job."""
+        jobs = [view.job for view in list(self.views.values()) if view.job is not None]
+        return ([self.experiment] if self.experiment is not None else []) + jobs
 
-    def close(self) -> None:
-        if getattr(self, "poller", None) is not None:
-            self.poller.stop()
-        super().close()
+    def _after_runs_ended(self) -> None:
+        self._adopt_new_jobs()
 
     # ---- drawing ------------------------------------------------------------------------------
     def _draw_heatmaps(self) -> None:

@@ -19,7 +19,7 @@ from ..figures import theme
 from ..figures.soft_targets import sample_image
 from ..figures.training import accuracy_comparison, loss_curves, probe_soft_targets_from_snapshot
 from ..present import describe, format_duration
-from ._live import LEGEND_INSIDE_TOP_RIGHT, LiveFigure, Poller, Throttle
+from ._live import LEGEND_INSIDE_TOP_RIGHT, LiveFigure, LiveMonitor, Poller, Throttle
 from ._runs import RunView, is_teacher, last_eval, run_views, teacher_accuracy
 
 # Pixels. Two charts side by side fit the notebook column of a 1400 px wide JupyterLab with its
@@ -56,7 +56,7 @@ def status_line(view: RunView, status: dict[str, Any], records: list[dict]) -> s
             f"<b>{text.state}</b>" + (f" · {html.escape(parts)}" if parts else ""))
 
 
-class TrainingMonitor(W.VBox):
+class TrainingMonitor(LiveMonitor, W.VBox):
     """Live charts and controls for one job or several (a list, or a ``{label: job}`` dict).
 
     Also accepts ``RunReader`` objects or run folder paths (a run training in another process).
@@ -174,19 +174,8 @@ class TrainingMonitor(W.VBox):
         self._versions = {v.label: (-1, -1) for v in self.runs}
         self._tick()
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Block until every job has ended and the final charts are drawn."""
-        for view in self.runs:
-            if view.job is not None:
-                view.job.wait(timeout)
-        self.poller.join(timeout)
-        if not self.poller.running:
-            self.refresh()
-
-    def close(self) -> None:
-        if getattr(self, "poller", None) is not None:  # close() also runs from __del__ after a failed __init__
-            self.poller.stop()
-        super().close()
+    def _waitables(self) -> list:
+        return [view.job for view in self.runs if view.job is not None]
 
     def _update_status(self) -> None:
         for view in self.runs:

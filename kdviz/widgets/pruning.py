@@ -29,7 +29,7 @@ from ..present import as_run_view, last_eval
 from ..present.compression_charts import layer_charts, pruning_accuracy, pruning_charts, readings, sparsity_chart
 from ..prune import MaskedEvaluator, check_sparsity
 from ..prune.explore import accuracy_curve, slider_arrays
-from ._live import LiveFigure, Poller, Throttle
+from ._live import LiveFigure, LiveMonitor, Poller, Throttle
 from .monitor import placeholder, status_line
 from .temperature import resolve_dataset
 
@@ -153,7 +153,7 @@ class PruningExplorer(W.VBox):
         self.errors.append_stdout(f"kdviz: could not redraw: {type(exc).__name__}: {exc}\n")
 
 
-class PruningMonitor(W.VBox):
+class PruningMonitor(LiveMonitor, W.VBox):
     """Masks forming live while a job with the pruning hook trains (a ``Job``, ``RunReader`` or path).
 
     The scrubber walks through the snapshots; with "follow" ticked it jumps to each new one.
@@ -260,18 +260,8 @@ class PruningMonitor(W.VBox):
         self.found, self.records, self._versions = [], [], (0, 0)
         self._tick()
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Block until the job has ended and the final charts are drawn."""
-        if self.view.job is not None:
-            self.view.job.wait(timeout)
-        self.poller.join(timeout)
-        if not self.poller.running:
-            self.refresh()
-
-    def close(self) -> None:
-        if getattr(self, "poller", None) is not None:
-            self.poller.stop()
-        super().close()
+    def _waitables(self) -> list:
+        return [self.view.job] if self.view.job is not None else []
 
     # ---- drawing ------------------------------------------------------------------------------
     def _on_scrub(self, change: dict) -> None:

@@ -30,7 +30,7 @@ from ..present import as_run_view
 from ..present.compression_charts import centroid_accuracy, codebook_charts, readings
 from ..quant import SliderEvaluator
 from ..quant.explore import DEFAULT_METHOD, KINDS, MethodExplorer, QuantChoice, layer_histogram, option_values
-from ._live import LiveFigure, Poller, Throttle
+from ._live import LiveFigure, LiveMonitor, Poller, Throttle
 from .monitor import placeholder, status_line
 from .temperature import resolve_dataset, resolve_teacher
 
@@ -148,7 +148,7 @@ class QuantizationExplorer(W.VBox):
             print(f"kdviz: could not redraw: {type(exc).__name__}: {exc}")
 
 
-class CentroidMonitor(W.VBox):
+class CentroidMonitor(LiveMonitor, W.VBox):
     """Live codebook of a centroid fine-tuning job (a ``Job``, ``RunReader`` or run folder with the
     k-means hook): the centroids on the weight histogram and accuracy, redrawn from a polling
     thread every ``interval_ms``. ``which`` picks the use of the hook when the run has two; a run
@@ -188,6 +188,9 @@ class CentroidMonitor(W.VBox):
         """Read the run and redraw now (the poller does this on its own)."""
         self._draw(force=True)
 
+    def _waitables(self) -> list:
+        return [self.view.job] if self.view.job is not None else []
+
     def _draw(self, force: bool = False) -> None:
         self._drawing = True
         try:
@@ -217,18 +220,6 @@ class CentroidMonitor(W.VBox):
         if any(r.get("kind") == "eval" for r in records):
             epoch = latest.epoch if latest is not None else None
             self.accuracy_chart.show(centroid_accuracy(records, self.float_accuracy, epoch))
-
-    def wait(self, timeout: float | None = None) -> None:
-        """Block until the job ends and the final charts are drawn."""
-        if self.view.job is not None:
-            self.view.job.wait(timeout)
-        self.poller.join(timeout)
-        self.refresh()
-
-    def close(self) -> None:
-        if getattr(self, "poller", None) is not None:
-            self.poller.stop()
-        super().close()
 
     def _report(self, exc: BaseException) -> None:
         with self.errors:
