@@ -7,7 +7,7 @@ batch of test images, so their snapshots are comparable over time.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -50,3 +50,11 @@ def step_features(batch_features: dict | None, who: str, hook: str) -> dict[str,
     if batch_features is None:
         raise ValueError(f"the {hook!r} hook got no {who} features; the engine must honour needs_features")
     return batch_features
+
+
+def probe_metrics(labels: Sequence[str], per_pair: Sequence[float], total: float) -> dict[str, float]:
+    """The evaluation metrics of a feature-distillation hook: the loss on the probe batch and one
+    ``probe_loss/<pair>`` per layer pair (the engine stores them under the hook's label)."""
+    out = {"probe_loss": float(total)}
+    out.update({f"probe_loss/{label}": float(v) for label, v in zip(labels, per_pair)})
+    return out

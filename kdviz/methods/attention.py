@@ -38,7 +38,7 @@ from ..engine.evaluation import evaluating
 from ..engine.hooks import HOOKS, StepBatch, TrainContext, TrainingHook, hook_options
 from ..engine.setup import dataset_for
 from ..palette import OKABE_ITO
-from ._features import batch_statistics, probe_images, require_teacher, step_features
+from ._features import batch_statistics, probe_images, probe_metrics, require_teacher, step_features
 from .base import MethodSpec, PageSpec, register_method, uses_hook
 from .scratch import SCRATCH
 
@@ -110,10 +110,7 @@ class AttentionHook(TrainingHook):
         return per_pair.cpu().numpy().astype(np.float64), float(self.beta / 2.0 * per_pair.sum())
 
     def metrics(self, ctx: TrainContext) -> dict[str, float]:
-        per_pair, total = self.probe_losses(ctx)
-        out = {"probe_loss": total}
-        out.update({f"probe_loss/{pair_label(p)}": float(v) for p, v in zip(self.pairs, per_pair)})
-        return out
+        return probe_metrics([pair_label(p) for p in self.pairs], *self.probe_losses(ctx))
 
     def snapshot(self, ctx: TrainContext) -> dict[str, np.ndarray]:
         student = self._student_probe(ctx)

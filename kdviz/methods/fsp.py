@@ -31,7 +31,7 @@ from ..distill.fsp import fsp_loss, fsp_matrix, fsp_pair_losses, resolve_pairs
 from ..engine.evaluation import evaluating
 from ..engine.hooks import HOOKS, StepBatch, TrainContext, TrainingHook
 from ..palette import ROLE_COLORS
-from ._features import batch_statistics, probe_images, require_teacher, step_features
+from ._features import batch_statistics, probe_images, probe_metrics, require_teacher, step_features
 from .base import MethodSpec, PageSpec, register_method, uses_hook
 from .two_stage import PAIRS, Stage1Method, fsp_stage1_from_choice
 
@@ -92,10 +92,7 @@ class FSPHook(TrainingHook):
         return per_pair.cpu().numpy().astype(np.float64), float(total)
 
     def metrics(self, ctx: TrainContext) -> dict[str, float]:
-        per_pair, total = self.probe_losses(ctx)
-        out = {"probe_loss": total}
-        out.update({f"probe_loss/{pair_label(p)}": float(v) for p, v in zip(self.pairs, per_pair)})
-        return out
+        return probe_metrics([pair_label(p) for p in self.pairs], *self.probe_losses(ctx))
 
     def snapshot(self, ctx: TrainContext) -> dict[str, np.ndarray]:
         student = self._student_probe(ctx)
