@@ -139,3 +139,27 @@ def run_controls(jobs: Sequence[Job], key: str, on_start: Callable[[], None] | N
                    on_click=lambda: [job.resume() if paused else job.pause() for job in running])
     cols[2].button("Stop", key=f"{key}-stop", disabled=not running, icon=":material/stop:", width="stretch",
                    on_click=lambda: [job.stop() for job in running])
+
+
+def live_experiment(title: str, draw: Callable[[Any], None], idle: Callable[[], None],
+                    refresh_s: float = 1.0, action: str | None = None) -> None:
+    """The wait-for-job fragment every training page shares: ``draw(experiment)`` for this session's
+    latest experiment titled ``title`` (its stages polled first), redrawn every ``refresh_s`` seconds
+    while it trains and once more, with the whole page, when it ends (so Start is enabled again);
+    ``idle()`` before the first Start. With ``action``, bad input inside is shown naming it."""
+    from . import session  # late: keeps this module importable in tests without a script run
+
+    def panel(live: bool) -> None:
+        session.touch()
+        experiment = session.current_experiment(title)
+        if experiment is None:
+            idle()
+            return
+        if live and experiment.done:
+            st.rerun(scope="app")
+        draw(experiment)
+
+    body = guarded(action, panel) if action else panel
+    experiment = session.current_experiment(title)
+    live = experiment is not None and not experiment.done
+    st.fragment(run_every=refresh_s if live else None)(body)(live)

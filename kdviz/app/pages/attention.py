@@ -15,7 +15,7 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import show_chart
-from kdviz.app.components import pick_layer, run_controls, show_run_status, status_row
+from kdviz.app.components import live_experiment, pick_layer, run_controls, show_run_status, status_row
 from kdviz.app.errors import plain_message, user_errors
 from kdviz.app.fsp_view import teacher_job
 from kdviz.app.live import job_view
@@ -118,16 +118,13 @@ def maps(student) -> None:
                "so teacher and student share one colour scale. Watch the student's bright spots move to the teacher's.")
 
 
-def panel(live: bool) -> None:
+def idle() -> None:
+    st.info("Press **Start** to train both students. The maps and charts fill in live; you need not click "
+            "anything.", icon=":material/info:")
+
+
+def panel(exp) -> None:
     """Status, attention maps, distance per pair and accuracy of this session's latest experiment."""
-    session.touch()
-    exp = session.current_experiment(EXPERIMENT)
-    if live and exp is not None and exp.done:
-        st.rerun(scope="app")  # redraw once without the timer, and enable Start again
-    if exp is None:
-        st.info("Press **Start** to train both students. The maps and charts fill in live; you need not click "
-                "anything.", icon=":material/info:")
-        return
     student, scratch = job_view(exp.job(ATTENTION.label), ATTENTION.label), job_view(exp.job(SCRATCH.label), SCRATCH.label)
     for view in (student, scratch):
         status_row(view.job, view.label)
@@ -147,5 +144,4 @@ def panel(live: bool) -> None:
 
 
 if bundle is not None:
-    live = exp is not None and not exp.done
-    st.fragment(run_every=REFRESH_S if live else None)(panel)(live)
+    live_experiment(EXPERIMENT, panel, idle, REFRESH_S)

@@ -15,7 +15,7 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import show_chart
-from kdviz.app.components import show_run_status, status_row
+from kdviz.app.components import live_experiment, show_run_status, status_row
 from kdviz.app.errors import user_errors
 from kdviz.app.fsp_view import (
     CHANNELS, DEPTHS, SAME, FSPChoice, check_fsp_pairs, check_hint_layers, experiment_views, feature_shapes,
@@ -199,18 +199,15 @@ def charts(exp, views: dict, stage1_method) -> None:
                        "(Yim et al., section 4.1).")
 
 
-def panel(live: bool) -> None:
-    """Status, controls and live charts of this session's latest experiment; each refresh polls it
-    (stage 2 starts here once stage 1 has finished)."""
-    session.touch()
-    exp = session.current_experiment(TwoStageFSP.TITLE)  # polled: stage 2 starts here after stage 1
-    if exp is None:
-        st.info("Press **Start** to run stage 1, then stage 2, and a scratch student beside them. The charts fill "
-                "in live; you need not click anything.", icon=":material/info:")
-        return
-    views = experiment_views(exp)  # read after polling, so the last records are in
-    if live and exp.done:
-        st.rerun(scope="app")  # redraw once without the timer, and enable Start again
+def idle() -> None:
+    st.info("Press **Start** to run stage 1, then stage 2, and a scratch student beside them. The charts fill "
+            "in live; you need not click anything.", icon=":material/info:")
+
+
+def panel(exp: TwoStageFSP) -> None:
+    """Status, controls and live charts of this session's latest experiment (polled on each refresh:
+    stage 2 starts there once stage 1 has finished)."""
+    views = experiment_views(exp)
     stage1_method = stage1_method_of(exp.stage1.config)
     statuses(exp, stage1_method.stage1.short)
     if stage1_method.reader is not None:
@@ -219,5 +216,4 @@ def panel(live: bool) -> None:
 
 
 if bundle is not None:
-    live = exp is not None and not exp.done
-    st.fragment(run_every=REFRESH_S if live else None)(panel)(live)
+    live_experiment(TwoStageFSP.TITLE, panel, idle, REFRESH_S)

@@ -14,7 +14,7 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import show_chart
-from kdviz.app.components import run_controls
+from kdviz.app.components import live_experiment, run_controls
 from kdviz.app.errors import parse_temperature, plain_message, user_errors
 from kdviz.app.live import folder_view, job_view
 from kdviz.app.sidebar import current_settings, load_bundle
@@ -154,27 +154,24 @@ def probe(kd, scratch, done: bool) -> None:
                    "bars take the teacher's shape, small ones included; the scratch student's do not.")
 
 
-def panel(live: bool) -> None:
-    """Status, live charts and overlays of this session's latest experiment."""
-    session.touch()
-    exp = session.current_experiment(EXPERIMENT)
-    if live and exp is not None and exp.done:
-        st.rerun(scope="app")  # redraw once without the timer, and enable Start again
-    overlays = []
+def overlays() -> list:
+    """The earlier runs picked for the dotted overlay, reopened from their folders."""
+    views = []
     for path in state.get(K["overlay"], []):
         with user_errors(f"Run folder {path}"):
-            overlays.append(folder_view(path))
-    if exp is not None:
-        charts(exp, overlays)
-        return
+            views.append(folder_view(path))
+    return views
+
+
+def idle() -> None:
     st.info("Press **Start** to train both students. The charts fill in live; you need not click anything.",
             icon=":material/info:")
-    if overlays:
-        show_chart(accuracy_chart([], overlays), "test-accuracy", caption="Earlier runs, reopened from their folders.")
+    earlier_views = overlays()
+    if earlier_views:
+        show_chart(accuracy_chart([], earlier_views), "test-accuracy", caption="Earlier runs, reopened from their folders.")
 
 
 if bundle is not None:
     st.multiselect("Overlay earlier runs (dotted)", [r["path"] for r in earlier], key=K["overlay"],
                    format_func=describe_run, placeholder="Pick earlier runs from the runs folder to compare")
-    live = exp is not None and not exp.done
-    st.fragment(run_every=REFRESH_S if live else None)(panel)(live)
+    live_experiment(EXPERIMENT, lambda exp: charts(exp, overlays()), idle, REFRESH_S)
