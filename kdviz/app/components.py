@@ -7,7 +7,7 @@ and written only through them).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,3 +163,25 @@ def live_experiment(title: str, draw: Callable[[Any], None], idle: Callable[[], 
     experiment = session.current_experiment(title)
     live = experiment is not None and not experiment.done
     st.fragment(run_every=refresh_s if live else None)(body)(live)
+
+
+def page_state(defaults: Mapping[str, Any]) -> Any:
+    """This session's widget state with a page's ``defaults`` filled in where unset (``st.session_state``)."""
+    state = st.session_state
+    for key, value in defaults.items():
+        state.setdefault(key, value)
+    return state
+
+
+def dataset_and_run(settings: Any, make_run: Callable[[], Job], what: str = "Teacher") -> tuple[Any, Job | None]:
+    """The sidebar's dataset and the run a page needs first (a teacher, a baseline), each failure shown
+    as a message naming the dataset or ``what``: (bundle or None, job or None)."""
+    from .sidebar import load_bundle  # late: the sidebar imports this module's neighbours
+
+    bundle = job = None
+    with user_errors("Dataset"):
+        bundle = load_bundle(settings)
+    with user_errors(what):
+        if bundle is not None:
+            job = make_run()
+    return bundle, job

@@ -15,11 +15,13 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import show_chart
-from kdviz.app.components import live_experiment, pick_layer, run_controls, show_run_status, status_row
-from kdviz.app.errors import plain_message, user_errors
+from kdviz.app.components import (
+    dataset_and_run, live_experiment, page_state, pick_layer, run_controls, show_run_status, status_row,
+)
+from kdviz.app.errors import plain_message
 from kdviz.app.fsp_view import teacher_job
 from kdviz.app.live import job_view
-from kdviz.app.sidebar import current_settings, load_bundle
+from kdviz.app.sidebar import current_settings
 from kdviz.engine import TrainConfig
 from kdviz.figures.attention import attention_distance_curve, attention_maps, distance_series
 from kdviz.figures.training import accuracy_comparison
@@ -34,9 +36,7 @@ K = {"channels": "at_channels", "beta": "at_beta", "epochs": "at_epochs", "lr": 
 DEFAULTS = {K["channels"]: next(iter(STUDENT_CHANNELS)), K["beta"]: 2.0, K["epochs"]: 6, K["lr"]: 0.05, K["seed"]: 0}
 EXPERIMENT = "AT beside scratch"  # this page's experiments in the session
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.0"))
-state = st.session_state
-for key, value in DEFAULTS.items():
-    state.setdefault(key, value)
+state = page_state(DEFAULTS)
 
 st.title("Attention transfer: learn where the teacher looks")
 st.markdown(
@@ -55,12 +55,7 @@ st.caption("This page trains its own ResNet-8 students against a ResNet-20 teach
            "dataset; the sidebar's teacher and student sizes belong to the soft-target pages.")
 session.touch()
 settings = current_settings()
-bundle = teacher = None
-with user_errors("Dataset"):
-    bundle = load_bundle(settings)
-with user_errors("Teacher"):
-    if bundle is not None:
-        teacher = teacher_job(settings, TEACHER_BLOCKS, TEACHER_CHANNELS)
+bundle, teacher = dataset_and_run(settings, lambda: teacher_job(settings, TEACHER_BLOCKS, TEACHER_CHANNELS))
 ready = teacher is not None and show_run_status(
     teacher, f"teacher ResNet-20 ({settings.dataset})",
     lambda: teacher_job(settings, TEACHER_BLOCKS, TEACHER_CHANNELS, retry=True), "at-teacher")

@@ -16,10 +16,9 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import csv_button, show_chart
-from kdviz.app.components import guarded, pick_layer, run_controls, show_run_status, status_row
-from kdviz.app.errors import user_errors
+from kdviz.app.components import dataset_and_run, guarded, pick_layer, run_controls, show_run_status, status_row
 from kdviz.app.quantization_view import BASELINES, baseline_job, baseline_name
-from kdviz.app.sidebar import current_settings, load_bundle
+from kdviz.app.sidebar import current_settings
 from kdviz.figures.quantization import codebook_histogram, size_waterfall
 from kdviz.figures.quantization_explorer import legend_below
 from kdviz.figures.training import accuracy_comparison
@@ -68,13 +67,8 @@ for key, value in {K["hidden"]: defaults.hidden_sparsity, K["output"]: defaults.
                    K["retrain"]: defaults.retrain_epochs, K["finetune"]: defaults.finetune_epochs}.items():
     state.setdefault(key, value)
 st.selectbox("Baseline model", list(BASELINES), key=K["model"], format_func=lambda c: f"{c} · {BASELINES[c].note}")
-bundle = job = None
 ready = False
-with user_errors("Dataset"):
-    bundle = load_bundle(settings)
-with user_errors("Baseline"):
-    if bundle is not None:
-        job = baseline_job(settings, state[K["model"]])
+bundle, job = dataset_and_run(settings, lambda: baseline_job(settings, state[K["model"]]), "Baseline")
 if job is not None and show_run_status(job, baseline_name(job, state[K["model"]]),
                                        lambda: baseline_job(settings, state[K["model"]], retry=True), "dc", "baseline"):
     ready = True

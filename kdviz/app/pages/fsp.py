@@ -15,7 +15,7 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import show_chart
-from kdviz.app.components import live_experiment, show_run_status, status_row
+from kdviz.app.components import live_experiment, page_state, show_run_status, status_row
 from kdviz.app.errors import user_errors
 from kdviz.app.fsp_view import (
     CHANNELS, DEPTHS, SAME, FSPChoice, check_fsp_pairs, check_hint_layers, experiment_views, feature_shapes,
@@ -39,9 +39,7 @@ DEFAULTS = {K["teacher"]: "ResNet-20 (3 blocks per stage)", K["student"]: "ResNe
             K["epochs"]: 6, K["lr"]: 0.05, K["seed"]: 0, K["count"]: True, K["guided"]: "stage2_out",
             K["hint"]: "stage2_out", **{K[f"s1lr_{m.name}"]: m.stage1.default_lr for m in STAGE1_METHODS}}
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.0"))
-state = st.session_state
-for key, value in DEFAULTS.items():
-    state.setdefault(key, value)
+state = page_state(DEFAULTS)
 
 st.title("FSP: distil the flow between layers")
 st.markdown(

@@ -17,7 +17,8 @@ import streamlit as st
 from kdviz.app import session
 from kdviz.app.charts import csv_button, show_chart
 from kdviz.app.components import (
-    ExactKeys, exact_callbacks, exact_error, guarded, pick_layer, run_controls, show_run_status, status_row,
+    ExactKeys, dataset_and_run, exact_callbacks, exact_error, guarded, pick_layer, run_controls, show_run_status,
+    status_row,
 )
 from kdviz.app.errors import user_errors
 from kdviz.app.live import job_view
@@ -25,7 +26,7 @@ from kdviz.app.pruning_view import (
     BASELINES, SliderResult, baseline_job, baseline_name, dense_unit_norms, evaluate_slider, load_baseline, one_shot_curve,
     remove_units, run_sensitivity,
 )
-from kdviz.app.sidebar import current_settings, load_bundle
+from kdviz.app.sidebar import current_settings
 from kdviz.engine import start
 from kdviz.figures.pruning import accuracy_vs_sparsity, filter_norm_bars, sensitivity_lines
 from kdviz.methods.prune import PRUNE
@@ -62,12 +63,8 @@ session.touch()
 settings = current_settings()
 st.selectbox("Baseline model", list(BASELINES), key=K["model"],
              format_func=lambda c: f"{c} · {BASELINES[c].note}")
-bundle = job = b = None
-with user_errors("Dataset"):
-    bundle = load_bundle(settings)
-with user_errors("Baseline"):
-    if bundle is not None:
-        job = baseline_job(settings, state[K["model"]])
+b = None
+bundle, job = dataset_and_run(settings, lambda: baseline_job(settings, state[K["model"]]), "Baseline")
 if job is not None and show_run_status(job, baseline_name(job, state[K["model"]]),
                                        lambda: baseline_job(settings, state[K["model"]], retry=True), "pr", "baseline"):
     with user_errors("Baseline"):

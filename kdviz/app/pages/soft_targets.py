@@ -13,9 +13,9 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import csv_button, show_chart
-from kdviz.app.components import ExactKeys, exact_callbacks, exact_error
+from kdviz.app.components import ExactKeys, dataset_and_run, exact_callbacks, exact_error
 from kdviz.app.errors import parse_temperature, user_errors
-from kdviz.app.sidebar import current_settings, load_bundle
+from kdviz.app.sidebar import current_settings
 from kdviz.app.teacher import show_teacher_status, teacher_job, teacher_test_logits
 from kdviz.app.temperature import TemperatureView
 from kdviz.distill import temperature_table
@@ -65,12 +65,7 @@ st.markdown(
 )
 session.touch()
 settings = current_settings()
-bundle = job = None
-with user_errors("Dataset"):
-    bundle = load_bundle(settings)
-with user_errors("Teacher"):
-    if bundle is not None:
-        job = teacher_job(settings)
+bundle, job = dataset_and_run(settings, lambda: teacher_job(settings))
 
 st.header("A teacher's soft targets", divider="gray")
 ready = job is not None and show_teacher_status(job, settings, key="st-teacher")

@@ -14,10 +14,10 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import show_chart
-from kdviz.app.components import live_experiment, run_controls
+from kdviz.app.components import dataset_and_run, live_experiment, page_state, run_controls
 from kdviz.app.errors import parse_temperature, plain_message, user_errors
 from kdviz.app.live import folder_view, job_view
-from kdviz.app.sidebar import current_settings, load_bundle
+from kdviz.app.sidebar import current_settings
 from kdviz.app.teacher import show_teacher_status, teacher_job
 from kdviz.app.training_view import accuracy_chart, cached_figure, loss_chart, probe_chart, status_row
 from kdviz.engine import list_runs
@@ -32,9 +32,7 @@ DEFAULTS = {K["T"]: 4.0, K["alpha"]: 0.9, K["epochs"]: 8, K["lr"]: 0.02, K["seed
 EXPERIMENT = "KD beside scratch"  # this page's experiments in the session
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.5"))
 REBUILD_S = 3.0 * REFRESH_S  # while a run is live, the slower charts are rebuilt at most this often
-state = st.session_state
-for key, value in DEFAULTS.items():
-    state.setdefault(key, value)
+state = page_state(DEFAULTS)
 
 st.title("Train a student")
 st.markdown(
@@ -45,12 +43,7 @@ st.markdown(
 )
 session.touch()
 settings = current_settings()
-bundle = teacher = None
-with user_errors("Dataset"):
-    bundle = load_bundle(settings)
-with user_errors("Teacher"):
-    if bundle is not None:
-        teacher = teacher_job(settings)
+bundle, teacher = dataset_and_run(settings, lambda: teacher_job(settings))
 ready = teacher is not None and show_teacher_status(teacher, settings, key="tr-teacher")
 
 exp = session.current_experiment(EXPERIMENT)
