@@ -27,6 +27,8 @@ from collections.abc import Sequence
 
 import torch
 
+from .pairs import resolve_named_pairs
+
 P = 2  # the exponent of F(A) = sum_c |A_c|^p and the order of the norm of the difference (eq. 2)
 EPS = 1e-12  # a floor for ||Q||_2: an all-zero map stays all zero instead of dividing by zero
 
@@ -110,24 +112,10 @@ def resolve_at_pairs(pairs: str | Sequence[Sequence[str]], student: dict[str, to
                      teacher: dict[str, torch.Tensor]) -> list[tuple[str, str]]:
     """``"auto"`` -> ``shared_spatial_features``; a list of ``[student_name, teacher_name]`` is
     checked against both models' features (one forward pass of each, ``{name: tensor}``)."""
-    if isinstance(pairs, str):
-        if pairs != "auto":
-            raise ValueError(f"attention pairs must be 'auto' or a list of [student_layer, teacher_layer], got {pairs!r}")
-        found = shared_spatial_features(student, teacher)
-        if not found:
-            raise ValueError(
-                f"no conv feature map of the same name and spatial size in the student ({list(student)}) and the "
-                f"teacher ({list(teacher)}); name the pairs explicitly as [student_layer, teacher_layer]"
-            )
-        return found
-    out = []
-    for p in pairs:
-        if isinstance(p, str) or len(p) != 2:
-            raise ValueError(f"each attention pair must be [student_layer, teacher_layer], got {p!r}")
-        for who, name, feats in (("student", p[0], student), ("teacher", p[1], teacher)):
-            if name not in feats:
-                raise ValueError(f"attention pair {list(p)}: the {who} has no feature {name!r} (it has {list(feats)})")
-        out.append((str(p[0]), str(p[1])))
-    if not out:
-        raise ValueError("attention pairs must not be empty")
-    return out
+    return resolve_named_pairs(
+        pairs, "attention", "[student_layer, teacher_layer]",
+        auto=lambda: shared_spatial_features(student, teacher),
+        owners=lambda pair: [("student", pair[0], student), ("teacher", pair[1], teacher)],
+        none_found=(f"no conv feature map of the same name and spatial size in the student ({list(student)}) and the "
+                    f"teacher ({list(teacher)}); name the pairs explicitly as [student_layer, teacher_layer]"),
+    )

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from .pairs import resolve_named_pairs
+
 
 def _as_map(x: torch.Tensor, which: str) -> torch.Tensor:
     """(B, C, H, W) as is; (B, D) as a (B, D, 1, 1) map; anything else is an error."""
@@ -139,25 +141,11 @@ def resolve_pairs(
 ) -> list[tuple[str, str]]:
     """``"auto"`` -> the student's ``section_pairs`` that the teacher also has; a list of
     ``[in_name, out_name]`` is checked against both models' feature names."""
-    if isinstance(pairs, str):
-        if pairs != "auto":
-            raise ValueError(f"FSP pairs must be 'auto' or a list of [in_name, out_name], got {pairs!r}")
-        found = [p for p in section_pairs(student_names) if p[0] in teacher_names and p[1] in teacher_names]
-        if not found:
-            raise ValueError(
-                f"no FSP pair is shared by the student (features {list(student_names)}) and the teacher "
-                f"(features {list(teacher_names)}); name the pairs explicitly"
-            )
-        return found
-    out = []
-    for p in pairs:
-        if isinstance(p, str) or len(p) != 2:
-            raise ValueError(f"each FSP pair must be [in_name, out_name], got {p!r}")
-        for name in p:
-            for who, names in (("student", student_names), ("teacher", teacher_names)):
-                if name not in names:
-                    raise ValueError(f"FSP pair {list(p)}: the {who} has no feature {name!r} (it has {list(names)})")
-        out.append((str(p[0]), str(p[1])))
-    if not out:
-        raise ValueError("FSP pairs must not be empty")
-    return out
+    return resolve_named_pairs(
+        pairs, "FSP", "[in_name, out_name]",
+        auto=lambda: [p for p in section_pairs(student_names) if p[0] in teacher_names and p[1] in teacher_names],
+        owners=lambda pair: [(who, name, names) for name in pair
+                             for who, names in (("student", student_names), ("teacher", teacher_names))],
+        none_found=(f"no FSP pair is shared by the student (features {list(student_names)}) and the teacher "
+                    f"(features {list(teacher_names)}); name the pairs explicitly"),
+    )
