@@ -9,7 +9,9 @@ the model, so one slider move at a time holds the lock and leaves the dense weig
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,6 +52,25 @@ def baseline_job(settings: LabSettings, choice: str, retry: bool = False) -> Job
 
 def baseline_name(job: Job, choice: str) -> str:
     return f"baseline {choice.split(' (')[0]} on {job.config.dataset}"
+
+
+def ready_baseline(settings: LabSettings, model_key: str, status_key: str,
+                   load: Callable[[Job, LabSettings], Any] = lambda job, settings: job) -> tuple[Any, Job | None, Any]:
+    """The baseline picker, the dataset and the baseline run with its status drawn: (bundle, the baseline
+    job, ``load(job, settings)`` once the baseline is ready, else None). Pruning, quantization and Deep
+    Compression share it."""
+    from .components import dataset_and_run, show_run_status  # late: components imports the sidebar
+    from .errors import user_errors
+
+    st.selectbox("Baseline model", list(BASELINES), key=model_key, format_func=lambda c: f"{c} · {BASELINES[c].note}")
+    choice = st.session_state[model_key]
+    bundle, job = dataset_and_run(settings, lambda: baseline_job(settings, choice), "Baseline")
+    if job is None or not show_run_status(job, baseline_name(job, choice), lambda: baseline_job(settings, choice, retry=True),
+                                          status_key, "baseline"):
+        return bundle, job, None
+    with user_errors("Baseline"):
+        return bundle, job, load(job, settings)
+    return bundle, job, None  # the load failed; the message is shown
 
 
 @dataclass

@@ -16,8 +16,8 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import csv_button, show_chart
-from kdviz.app.components import dataset_and_run, guarded, pick_layer, run_controls, show_run_status, status_row
-from kdviz.app.quantization_view import BASELINES, baseline_job, baseline_name
+from kdviz.app.components import guarded, pick_layer, run_controls, status_row
+from kdviz.app.pruning_view import ready_baseline
 from kdviz.app.sidebar import current_settings
 from kdviz.figures.quantization import codebook_histogram, size_waterfall
 from kdviz.figures.quantization_explorer import legend_below
@@ -66,12 +66,8 @@ for key, value in {K["hidden"]: defaults.hidden_sparsity, K["output"]: defaults.
                    K["init"]: defaults.init, K["rounds"]: defaults.prune_rounds, K["round_epochs"]: defaults.round_epochs,
                    K["retrain"]: defaults.retrain_epochs, K["finetune"]: defaults.finetune_epochs}.items():
     state.setdefault(key, value)
-st.selectbox("Baseline model", list(BASELINES), key=K["model"], format_func=lambda c: f"{c} · {BASELINES[c].note}")
-ready = False
-bundle, job = dataset_and_run(settings, lambda: baseline_job(settings, state[K["model"]]), "Baseline")
-if job is not None and show_run_status(job, baseline_name(job, state[K["model"]]),
-                                       lambda: baseline_job(settings, state[K["model"]], retry=True), "dc", "baseline"):
-    ready = True
+bundle, job, ready_job = ready_baseline(settings, K["model"], "dc")
+ready = ready_job is not None
 
 c1, c2, c3, c4 = st.columns(4, vertical_alignment="bottom")
 c1.slider("Sparsity of the hidden layers", 0.5, 0.98, step=0.01, key=K["hidden"],

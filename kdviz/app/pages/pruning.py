@@ -17,14 +17,13 @@ import streamlit as st
 from kdviz.app import session
 from kdviz.app.charts import csv_button, show_chart
 from kdviz.app.components import (
-    ExactKeys, dataset_and_run, exact_callbacks, exact_error, guarded, pick_layer, run_controls, show_run_status,
-    status_row,
+    ExactKeys, exact_callbacks, exact_error, guarded, pick_layer, run_controls, status_row,
 )
 from kdviz.app.errors import user_errors
 from kdviz.app.live import job_view
 from kdviz.app.pruning_view import (
-    BASELINES, SliderResult, baseline_job, baseline_name, dense_unit_norms, evaluate_slider, load_baseline, one_shot_curve,
-    remove_units, run_sensitivity,
+    SliderResult, dense_unit_norms, evaluate_slider, load_baseline, one_shot_curve, ready_baseline, remove_units,
+    run_sensitivity,
 )
 from kdviz.app.sidebar import current_settings
 from kdviz.engine import start
@@ -61,14 +60,7 @@ st.markdown(
 )
 session.touch()
 settings = current_settings()
-st.selectbox("Baseline model", list(BASELINES), key=K["model"],
-             format_func=lambda c: f"{c} · {BASELINES[c].note}")
-b = None
-bundle, job = dataset_and_run(settings, lambda: baseline_job(settings, state[K["model"]]), "Baseline")
-if job is not None and show_run_status(job, baseline_name(job, state[K["model"]]),
-                                       lambda: baseline_job(settings, state[K["model"]], retry=True), "pr", "baseline"):
-    with user_errors("Baseline"):
-        b = load_baseline(job, settings)
+bundle, job, b = ready_baseline(settings, K["model"], "pr", load_baseline)
 
 
 def slider_metrics(r: SliderResult) -> None:

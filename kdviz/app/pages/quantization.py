@@ -17,12 +17,12 @@ import streamlit as st
 from kdviz.app import session
 from kdviz.app.charts import csv_button, show_chart
 from kdviz.app.components import (
-    ExactKeys, dataset_and_run, exact_callbacks, exact_error, guarded, pick_layer, run_controls, show_run_status,
-    status_row,
+    ExactKeys, exact_callbacks, exact_error, guarded, pick_layer, run_controls, status_row,
 )
 from kdviz.app.errors import user_errors
 from kdviz.app.live import job_view
-from kdviz.app.quantization_view import BASELINES, baseline_job, baseline_name, curves, histogram_figure, load_qbaseline
+from kdviz.app.pruning_view import ready_baseline
+from kdviz.app.quantization_view import curves, histogram_figure, load_qbaseline
 from kdviz.app.sidebar import current_settings
 from kdviz.engine import start
 from kdviz.figures.quantization import accuracy_vs_bits, compression_vs_accuracy, index_map_heatmap, singular_spectrum
@@ -64,13 +64,7 @@ st.markdown(
 )
 session.touch()
 settings = current_settings()
-st.selectbox("Baseline model", list(BASELINES), key=K["model"], format_func=lambda c: f"{c} · {BASELINES[c].note}")
-b = None
-bundle, job = dataset_and_run(settings, lambda: baseline_job(settings, state[K["model"]]), "Baseline")
-if job is not None and show_run_status(job, baseline_name(job, state[K["model"]]),
-                                       lambda: baseline_job(settings, state[K["model"]], retry=True), "qz", "baseline"):
-    with user_errors("Baseline"):
-        b = load_qbaseline(job, settings)
+bundle, job, b = ready_baseline(settings, K["model"], "qz", load_qbaseline)
 
 # One control per QuantChoice option; each quantizer shows the options its kind reads (quant.explore.KINDS).
 OPTION_CONTROLS = {
