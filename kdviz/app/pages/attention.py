@@ -38,19 +38,21 @@ EXPERIMENT = "AT beside scratch"  # this page's experiments in the session
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.0"))
 state = page_state(DEFAULTS)
 
+INTRO = r"""
+Zagoruyko & Komodakis (2017) sum a layer's squared activations over its channels into a **spatial
+attention map**, a picture of *where* the network looks (section 3.1):
+
+$$F(A) = \sum_{c=1}^{C} |A_c|^2, \qquad Q = \mathrm{vec}(F(A))$$
+
+The student learns from the labels **and** pulls its normalised maps towards the teacher's at every layer
+pair *j* of the same resolution (eq. 2). The channels are summed away, so a thin student can copy a wide
+teacher's attention:
+
+$$\mathcal{L}_{AT} = \mathcal{L}_{CE} + \frac{\beta}{2}\sum_j \left\lVert \frac{Q_S^j}{\lVert Q_S^j\rVert_2}
+ - \frac{Q_T^j}{\lVert Q_T^j\rVert_2} \right\rVert_2$$
+"""
 st.title("Attention transfer: learn where the teacher looks")
-st.markdown(
-    "Zagoruyko & Komodakis (2017) sum a layer's squared activations over its channels into a **spatial "
-    "attention map**, a picture of *where* the network looks (section 3.1):"
-)
-st.latex(r"F(A) = \sum_{c=1}^{C} |A_c|^2, \qquad Q = \mathrm{vec}(F(A))")
-st.markdown(
-    "The student learns from the labels **and** pulls its normalised maps towards the teacher's at every layer "
-    "pair *j* of the same resolution (eq. 2). The channels are summed away, so a thin student can copy a wide "
-    "teacher's attention:"
-)
-st.latex(r"\mathcal{L}_{AT} = \mathcal{L}_{CE} + \frac{\beta}{2}\sum_j \left\lVert \frac{Q_S^j}{\lVert Q_S^j\rVert_2}"
-         r" - \frac{Q_T^j}{\lVert Q_T^j\rVert_2} \right\rVert_2")
+st.markdown(INTRO)
 st.caption("This page trains its own ResNet-8 students against a ResNet-20 teacher (the FSP page's) on the sidebar's "
            "dataset; the sidebar's teacher and student sizes belong to the soft-target pages.")
 session.touch()
