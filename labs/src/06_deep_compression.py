@@ -63,35 +63,39 @@ print(baseline.wait().message)  # a finished baseline with the same settings is 
 # %% [markdown]
 # ## 1. Run the pipeline in the background
 #
-# `DeepCompressionJob` runs the three stages in a thread and returns at once; the monitor shows the
-# progress and the size after each stage as it ends. The settings are Han et al.'s: 92% of `fc1` and
-# `fc2` pruned, 74% of the small output layer, 6-bit codebooks.
+# `deep_compression_experiment` starts two training runs, one after the other, and returns at once:
+# **prune** (the baseline pruned step by step and retrained) and then **quantize** (k-means on the
+# pruned weights, the shared values fine-tuned). Each is a real run folder under `RUNS`, so you can
+# reopen it later or compare it in the app. Huffman coding needs no training: it is measured from the
+# finished folders. The monitor shows the progress, the accuracy of each stage as it trains, and the
+# size after each stage as it ends. The settings are Han et al.'s: 92% of `fc1` and `fc2` pruned, 74%
+# of the small output layer, 6-bit codebooks.
 
 # %%
-from kdviz import load_dataset
-from kdviz.quant.pipeline import preset
-from kdviz.quant.pipeline_job import DeepCompressionJob
+from kdviz.methods.deep_compression import deep_compression_experiment, preset
 from kdviz.widgets.deep_compression import DeepCompressionMonitor
 
-data = load_dataset(DATASET, root=MNIST_ROOT)
-config = preset(DATASET, bits=6)
-if LAB_EPOCHS:  # CI: shorter retraining
-    config = preset(DATASET, bits=6, round_epochs=1.0, retrain_epochs=float(LAB_EPOCHS), finetune_epochs=1.0)
-job = DeepCompressionJob(load_trained_model(baseline.path), data, config).start()
-monitor = DeepCompressionMonitor(job)
+SHORT = dict(round_epochs=1.0, retrain_epochs=float(LAB_EPOCHS), finetune_epochs=1.0) if LAB_EPOCHS else {}
+options = preset(DATASET, bits=6, **SHORT)  # CI: shorter retraining
+experiment = deep_compression_experiment(baseline.path, options, runs_root=RUNS)
+monitor = DeepCompressionMonitor(experiment)
 monitor
 
 # %% [markdown]
-# This cell waits for the pipeline to end, then lists every stage.
+# This cell waits for both runs to end, then lists every stage: dense, pruned, k-means and Huffman.
 
 # %%
 import pandas as pd
+from kdviz.present.deep_compression import stage_rows
 
 monitor.wait()
-print(job.status().message)
-dense = job.stages()[0]
-pd.DataFrame([{"stage": s.name, "size (KB)": round(s.nbytes / 1e3, 2), "ratio": f"{dense.nbytes / s.nbytes:.1f}x",
-               "test error": f"{100 * s.error:.2f}%", "what is stored": s.note} for s in job.stages()]).set_index("stage")
+view = monitor.view
+for status in view.statuses():
+    print(status.line)
+for name in view.names:
+    print(f"{view.label(name)}: run folder {experiment.job(name).path}")
+report = view.report()
+pd.DataFrame(stage_rows(report)).set_index("stage").round(2)
 
 # %% [markdown]
 # ## 2. Where the bytes go
@@ -104,24 +108,26 @@ pd.DataFrame([{"stage": s.name, "size (KB)": round(s.nbytes / 1e3, 2), "ratio": 
 # %%
 from kdviz.figures.quantization import size_waterfall
 
-size_waterfall(job.result.sizes())
+size_waterfall(report.sizes())
 
 # %% [markdown]
 # ## 3. Inside the compressed model
 #
-# The pruned layer's surviving weights form two humps (the small ones are gone). k-means puts its 64
-# shared values over both humps (dashed), and fine-tuning nudges them (solid). The table counts each
-# layer's Huffman-coded bits.
+# The pruned layer's surviving weights form two humps (the small ones are gone). k-means starts from 64
+# values evenly spaced over the range and drops those whose cluster empties (the gap between the humps
+# holds no weight), so the shared values (dashed) cover both humps; fine-tuning nudges them (solid).
+# The table counts each layer's Huffman-coded bits.
 
 # %%
 from kdviz.figures.quantization import codebook_histogram
+from kdviz.present.deep_compression import codebook_data, layer_rows
 
-res = job.result
-counts, edges = res.histograms["fc1"]
-codebook_histogram(counts, edges, res.centroids_initial["fc1"], res.shared["fc1"].centroids.numpy(), "fc1").show()
-pd.DataFrame([{"layer": s.name, "kept": f"{s.n_kept / s.n_weights:.1%}", "index bits": s.value_bits,
-               "gap bits": s.sparse_index_bits, "codebook + tables": s.codebook_bits + s.table_bits,
-               "ratio": f"{s.rate:.1f}x"} for s in res.layer_sizes]).set_index("layer")
+before = report.accuracy_before_finetune
+if before is not None:
+    print(f"k-means before fine-tuning: {before:.2%} test accuracy; after: {report.stages[2].accuracy:.2%}")
+print(f"fc1 shares {report.shared['fc1'].num_clusters} values (at most 2^{report.shared['fc1'].bits})")
+codebook_histogram(**codebook_data(report, "fc1")).show()
+pd.DataFrame(layer_rows(report)).set_index("layer").round(1)
 
 # %% [markdown]
 # **Check it yourself:** the sizes are real bytes. Decode `fc1` from its bytes alone and compare with the
@@ -132,14 +138,16 @@ pd.DataFrame([{"layer": s.name, "kept": f"{s.n_kept / s.n_weights:.1%}", "index 
 import math
 import numpy as np
 
-layer = res.encoded["fc1"]
+layer = report.encoded["fc1"]
 decoded = layer.decode()
-print("decoded == shared weights:", np.array_equal(decoded, res.shared["fc1"].weight().numpy()))
-n, k = layer.index.n_symbols, res.shared["fc1"].num_clusters
+print("decoded == shared weights:", np.array_equal(decoded, report.shared["fc1"].weight().numpy()))
+n, k = layer.index.n_symbols, report.shared["fc1"].num_clusters
 print(f"{n:,} stored entries: Huffman {8 * len(layer.index.data) / n:.2f} bits per index "
       f"(fixed width: {math.ceil(math.log2(k + 1))}), {8 * len(layer.gaps.data) / n:.2f} bits per gap (fixed: 5)")
 
 # %% [markdown]
 # **Try next:** 4 bits instead of 6 (`preset(DATASET, bits=4)`); prune harder (`hidden_sparsity=0.96`);
-# or skip the retraining (`retrain_epochs=0.0, round_epochs=0.0`) and watch the error of the pruned stage.
+# or cut to the targets in one step instead of four (`round_epochs=0.0`: no retraining between rounds,
+# only the final retraining) and watch the error of the pruned stage. Each stage is a training run, so
+# it needs at least one step: `retrain_epochs=0.0` as well is refused.
 # With `DATASET = "mnist"` the bench (`bench/deep_compression.py`) compares the result with Han et al.'s table.
