@@ -38,6 +38,8 @@ EXPERIMENT = "AT beside scratch"  # this page's experiments in the session
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.0"))
 state = page_state(DEFAULTS)
 
+AT_LOSS = (r"\mathcal{L}_{AT} = \mathcal{L}_{CE} + \frac{\beta}{2}\sum_j \left\lVert \frac{Q_S^j}{\lVert Q_S^j\rVert_2}"
+           r" - \frac{Q_T^j}{\lVert Q_T^j\rVert_2} \right\rVert_2")  # eq. 2
 INTRO = r"""
 Zagoruyko & Komodakis (2017) sum a layer's squared activations over its channels into a **spatial
 attention map**, a picture of *where* the network looks (section 3.1):
@@ -48,11 +50,9 @@ The student learns from the labels **and** pulls its normalised maps towards the
 pair *j* of the same resolution (eq. 2). The channels are summed away, so a thin student can copy a wide
 teacher's attention:
 
-$$\mathcal{L}_{AT} = \mathcal{L}_{CE} + \frac{\beta}{2}\sum_j \left\lVert \frac{Q_S^j}{\lVert Q_S^j\rVert_2}
- - \frac{Q_T^j}{\lVert Q_T^j\rVert_2} \right\rVert_2$$
 """
 st.title("Attention transfer: learn where the teacher looks")
-st.markdown(INTRO)
+st.markdown(INTRO + f"$${AT_LOSS}$$")
 st.caption("This page trains its own ResNet-8 students against a ResNet-20 teacher (the FSP page's) on the sidebar's "
            "dataset; the sidebar's teacher and student sizes belong to the soft-target pages.")
 session.touch()
