@@ -7,9 +7,10 @@ A lab's source is ``labs/src/NN_topic.py`` in jupytext's percent format (``# %%`
 ``# %% [markdown]`` markdown cells); a new source is picked up with no edit here. Its YAML header
 holds the lab's row of the README table under ``kdviz_lab``: ``title``, ``idea``, ``paper`` and
 ``widgets`` (each widget must appear in the lab's code). A cell marked ``shared="name"`` in its
-``# %%`` line (the settings cell, the teacher cell) must be the same in every lab that has it, so a
-copy cannot drift. Notebooks are written without outputs, with stable cell ids and fixed metadata,
-so a rebuild gives the same bytes and a diff shows only real changes.
+``# %%`` line must be the same in every lab that has it, so a copy cannot drift (the labs share their
+settings, teachers and baselines through ``kdviz.present.labs`` instead of copied cells). Notebooks
+are written without outputs, with stable cell ids and fixed metadata, so a rebuild gives the same
+bytes and a diff shows only real changes.
 """
 from __future__ import annotations
 

@@ -35,20 +35,11 @@
 # Run the cells from top to bottom (*Run > Run All Cells* works too). On the bundled digits data the lab
 # takes about a minute on two CPU cores.
 
-# %% shared="settings"
-import os
+# %%
+from kdviz.present.labs import lab_settings, lab_teacher
 
-DATASET = "digits"  # or "mnist" with MNIST_ROOT = "/path/to/folder/with/the/four/idx/files"
-MNIST_ROOT = None
-RUNS = os.environ.get("KDVIZ_RUNS", "runs")  # run folders go here (reopen them later, or in the app)
-
-if DATASET == "digits":  # 8x8 images: a small teacher is plenty, and trains in seconds
-    TEACHER = dict(model_options={"hidden": [256, 256], "dropout": 0.2}, epochs=20)
-else:  # Hinton et al. (section 3): two hidden layers of 1200 units, dropout, 2-pixel jitter
-    TEACHER = dict(model_options={"hidden": [1200, 1200], "dropout": 0.2}, jitter_px=2, epochs=5)
-LAB_EPOCHS = os.environ.get("KDVIZ_LAB_EPOCHS")  # CI sets a small number so the lab runs fast
-if LAB_EPOCHS:
-    TEACHER["epochs"] = int(LAB_EPOCHS)
+LAB = lab_settings(dataset="digits")  # or dataset="mnist", mnist_root="/path/to/the/four/idx/files"
+LAB  # run folders go to LAB.runs ($KDVIZ_RUNS, default "runs"): reopen them later, or in the app
 
 # %% [markdown]
 # ## 1. One set of logits, five temperatures
@@ -77,14 +68,13 @@ pd.DataFrame(temperature_table(logits=(2.0, 7.0, 10.0), temperatures=(1, 2, 5, 1
 # %% [markdown]
 # ## 2. A teacher
 #
-# A small fully connected network trained on the digits. `train_teacher_cached` trains it in the
-# background and returns a job at once; `wait()` blocks until it ends. A finished teacher with the same
-# settings is reused, so running this cell again (or in lab 2) costs nothing.
+# A small fully connected network trained on the digits (on MNIST, Hinton et al.'s two layers of 1200
+# units). `lab_teacher` trains it in the background and returns a job at once; `wait()` blocks until it
+# ends. A finished teacher with the same settings is reused, so running this cell again (or in lab 2)
+# costs nothing.
 
-# %% shared="teacher"
-from kdviz.engine import train_teacher_cached
-
-teacher = train_teacher_cached(DATASET, "mlp", data_root=MNIST_ROOT, runs_root=RUNS, **TEACHER)
+# %%
+teacher = lab_teacher(LAB)
 print(teacher.wait().message)  # a finished teacher with the same settings is reused at once
 
 # %% [markdown]
@@ -104,10 +94,9 @@ print(teacher.wait().message)  # a finished teacher with the same settings is re
 #   are usually between digits that look alike (3/5, 4/9, 1/7).
 
 # %%
-from kdviz import load_dataset
 from kdviz.widgets import TemperatureExplorer
 
-explorer = TemperatureExplorer(teacher, load_dataset(DATASET, root=MNIST_ROOT), T=4.0)
+explorer = TemperatureExplorer(teacher, LAB.data(), T=4.0)
 explorer
 
 # %% [markdown]

@@ -35,49 +35,35 @@
 # The jobs train in background threads, so the charts update while you read. On digits the lab takes
 # about a minute on two CPU cores.
 
-# %% shared="settings"
-import os
+# %%
+from kdviz.present.labs import lab_settings, lab_teacher
 
-DATASET = "digits"  # or "mnist" with MNIST_ROOT = "/path/to/folder/with/the/four/idx/files"
-MNIST_ROOT = None
-RUNS = os.environ.get("KDVIZ_RUNS", "runs")  # run folders go here (reopen them later, or in the app)
-
-if DATASET == "digits":  # 8x8 images: a small teacher is plenty, and trains in seconds
-    TEACHER = dict(model_options={"hidden": [256, 256], "dropout": 0.2}, epochs=20)
-else:  # Hinton et al. (section 3): two hidden layers of 1200 units, dropout, 2-pixel jitter
-    TEACHER = dict(model_options={"hidden": [1200, 1200], "dropout": 0.2}, jitter_px=2, epochs=5)
-LAB_EPOCHS = os.environ.get("KDVIZ_LAB_EPOCHS")  # CI sets a small number so the lab runs fast
-if LAB_EPOCHS:
-    TEACHER["epochs"] = int(LAB_EPOCHS)
+LAB = lab_settings(dataset="digits")  # or dataset="mnist", mnist_root="/path/to/the/four/idx/files"
+LAB  # run folders go to LAB.runs ($KDVIZ_RUNS, default "runs"): reopen them later, or in the app
 
 # %%
-STUDENT = dict(model="mlp", model_options={"hidden": [16]}, epochs=10, lr=0.02)  # 16 hidden units
-if LAB_EPOCHS:
-    STUDENT["epochs"] = int(LAB_EPOCHS)
+STUDENT = dict(model="mlp", model_options={"hidden": [16]}, epochs=LAB.epochs_or(10), lr=0.02)
 T, ALPHA = 4.0, 0.9  # the distillation temperature and the weight of the soft-target term
 
 # %% [markdown]
 # ## 1. The teacher (reused from lab 1 when it is already trained)
 
-# %% shared="teacher"
-from kdviz.engine import train_teacher_cached
-
-teacher = train_teacher_cached(DATASET, "mlp", data_root=MNIST_ROOT, runs_root=RUNS, **TEACHER)
+# %%
+teacher = lab_teacher(LAB)
 print(teacher.wait().message)  # a finished teacher with the same settings is reused at once
 
 # %% [markdown]
 # ## 2. Start two students
 #
-# `start` returns at once: each job trains in its own thread and writes a run folder under `RUNS`.
+# `start` returns at once: each job trains in its own thread and writes a run folder under `LAB.runs`.
 # The two students share everything (architecture, seed, learning rate, epochs) except the loss.
 
 # %%
-from kdviz.engine import TrainConfig, start
+from kdviz.engine import start
 from kdviz.widgets import RunComparison, TrainingMonitor  # imported before training starts
 
-common = dict(dataset=DATASET, data_root=MNIST_ROOT, runs_root=RUNS, **STUDENT)
-kd = start(TrainConfig(method="kd", teacher=str(teacher.path), T=T, alpha=ALPHA, name="kd-student", **common))
-scratch = start(TrainConfig(method="ce", name="scratch-student", **common))
+kd = start(LAB.config(method="kd", teacher=str(teacher.path), T=T, alpha=ALPHA, name="kd-student", **STUDENT))
+scratch = start(LAB.config(method="ce", name="scratch-student", **STUDENT))
 kd, scratch
 
 # %% [markdown]
@@ -122,10 +108,9 @@ RunComparison({"teacher": teacher, "KD student": kd, "scratch student": scratch}
 
 # %%
 import pandas as pd
-from kdviz import load_dataset
 from kdviz.engine import open_run
 
-n_test = len(load_dataset(DATASET, root=MNIST_ROOT).test_labels)
+n_test = len(LAB.data().test_labels)
 rows = []
 for label, job in {"teacher": teacher, "KD student": kd, "scratch student": scratch}.items():
     acc = [r["test_acc"] for r in open_run(job.path).metrics("eval")][-1]

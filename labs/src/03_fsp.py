@@ -41,26 +41,18 @@
 # takes a couple of minutes on two CPU cores.
 
 # %%
-import os
+from kdviz.present.labs import RESNET20, lab_resnet_teacher, lab_settings
 
-DATASET = "digits"  # or "mnist" with MNIST_ROOT = "/path/to/folder/with/the/four/idx/files"
-MNIST_ROOT = None
-RUNS = os.environ.get("KDVIZ_RUNS", "runs")  # run folders go here (reopen them later, or in the app)
+LAB = lab_settings(dataset="digits")  # or dataset="mnist", mnist_root="/path/to/the/four/idx/files"
+LAB  # run folders go to LAB.runs ($KDVIZ_RUNS, default "runs"): reopen them later, or in the app
 
-CHANNELS = [8, 16, 32]  # per stage, shared by teacher and student so their FSP matrices match
-TEACHER = dict(model_options={"blocks_per_stage": [3, 3, 3], "channels": CHANNELS})  # ResNet-20
-STUDENT = dict(model_options={"blocks_per_stage": [1, 1, 1], "channels": CHANNELS})  # ResNet-8
-if DATASET == "digits":  # 8x8 images, 1,347 for training: 22 steps per epoch
-    TEACHER.update(epochs=20, lr=0.05)
-    MAIN_EPOCHS, STAGE1_STEPS, EVAL_EVERY = 6, 120, 5
-else:  # 28x28 images, 60,000 for training: 938 steps per epoch
-    TEACHER.update(epochs=1, lr=0.05)
-    MAIN_EPOCHS, STAGE1_STEPS, EVAL_EVERY = 1, 300, 50
+# %%
+# ResNet-8 with the teacher's channels per stage (RESNET20: 8-16-32), so their FSP matrices match
+STUDENT = {"blocks_per_stage": [1, 1, 1], "channels": list(RESNET20["channels"])}
+MAIN_EPOCHS = LAB.epochs_for(digits=6, other=1)  # digits: 22 steps per epoch; MNIST: 938
+STAGE1_STEPS = 40 if LAB.epochs else LAB.pick(digits=120, other=300)  # 40 when CI shortens every run
+EVAL_EVERY = LAB.pick(digits=5, other=50)
 STAGE1_LR = 1e-4  # the FSP loss is 1e4-1e5 at the start: SGD at 1e-2 diverged on digits, 1e-4 falls steadily
-LAB_EPOCHS = os.environ.get("KDVIZ_LAB_EPOCHS")  # CI sets a small number so the lab runs fast
-if LAB_EPOCHS:
-    TEACHER["epochs"] = MAIN_EPOCHS = int(LAB_EPOCHS)
-    STAGE1_STEPS = 40
 
 # %% [markdown]
 # ## 1. The teacher: a deep ResNet
@@ -69,10 +61,7 @@ if LAB_EPOCHS:
 # teacher with the same settings is reused from its run folder.
 
 # %%
-from kdviz.engine import train_teacher_cached
-
-teacher = train_teacher_cached(DATASET, "resnet", data_root=MNIST_ROOT, runs_root=RUNS, name="teacher-resnet20",
-                               **TEACHER)
+teacher = lab_resnet_teacher(LAB)  # ResNet-20: 3 blocks per stage, channels 8-16-32
 print(teacher.wait().message)
 
 # %% [markdown]
@@ -89,19 +78,14 @@ print(teacher.wait().message)
 # right panel (teacher − student, red and blue around white) is what stage 1 drives to zero.
 
 # %%
-import torch
-from kdviz import build_model, load_dataset
 from kdviz.distill import fsp_matrix
 from kdviz.engine import load_trained_model
 from kdviz.figures.fsp import fsp_heatmaps
+from kdviz.present.labs import probe_features, untrained_student
 
-data = load_dataset(DATASET, root=MNIST_ROOT)
-probe = data.test_images[:64]
-teacher_model = load_trained_model(teacher.path).eval()
-untrained = build_model("resnet", input_shape=tuple(probe.shape[1:]), num_classes=10, **STUDENT["model_options"]).eval()
-with torch.no_grad():
-    _, t_features = teacher_model.forward_with_features(probe)
-    _, s_features = untrained.forward_with_features(probe)
+probe = LAB.data().test_images[:64]
+t_features = probe_features(load_trained_model(teacher.path).eval(), probe)
+s_features = probe_features(untrained_student(teacher, **STUDENT), probe)
 G_teacher = fsp_matrix(t_features["stage2_in"], t_features["stage2_out"]).mean(0)  # (64, 8, 16) -> (8, 16)
 G_student = fsp_matrix(s_features["stage2_in"], s_features["stage2_out"]).mean(0)
 print("maps:", tuple(t_features["stage2_in"].shape[1:]), "->", tuple(t_features["stage2_out"].shape[1:]),
@@ -115,16 +99,15 @@ fsp_heatmaps(G_teacher.numpy(), G_student.numpy(), pair=("stage2_in", "stage2_ou
 # `"none"` (no classification loss), a low learning rate. When stage 1 has finished, stage 2 starts from
 # its weights with cross-entropy. The scratch student is the same ResNet-8 with the same seed, batches
 # and main-task schedule, from a random start. Every job trains in its own thread and writes a run
-# folder under `RUNS`. Stage 1 gets the epochs that cover its `STAGE1_STEPS`, whatever `MAIN_EPOCHS` is.
+# folder under `LAB.runs`. Stage 1 gets the epochs that cover its `STAGE1_STEPS`, whatever `MAIN_EPOCHS` is.
 
 # %%
 from kdviz.methods.two_stage import TwoStageFSP, scratch_config
-from kdviz.engine import TrainConfig, start
+from kdviz.engine import start
 from kdviz.widgets.fsp import FSPMonitor  # imported before training starts
 
-base = TrainConfig(dataset=DATASET, data_root=MNIST_ROOT, runs_root=RUNS, model="resnet", teacher=str(teacher.path),
-                   epochs=MAIN_EPOCHS, lr=0.05, eval_every=EVAL_EVERY, snapshot_every=EVAL_EVERY,
-                   eval_train_samples=500, name="fsp-student", **STUDENT)
+base = LAB.config(model="resnet", model_options=STUDENT, teacher=str(teacher.path), epochs=MAIN_EPOCHS, lr=0.05,
+                  eval_every=EVAL_EVERY, snapshot_every=EVAL_EVERY, eval_train_samples=500, name="fsp-student")
 stages = TwoStageFSP(base, pairs="auto", stage1_steps=STAGE1_STEPS, stage1_lr=STAGE1_LR)
 scratch = start(scratch_config(base, name="fsp-scratch-student"))
 stages.stage1, scratch
@@ -191,10 +174,10 @@ print(hints_stage1.method, hints_stage1.hooks)
 # TwoStageFSP(base, stage1=hints_stage1) runs hints then cross-entropy; the Streamlit page has both
 
 # %% [markdown]
-# **Try next** (change the settings cell and run everything again; each run gets its own folder):
+# **Try next** (change the settings cells and run everything again; each run gets its own folder):
 #
 # * `pairs=[["stage3_in", "stage3_out"]]`: one section only. Which section carries the most?
 # * `STAGE1_LR = 1e-3` or `1e-2`: how fast can stage 1 go before it diverges (the run then says why)?
 # * `STAGE1_STEPS = 20`: is a short stage 1 still worth it?
-# * `DATASET = "mnist"` with `MNIST_ROOT` set: the same on 28 × 28 images (`bench/fsp_fast_optimisation.py`
+# * `lab_settings(dataset="mnist", mnist_root=...)`: the same on 28 × 28 images (`bench/fsp_fast_optimisation.py`
 #   measures the paper's one-third claim there).

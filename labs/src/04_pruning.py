@@ -36,32 +36,25 @@
 # and fine-tune live and compare. On the bundled digits it runs in a couple of minutes on two CPU cores.
 
 # %%
-import os
+from kdviz.present.labs import lab_baseline, lab_settings
 
-DATASET = "digits"  # or "mnist" with MNIST_ROOT = "/path/to/folder/with/the/four/idx/files" (Han et al.'s setting)
-MNIST_ROOT = None
-RUNS = os.environ.get("KDVIZ_RUNS", "runs")  # run folders go here (reopen them later, or in the app)
+LAB = lab_settings(dataset="digits")  # or dataset="mnist", mnist_root="/path/to/the/four/idx/files" (Han et al.'s setting)
+LAB  # run folders go to LAB.runs ($KDVIZ_RUNS, default "runs"): reopen them later, or in the app
 
-BASELINE = dict(epochs=20 if DATASET == "digits" else 5, lr=0.05)  # LeNet-300-100: 300 and 100 hidden units
-PRUNE = dict(sparsity=0.9, epochs=8 if DATASET == "digits" else 4, lr=0.02)  # final sparsity, fine-tuning
-LAB_EPOCHS = os.environ.get("KDVIZ_LAB_EPOCHS")  # CI sets a small number so the lab runs fast
-if LAB_EPOCHS:
-    BASELINE["epochs"] = PRUNE["epochs"] = int(LAB_EPOCHS)
+# %%
+SPARSITY = 0.9  # the share of each layer's weights pruned by the end of the fine-tuning
+PRUNE_EPOCHS = LAB.epochs_for(digits=8, other=4)  # fine-tuning epochs, from the baseline's weights
 
 # %% [markdown]
 # ## 1. The baseline
 #
-# LeNet-300-100 trained normally. `train_teacher_cached` trains it in the background and returns a job at
-# once; a finished run with the same settings (from an earlier run of this lab, or from the app's pruning
-# page) is reused.
+# LeNet-300-100 (784 or 64 inputs, then 300 and 100 hidden units) trained normally. `lab_baseline` trains it
+# in the background and returns a job at once; a finished run with the same settings (from an earlier run of
+# this lab or of labs 5 and 6, or from the app's pruning page) is reused.
 
 # %%
-from kdviz import load_dataset
-from kdviz.engine import train_teacher_cached
-
-data = load_dataset(DATASET, root=MNIST_ROOT)
-baseline = train_teacher_cached(DATASET, "lenet300", data_root=MNIST_ROOT, runs_root=RUNS,
-                                name=f"baseline-lenet300-{DATASET}", **BASELINE)
+data = LAB.data()
+baseline = lab_baseline(LAB)
 print(baseline.wait().message)
 
 # %% [markdown]
@@ -105,24 +98,21 @@ sensitivity_lines(sensitivity, baseline=dense_accuracy)
 # %% [markdown]
 # ## 4. Prune and fine-tune, live
 #
-# A training job starts from the baseline's weights (`init_from`) with the `prune` hook: the sparsity rises on
-# the AGP schedule over the first 75 % of the run, and after every optimizer step the masks are applied again,
-# so a pruned weight stays exactly zero while the others keep learning. The masks are saved in each checkpoint.
+# A training job starts from the baseline's weights (`init_from`) with the `prune` hook, in the config that
+# `prune_fine_tune_config` builds: the sparsity rises on the AGP schedule over the first 75 % of the run, and
+# after every optimizer step the masks are applied again, so a pruned weight stays exactly zero while the
+# others keep learning. The masks are saved in each checkpoint.
 #
 # **Look for:** the masks darken quickly at first, then slowly (the cubic schedule). Accuracy dips each time
 # the schedule prunes and recovers while fine-tuning. In the histogram, survivors drift back into the gap
 # between pruning steps. Drag the scrubber to look back in time; **Stop** ends the job after its current step.
 
 # %%
-from kdviz.engine import TrainConfig, start
+from kdviz.engine import start
+from kdviz.present.compression_configs import prune_fine_tune_config
 
-steps = PRUNE["epochs"] * -(-len(data.train_labels) // 64)  # optimizer steps at batch size 64
-job = start(TrainConfig(
-    dataset=DATASET, data_root=MNIST_ROOT, model="lenet300", init_from=str(baseline.path),
-    epochs=PRUNE["epochs"], lr=PRUNE["lr"], runs_root=RUNS, name="pruned-lenet300",
-    eval_every=max(1, steps // 20), snapshot_every=max(1, steps // 40),
-    hooks=[{"name": "prune", "sparsity": PRUNE["sparsity"], "scope": "layer", "schedule": "agp"}],
-))
+config = prune_fine_tune_config(baseline, SPARSITY, scope="layer", schedule="agp", epochs=PRUNE_EPOCHS)
+job = start(config)  # about 20 evaluations and 40 snapshots over the run
 monitor = PruningMonitor(job)
 monitor
 
@@ -145,12 +135,14 @@ print(job.wait().message)
 # %%
 from kdviz.engine import open_run
 from kdviz.figures.pruning import accuracy_vs_sparsity
+from kdviz.methods.prune import PRUNE
 from kdviz.prune.explore import accuracy_curve
 
 evals = open_run(job.path).metrics("eval")
+sparsity = PRUNE.metric_key(config, "sparsity")  # the key the prune hook logs its sparsity under
 accuracy_vs_sparsity({
     "pruned, no retraining": accuracy_curve(evaluator),
-    "pruned + fine-tuned (AGP)": ([r["prune/sparsity"] for r in evals], [r["test_acc"] for r in evals]),
+    "pruned + fine-tuned (AGP)": ([r[sparsity] for r in evals], [r["test_acc"] for r in evals]),
 }, baseline=dense_accuracy)
 
 # %% [markdown]
@@ -183,8 +175,8 @@ storage_bars(report.rows())
 # %% [markdown]
 # **Try next** (change the settings and run everything again; each run gets its own folder):
 #
-# * Han's per-layer targets: `"sparsity": {"fc1": 0.92, "fc2": 0.91, "fc3": 0.74}` in the hook. The sensitivity
-#   curves of section 3 say why fc3 keeps more.
-# * `"schedule": "one-shot"`: prune to 90 % at once, then fine-tune. Does the dip heal as well?
-# * `"scope": "global"` with 0.95: one cut across layers. Compare the kept % per layer with Han's.
-# * `DATASET = "mnist"`: the paper's setting (a few minutes more).
+# * Han's per-layer targets: `SPARSITY = {"fc1": 0.92, "fc2": 0.91, "fc3": 0.74}`. The sensitivity curves of
+#   section 3 say why fc3 keeps more.
+# * `schedule="one-shot"`: prune to 90 % at once, then fine-tune. Does the dip heal as well?
+# * `scope="global"` with `SPARSITY = 0.95`: one cut across layers. Compare the kept % per layer with Han's.
+# * `lab_settings(dataset="mnist", mnist_root=...)`: the paper's setting (a few minutes more).

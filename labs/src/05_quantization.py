@@ -36,28 +36,20 @@
 #
 # Run the cells from top to bottom. On the bundled digits data the lab takes a minute or two on two CPU cores.
 
-# %% shared="lenet300-settings"
-import os
+# %%
+from kdviz.present.labs import lab_baseline, lab_settings
 
-DATASET = "digits"  # or "mnist" with MNIST_ROOT = "/path/to/folder/with/the/four/idx/files"
-MNIST_ROOT = None
-RUNS = os.environ.get("KDVIZ_RUNS", "runs")  # run folders go here (reopen them later, or in the app)
-
-# LeNet-300-100 (Han et al. 2015): 784 (or 64) inputs -> 300 -> 100 -> 10. Same settings as the app's
-# baseline, so a baseline trained there (or in the other lab) is reused.
-BASELINE = dict(epochs=20 if DATASET == "digits" else 3, lr=0.05)
-LAB_EPOCHS = os.environ.get("KDVIZ_LAB_EPOCHS")  # CI sets a small number so the lab runs fast
-if LAB_EPOCHS:
-    BASELINE["epochs"] = int(LAB_EPOCHS)
+LAB = lab_settings(dataset="digits")  # or dataset="mnist", mnist_root="/path/to/the/four/idx/files"
+LAB  # run folders go to LAB.runs ($KDVIZ_RUNS, default "runs"): reopen them later, or in the app
 
 # %% [markdown]
 # ## 0. A trained LeNet-300-100
+#
+# LeNet-300-100 (Han et al. 2015): 784 (or 64) inputs, 300 and 100 hidden units, 10 outputs. `lab_baseline`
+# trains it with the settings of the app's baseline and of labs 4 and 6, so a baseline trained there is reused.
 
-# %% shared="lenet300-baseline"
-from kdviz.engine import load_trained_model, train_teacher_cached
-
-baseline = train_teacher_cached(DATASET, "lenet300", data_root=MNIST_ROOT, runs_root=RUNS,
-                                name=f"baseline-lenet300-{DATASET}", **BASELINE)
+# %%
+baseline = lab_baseline(LAB)
 print(baseline.wait().message)  # a finished baseline with the same settings is reused at once
 
 # %% [markdown]
@@ -74,12 +66,12 @@ print(baseline.wait().message)  # a finished baseline with the same settings is 
 # the two accuracies printed under the charts.
 
 # %%
-from kdviz import load_dataset
+from kdviz.engine import load_trained_model
 from kdviz.figures.quantization_explorer import levels_histogram
 from kdviz.quant import SliderEvaluator
 from kdviz.quant.explore import MethodExplorer, QuantChoice, layer_histogram
 
-data = load_dataset(DATASET, root=MNIST_ROOT)
+data = LAB.data()
 model = load_trained_model(baseline.path)
 explorer = MethodExplorer(SliderEvaluator(model, data.test_images, data.test_labels))
 print(f"float32 test accuracy: {explorer.baseline():.2%}")
@@ -163,21 +155,20 @@ singular_spectrum(s, 20, "fc1")
 #
 # k-means at 2 bits loses accuracy. Han et al. win it back by training the **shared values only**: every
 # weight keeps its index, and each centroid moves by the *sum* of its cluster's gradients (eq. 3). The
-# `kmeans` training hook does exactly that in a background job; the monitor redraws as it trains.
+# `kmeans` training hook does exactly that in a background job (`kmeans_fine_tune_config` builds its config);
+# the monitor redraws as it trains.
 #
 # **Look for:** the solid lines (the values now) drift away from the dashed ones (k-means' choice), most
 # for the outer values; the accuracy climbs from the first point (k-means before any step) towards the
 # float model. The learning rate is small because a centroid's gradient sums thousands of weights.
 
 # %%
-from kdviz.engine import TrainConfig, start
+from kdviz.engine import start
+from kdviz.present.compression_configs import kmeans_fine_tune_config
 from kdviz.widgets.quantization import CentroidMonitor
 
-FINETUNE_EPOCHS = int(LAB_EPOCHS) if LAB_EPOCHS else (4 if DATASET == "digits" else 1)
-EVERY = 5 if DATASET == "digits" else 50  # steps between evaluations and snapshots
-finetune = start(TrainConfig(dataset=DATASET, data_root=MNIST_ROOT, model="lenet300", init_from=str(baseline.path),
-                             epochs=FINETUNE_EPOCHS, lr=1e-3, eval_every=EVERY, snapshot_every=EVERY, runs_root=RUNS,
-                             name=f"kmeans-lenet300-{DATASET}", hooks=[{"name": "kmeans", "bits": 2, "init": "linear"}]))
+config = kmeans_fine_tune_config(baseline, bits=2, init="linear", epochs=LAB.epochs_for(digits=4, other=1), lr=1e-3)
+finetune = start(config)  # about 20 evaluations and 30 snapshots over the run
 monitor = CentroidMonitor(finetune, layer="fc1", float_accuracy=explorer.baseline())
 monitor
 

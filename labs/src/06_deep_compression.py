@@ -36,28 +36,20 @@
 #
 # On digits the whole lab takes about a minute on two CPU cores.
 
-# %% shared="lenet300-settings"
-import os
+# %%
+from kdviz.present.labs import lab_baseline, lab_settings
 
-DATASET = "digits"  # or "mnist" with MNIST_ROOT = "/path/to/folder/with/the/four/idx/files"
-MNIST_ROOT = None
-RUNS = os.environ.get("KDVIZ_RUNS", "runs")  # run folders go here (reopen them later, or in the app)
-
-# LeNet-300-100 (Han et al. 2015): 784 (or 64) inputs -> 300 -> 100 -> 10. Same settings as the app's
-# baseline, so a baseline trained there (or in the other lab) is reused.
-BASELINE = dict(epochs=20 if DATASET == "digits" else 3, lr=0.05)
-LAB_EPOCHS = os.environ.get("KDVIZ_LAB_EPOCHS")  # CI sets a small number so the lab runs fast
-if LAB_EPOCHS:
-    BASELINE["epochs"] = int(LAB_EPOCHS)
+LAB = lab_settings(dataset="digits")  # or dataset="mnist", mnist_root="/path/to/the/four/idx/files"
+LAB  # run folders go to LAB.runs ($KDVIZ_RUNS, default "runs"): reopen them later, or in the app
 
 # %% [markdown]
 # ## 0. A trained LeNet-300-100 (reused from lab 5 when it is already trained)
+#
+# LeNet-300-100 (Han et al. 2015): 784 (or 64) inputs, 300 and 100 hidden units, 10 outputs, with the settings
+# of the app's baseline and of labs 4 and 5.
 
-# %% shared="lenet300-baseline"
-from kdviz.engine import load_trained_model, train_teacher_cached
-
-baseline = train_teacher_cached(DATASET, "lenet300", data_root=MNIST_ROOT, runs_root=RUNS,
-                                name=f"baseline-lenet300-{DATASET}", **BASELINE)
+# %%
+baseline = lab_baseline(LAB)
 print(baseline.wait().message)  # a finished baseline with the same settings is reused at once
 
 # %% [markdown]
@@ -65,7 +57,7 @@ print(baseline.wait().message)  # a finished baseline with the same settings is 
 #
 # `deep_compression_experiment` starts two training runs, one after the other, and returns at once:
 # **prune** (the baseline pruned step by step and retrained) and then **quantize** (k-means on the
-# pruned weights, the shared values fine-tuned). Each is a real run folder under `RUNS`, so you can
+# pruned weights, the shared values fine-tuned). Each is a real run folder under `LAB.runs`, so you can
 # reopen it later or compare it in the app. Huffman coding needs no training: it is measured from the
 # finished folders. The monitor shows the progress, the accuracy of each stage as it trains, and the
 # size after each stage as it ends. The settings are Han et al.'s: 92% of `fc1` and `fc2` pruned, 74%
@@ -75,9 +67,9 @@ print(baseline.wait().message)  # a finished baseline with the same settings is 
 from kdviz.methods.deep_compression import deep_compression_experiment, preset
 from kdviz.widgets.deep_compression import DeepCompressionMonitor
 
-SHORT = dict(round_epochs=1.0, retrain_epochs=float(LAB_EPOCHS), finetune_epochs=1.0) if LAB_EPOCHS else {}
-options = preset(DATASET, bits=6, **SHORT)  # CI: shorter retraining
-experiment = deep_compression_experiment(baseline.path, options, runs_root=RUNS)
+SHORT = dict(round_epochs=1.0, retrain_epochs=float(LAB.epochs), finetune_epochs=1.0) if LAB.epochs else {}
+options = preset(LAB.dataset, bits=6, **SHORT)  # CI: shorter retraining
+experiment = deep_compression_experiment(baseline.path, options, runs_root=LAB.runs)
 monitor = DeepCompressionMonitor(experiment)
 monitor
 
@@ -146,8 +138,8 @@ print(f"{n:,} stored entries: Huffman {8 * len(layer.index.data) / n:.2f} bits p
       f"(fixed width: {math.ceil(math.log2(k + 1))}), {8 * len(layer.gaps.data) / n:.2f} bits per gap (fixed: 5)")
 
 # %% [markdown]
-# **Try next:** 4 bits instead of 6 (`preset(DATASET, bits=4)`); prune harder (`hidden_sparsity=0.96`);
+# **Try next:** 4 bits instead of 6 (`preset(LAB.dataset, bits=4)`); prune harder (`hidden_sparsity=0.96`);
 # or cut to the targets in one step instead of four (`round_epochs=0.0`: no retraining between rounds,
 # only the final retraining) and watch the error of the pruned stage. Each stage is a training run, so
 # it needs at least one step: `retrain_epochs=0.0` as well is refused.
-# With `DATASET = "mnist"` the bench (`bench/deep_compression.py`) compares the result with Han et al.'s table.
+# With `lab_settings(dataset="mnist", ...)` the bench (`bench/deep_compression.py`) compares the result with Han et al.'s table.

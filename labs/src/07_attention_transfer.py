@@ -38,33 +38,21 @@
 # channels and a third of the depth. On the bundled digits the lab takes a couple of minutes on two CPU cores.
 
 # %%
-import os
+from kdviz.present.labs import lab_resnet_teacher, lab_settings
 
-DATASET = "digits"  # or "mnist" with MNIST_ROOT = "/path/to/folder/with/the/four/idx/files"
-MNIST_ROOT = None
-RUNS = os.environ.get("KDVIZ_RUNS", "runs")  # run folders go here (reopen them later, or in the app)
+LAB = lab_settings(dataset="digits")  # or dataset="mnist", mnist_root="/path/to/the/four/idx/files"
+LAB  # run folders go to LAB.runs ($KDVIZ_RUNS, default "runs"): reopen them later, or in the app
 
-TEACHER = dict(model_options={"blocks_per_stage": [3, 3, 3], "channels": [8, 16, 32]})  # ResNet-20, as in lab 3
-STUDENT = dict(model_options={"blocks_per_stage": [1, 1, 1], "channels": [4, 8, 16]})  # ResNet-8, half as wide
-if DATASET == "digits":  # 8x8 images: maps of 8x8, 4x4 and 2x2 positions
-    TEACHER.update(epochs=20, lr=0.05)
-    EPOCHS = 8
-else:  # 28x28 images: maps of 28x28, 14x14 and 7x7 positions
-    TEACHER.update(epochs=1, lr=0.05)
-    EPOCHS = 1
+# %%
+STUDENT = {"blocks_per_stage": [1, 1, 1], "channels": [4, 8, 16]}  # ResNet-8, half as wide as the teacher
+EPOCHS = LAB.epochs_for(digits=8, other=1)  # digits: maps of 8x8, 4x4 and 2x2 positions; MNIST: 28x28 to 7x7
 BETA = 2.0  # beta/2 = 1: the attention term is the plain sum of the pairs' distances
-LAB_EPOCHS = os.environ.get("KDVIZ_LAB_EPOCHS")  # CI sets a small number so the lab runs fast
-if LAB_EPOCHS:
-    TEACHER["epochs"] = EPOCHS = int(LAB_EPOCHS)
 
 # %% [markdown]
 # ## 1. The teacher (reused from lab 3 when it is already trained)
 
 # %%
-from kdviz.engine import train_teacher_cached
-
-teacher = train_teacher_cached(DATASET, "resnet", data_root=MNIST_ROOT, runs_root=RUNS, name="teacher-resnet20",
-                               **TEACHER)
+teacher = lab_resnet_teacher(LAB)  # ResNet-20: 3 blocks per stage, channels 8-16-32
 print(teacher.wait().message)
 
 # %% [markdown]
@@ -78,19 +66,16 @@ print(teacher.wait().message)
 # student's map is spread out or elsewhere. Attention transfer drives that distance down.
 
 # %%
-import torch
-from kdviz import build_model, load_dataset
 from kdviz.distill.attention import attention_vector
 from kdviz.engine import load_trained_model
 from kdviz.figures.attention import attention_maps
+from kdviz.present.labs import probe_features, untrained_student
 
-data = load_dataset(DATASET, root=MNIST_ROOT)
-probe = data.test_images[:8]
+data = LAB.data()
 teacher_model = load_trained_model(teacher.path).eval()
-untrained = build_model("resnet", input_shape=tuple(probe.shape[1:]), num_classes=10, **STUDENT["model_options"]).eval()
-with torch.no_grad():
-    t_map = attention_vector(teacher_model.forward_with_features(probe)[1]["stage2_out"])[0]
-    s_map = attention_vector(untrained.forward_with_features(probe)[1]["stage2_out"])[0]
+probe = data.test_images[:8]
+t_map = attention_vector(probe_features(teacher_model, probe)["stage2_out"])[0]
+s_map = attention_vector(probe_features(untrained_student(teacher, **STUDENT), probe)["stage2_out"])[0]
 side = int(t_map.numel() ** 0.5)
 attention_maps(probe[0, 0], t_map.view(side, side), s_map.view(side, side), "stage2_out", student_label="untrained student")
 
@@ -104,13 +89,12 @@ attention_maps(probe[0, 0], t_map.view(side, side), s_map.view(side, side), "sta
 # background threads.
 
 # %%
-from kdviz.engine import TrainConfig
 from kdviz.methods.attention import attention_configs
 from kdviz.present import Experiment
 from kdviz.widgets import AttentionMonitor  # imported before training starts
 
-base = TrainConfig(dataset=DATASET, data_root=MNIST_ROOT, runs_root=RUNS, model="resnet", teacher=str(teacher.path),
-                   epochs=EPOCHS, lr=0.05, eval_train_samples=500, **STUDENT)
+base = LAB.config(model="resnet", model_options=STUDENT, teacher=str(teacher.path), epochs=EPOCHS, lr=0.05,
+                  eval_train_samples=500)
 experiment = Experiment()
 for name, config in attention_configs(base, beta=BETA).items():
     experiment.start(name, config)
@@ -143,16 +127,13 @@ from kdviz.distill.attention import at_pair_losses, resolve_at_pairs
 
 monitor.wait()
 probe = data.test_images[:64]
-students = {name: load_trained_model(job.path).eval() for name, job in experiment.jobs.items()}
-with torch.no_grad():
-    t_feats = teacher_model.forward_with_features(probe)[1]
-    for name, model in students.items():
-        s_feats = model.forward_with_features(probe)[1]
-        pairs = resolve_at_pairs("auto", s_feats, t_feats)  # the AT student's pairs: (student, teacher) names
-        distances = at_pair_losses([s_feats[s] for s, _ in pairs], [t_feats[t] for _, t in pairs])
-        accuracy = experiment.jobs[name].status().test_acc
-        print(f"{name:16s} test accuracy {accuracy:.1%} · distance to the teacher's maps: "
-              + ", ".join(f"{s} {d:.2f}" for (s, _), d in zip(pairs, distances.tolist())))
+t_feats = probe_features(teacher_model, probe)
+for name, job in experiment.jobs.items():
+    s_feats = probe_features(load_trained_model(job.path).eval(), probe)
+    pairs = resolve_at_pairs("auto", s_feats, t_feats)  # the AT student's pairs: (student, teacher) names
+    distances = at_pair_losses([s_feats[s] for s, _ in pairs], [t_feats[t] for _, t in pairs])
+    print(f"{name:16s} test accuracy {job.status().test_acc:.1%} · distance to the teacher's maps: "
+          + ", ".join(f"{s} {d:.2f}" for (s, _), d in zip(pairs, distances.tolist())))
 
 # %% [markdown]
 # **Try next** (change a setting and run everything again; each run gets its own folder):

@@ -104,23 +104,35 @@ def test_a_hand_edited_readme_table_is_stale(labs_copy: Path, capsys):
     assert code == 1 and "README.md" in out and ".ipynb" not in out
 
 
+def share_settings_cell(labs_dir: Path, labs: tuple[str, ...], name: str) -> None:
+    """Mark the first code cell (the settings, the same in these labs) of ``labs`` as ``shared=name``."""
+    for lab in labs:
+        source = labs_dir / "src" / f"{lab}.py"
+        text = source.read_text(encoding="utf-8")
+        assert text.count("\n# %%\nfrom kdviz.present.labs import") == 1, lab
+        source.write_text(text.replace("\n# %%\nfrom kdviz.present.labs import",
+                                       f'\n# %% shared="{name}"\nfrom kdviz.present.labs import'))
+
+
 def test_a_shared_cell_cannot_drift(labs_copy: Path, capsys):
+    share_settings_cell(labs_copy, ("05_quantization", "06_deep_compression"), "lenet300-settings")
+    assert build.main([], labs_dir=labs_copy) == 0, "identical shared cells build"
     source = labs_copy / "src" / "06_deep_compression.py"
     text = source.read_text(encoding="utf-8")
-    assert 'MNIST_ROOT = None\n' in text
-    source.write_text(text.replace('MNIST_ROOT = None\n', 'MNIST_ROOT = "/data/mnist"\n', 1))
+    assert 'LAB = lab_settings(dataset="digits")' in text
+    source.write_text(text.replace('LAB = lab_settings(dataset="digits")', 'LAB = lab_settings(dataset="mnist")', 1))
     code, out = check(labs_copy, capsys)
     assert code == 1
     assert "shared cell 'lenet300-settings' differs between 05_quantization and 06_deep_compression" in out
-    assert '+MNIST_ROOT = "/data/mnist"' in out
+    assert '+LAB = lab_settings(dataset="mnist")' in out
     assert build.main([], labs_dir=labs_copy) == 1, "a build must refuse a drifted shared cell"
 
 
 def test_a_shared_cell_in_one_lab_only_is_a_typo(labs_copy: Path, capsys):
-    source = labs_copy / "src" / "02_distill_a_student.py"
-    source.write_text(source.read_text(encoding="utf-8").replace('# %% shared="teacher"', '# %% shared="teachr"'))
+    share_settings_cell(labs_copy, ("01_soft_targets",), "settings")
+    share_settings_cell(labs_copy, ("02_distill_a_student",), "settngs")
     code, out = check(labs_copy, capsys)
-    assert code == 1 and "'teachr' is only in 02_distill_a_student" in out and "'teacher' is only in 01" in out
+    assert code == 1 and "'settngs' is only in 02_distill_a_student" in out and "'settings' is only in 01" in out
 
 
 @pytest.mark.parametrize("old, new, message", [
