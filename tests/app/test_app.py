@@ -5,9 +5,7 @@ worked example from exp), never read back from the code under test.
 """
 from __future__ import annotations
 
-import base64
 import json
-import os
 import time
 from pathlib import Path
 
@@ -23,25 +21,12 @@ from kdviz.engine import load_trained_model
 from kdviz.methods import get_method
 from kdviz.present.distill_configs import KD_JOB, SCRATCH_JOB
 
+from _support.apptest import charts, ok, start_button, values, wait_until
+from _support.apptest import texts as page_texts
+
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 TRAIN = "kdviz/app/pages/train_student.py"
 RUNS = "kdviz/app/pages/runs.py"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def lab_env(tmp_path_factory):
-    """Run folders in a temp dir, a 3-epoch teacher; every job stopped at the end."""
-    saved = {k: os.environ.get(k) for k in ("KDVIZ_RUNS", "KDVIZ_TEACHER_EPOCHS", "KDVIZ_MAX_JOBS")}
-    root = tmp_path_factory.mktemp("lab-runs")
-    os.environ.update(KDVIZ_RUNS=str(root), KDVIZ_TEACHER_EPOCHS="3")
-    os.environ.pop("KDVIZ_MAX_JOBS", None)
-    yield root
-    from kdviz.app import session
-
-    for manager in list(session._MANAGERS.values()):
-        manager.stop_all(wait=True, timeout=30)
-    for key, value in saved.items():
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
 
 @pytest.fixture(scope="module")
@@ -89,30 +74,14 @@ def app() -> AppTest:
     return AppTest.from_file(APP, default_timeout=90)
 
 
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def charts(at: AppTest) -> dict[str, dict]:
-    """Plotly specs on the page by chart key (``chart-<key>``)."""
-    return {c.proto.id.split("-chart-", 1)[1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
-
-
-def values(a) -> np.ndarray:
-    """A plotly JSON array: a list, or {"dtype", "bdata"} (base64) as plotly 6+ writes numpy arrays."""
-    if isinstance(a, dict):
-        return np.frombuffer(base64.b64decode(a["bdata"]), dtype=np.dtype(a["dtype"]))
-    return np.asarray(a, dtype=float)
-
-
 def softmax(z: np.ndarray, T: float) -> np.ndarray:
     e = np.exp((z - z.max()) / T)
     return e / e.sum()
 
 
 def texts(at: AppTest) -> str:
-    return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info])
+    """The page's markdown, captions and info boxes (its error boxes left out)."""
+    return page_texts(at, errors=False)
 
 
 # ---- soft targets page ------------------------------------------------------------------------
@@ -248,19 +217,6 @@ def train_page(teacher, **values) -> AppTest:
         widget = at.slider(key=key) if key in ("tr_epochs", "tr_alpha") else at.number_input(key=key)
         widget.set_value(value).run()
     return ok(at)
-
-
-def start_button(at: AppTest):
-    return next(b for b in at.button if b.label.startswith(("Start", "Running")))
-
-
-def wait_until(at: AppTest, predicate, timeout: float = 90.0) -> AppTest:
-    end = time.monotonic() + timeout
-    while not predicate(at):
-        assert time.monotonic() < end, texts(at)
-        time.sleep(0.5)
-        ok(at.run())
-    return at
 
 
 def accuracy_points(at: AppTest) -> int:

@@ -7,99 +7,23 @@ The page runs through a small harness (``st.navigation`` with this one page, the
 """
 from __future__ import annotations
 
-import base64
 import json
-import os
-import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
 from kdviz.data import load_dataset
 from kdviz.engine import load_trained_model
 
+from _support.apptest import charts, harness, ok, texts, values, wait_until
+from _support.run_files import metric_lines, run_folder, snapshot_array
+
 PAGE = Path(__file__).resolve().parents[2] / "kdviz" / "app" / "pages" / "attention.py"
-HARNESS = f'''
-import os
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-import streamlit as st
-from kdviz.app import session
-from kdviz.app.errors import user_errors
-from kdviz.app.sidebar import render_sidebar
-st.set_page_config(page_title="kdviz lab", layout="wide")
-page = st.navigation([st.Page({str(PAGE)!r}, title="Attention transfer")])
-render_sidebar()
-session.touch()
-with user_errors(page.title):
-    page.run()
-'''
-
-
-@pytest.fixture(scope="module", autouse=True)
-def runs(tmp_path_factory):
-    """Run folders in a temp dir, a 1-epoch teacher; every job stopped at the end."""
-    saved = {k: os.environ.get(k) for k in ("KDVIZ_RUNS", "KDVIZ_TEACHER_EPOCHS", "KDVIZ_MAX_JOBS")}
-    root = tmp_path_factory.mktemp("at-app-runs")
-    os.environ.update(KDVIZ_RUNS=str(root), KDVIZ_TEACHER_EPOCHS="1")
-    os.environ.pop("KDVIZ_MAX_JOBS", None)
-    yield root
-    from kdviz.app import session
-
-    for manager in list(session._MANAGERS.values()):
-        manager.stop_all(wait=True, timeout=30)
-    for key, value in saved.items():
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def texts(at: AppTest) -> str:
-    return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info]
-                     + [e.value for e in at.error])
-
-
-def charts(at: AppTest) -> dict[str, dict]:
-    return {c.proto.id.split("-chart-", 1)[1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
-
-
-def values(a) -> np.ndarray:
-    """A plotly JSON array: a list, or {"dtype", "bdata"} (base64) as plotly 6+ writes numpy arrays."""
-    if isinstance(a, dict):
-        raw = np.frombuffer(base64.b64decode(a["bdata"]), dtype=np.dtype(a["dtype"]))
-        shape = a.get("shape")
-        if isinstance(shape, str):
-            shape = tuple(int(n) for n in shape.split(","))
-        return raw.reshape(shape) if shape else raw
-    return np.asarray(a, dtype=float)
-
-
-def wait_until(at: AppTest, predicate, timeout: float = 120.0, pause: float = 0.3) -> AppTest:
-    end = time.monotonic() + timeout
-    while not predicate(at):
-        assert time.monotonic() < end, texts(at)
-        time.sleep(pause)
-        ok(at.run())
-    return at
-
-
-def run_folder(root: Path, name: str) -> Path:
-    found = sorted(p for p in root.iterdir() if p.name.endswith(f"-{name}"))
-    assert len(found) == 1, f"expected one {name} run under {root}, found {found}"
-    return found[0]
-
-
-def snapshot_maps(run: Path, step: int, pair: int, who: str) -> np.ndarray:
-    for entry in map(json.loads, (run / "snapshots" / "index.jsonl").read_text().splitlines()):
-        if entry["step"] == step:
-            with np.load(run / "snapshots" / entry["file"], allow_pickle=False) as z:
-                return z[f"attention/{who}_{pair}"]
-    raise AssertionError(f"no snapshot at step {step} in {run}")
+HARNESS = harness((PAGE, "Attention transfer"))
+TEACHER_EPOCHS = 1  # the lab_env fixture's teacher: a ResNet-20 trained for one epoch
+TEACHER_WAIT = dict(timeout=120, pause=0.3)  # the teacher trains in the background (1 epoch)
 
 
 def test_the_page_is_in_the_navigation_from_the_spec():
@@ -109,14 +33,14 @@ def test_the_page_is_in_the_navigation_from_the_spec():
     assert Path(pages["Attention transfer"].path) == PAGE and pages["Attention transfer"].icon == ":material/visibility:"
 
 
-def test_start_trains_both_students_and_the_live_maps_change(runs):
+def test_start_trains_both_students_and_the_live_maps_change(lab_env):
     at = ok(AppTest.from_string(HARNESS, default_timeout=60).run())
     assert at.title[0].value.startswith("Attention transfer") and "Press **Start**" in texts(at)
-    wait_until(at, lambda a: "ready" in texts(a))  # the teacher trains in the background (1 epoch)
+    wait_until(at, lambda a: "ready" in texts(a), **TEACHER_WAIT)
     at.slider(key="at_epochs").set_value(8).run()
     at.number_input(key="at_beta").set_value(4.0).run()
     next(b for b in ok(at).button if b.label.startswith("Start")).click().run()
-    student, scratch = run_folder(runs, "at-student"), run_folder(runs, "at-scratch-student")
+    student, scratch = run_folder(lab_env, "at-student"), run_folder(lab_env, "at-scratch-student")
     config = json.loads((student / "config.json").read_text())
     assert config["hooks"] == [{"name": "attention", "pairs": "auto", "beta": 4.0}]
     assert config["model_options"]["channels"] == [4, 8, 16] and json.loads((scratch / "config.json").read_text())["hooks"] == []
@@ -132,9 +56,9 @@ def test_start_trains_both_students_and_the_live_maps_change(runs):
     wait_until(at, sample, timeout=240, pause=0.05)
     assert len(drawn) >= 2 and not np.allclose(drawn[min(drawn)], drawn[max(drawn)]), "the student's map never changed"
     for step, z in drawn.items():  # each drawn map is the student's map of image #0, first pair, at that step
-        np.testing.assert_allclose(z, snapshot_maps(student, step, 0, "student")[0], rtol=1e-6)
+        np.testing.assert_allclose(z, snapshot_array(student, step, "attention/student_0")[0], rtol=1e-6)
     final = charts(ok(at.run()))
-    evals = [r for r in map(json.loads, (student / "metrics.jsonl").read_text().splitlines()) if r.get("kind") == "eval"]
+    evals = metric_lines(student, "eval")
     curve = {t["name"]: values(t["y"]) for t in final["at-distance"]["data"]}
     np.testing.assert_allclose(curve["stage3_out"], [r["attention/probe_loss/stage3_out"] for r in evals], rtol=1e-6)
     assert curve["stage3_out"][-1] < curve["stage3_out"][0]
@@ -158,5 +82,5 @@ def test_start_waits_for_the_teacher(monkeypatch, tmp_path):
     at = ok(AppTest.from_string(HARNESS, default_timeout=60).run())
     start = next(b for b in at.button if b.label.startswith("Start"))
     assert start.disabled and "ready" not in texts(at)
-    wait_until(at, lambda a: "ready" in texts(a))
+    wait_until(at, lambda a: "ready" in texts(a), **TEACHER_WAIT)
     assert not next(b for b in at.button if b.label.startswith("Start")).disabled

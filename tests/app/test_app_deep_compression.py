@@ -6,9 +6,6 @@ checked in the stage runs' configs; the numbers the page shows are checked again
 """
 from __future__ import annotations
 
-import base64
-import json
-import os
 import time
 from pathlib import Path
 
@@ -20,72 +17,16 @@ from kdviz.app.session import EXPERIMENTS_KEY
 from kdviz.engine import load_checkpoint
 from kdviz.methods.deep_compression import PRUNE_STAGE, QUANTIZE_STAGE
 
+from _support.apptest import charts, harness, values
+from _support.apptest import ok_without_errors as ok
+
 ROOT = Path(__file__).resolve().parents[2]
 DEEP = str(ROOT / "kdviz/app/pages/deep_compression.py")
-HARNESS = f'''
-import sys
-sys.path.insert(0, {str(ROOT)!r})
-import streamlit as st
-from kdviz.app import session
-from kdviz.app.errors import user_errors
-from kdviz.app.sidebar import render_sidebar
-st.set_page_config(page_title="kdviz lab", layout="wide")
-page = st.navigation([st.Page({DEEP!r}, title="Deep Compression")])
-render_sidebar()
-session.touch()
-with user_errors(page.title):
-    page.run()
-'''
+HARNESS = harness((DEEP, "Deep Compression"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def lab_env(tmp_path_factory):
-    """Run folders in a temp dir, a 3-epoch baseline; every job stopped at the end."""
-    keys = ("KDVIZ_RUNS", "KDVIZ_TEACHER_EPOCHS", "KDVIZ_MAX_JOBS")
-    saved = {k: os.environ.get(k) for k in keys}
-    root = tmp_path_factory.mktemp("dc-runs")
-    os.environ.update(KDVIZ_RUNS=str(root), KDVIZ_TEACHER_EPOCHS="3")
-    os.environ.pop("KDVIZ_MAX_JOBS", None)
-    yield root
-    from kdviz.app import session
-
-    for manager in list(session._MANAGERS.values()):
-        manager.stop_all(wait=True, timeout=30)
-    for key, value in saved.items():
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
-
-
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("harness") / "harness.py"
-    path.write_text(HARNESS)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def baseline(lab_env):
-    from kdviz.app.pruning_view import BASELINES, baseline_job
-    from kdviz.app.sidebar import LabSettings
-
-    job = baseline_job(LabSettings(), next(iter(BASELINES)))
-    assert job.wait(120).state == "finished", job.status()
-    return job
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.message for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
-
-
-def charts(at: AppTest) -> dict[str, dict]:
-    return {c.proto.id.split("-chart-", 1)[1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
-
-
-def values(a) -> np.ndarray:
-    if isinstance(a, dict):
-        return np.frombuffer(base64.b64decode(a["bdata"]), dtype=np.dtype(a["dtype"]))
-    return np.asarray([np.nan if v is None else v for v in a], dtype=float)
+def app() -> AppTest:
+    return AppTest.from_string(HARNESS, default_timeout=120)
 
 
 def set_controls(at: AppTest) -> None:
@@ -97,8 +38,8 @@ def set_controls(at: AppTest) -> None:
     ok(at.run())
 
 
-def test_page_runs_the_stages_and_shows_a_decreasing_waterfall(harness, baseline):
-    at = ok(AppTest.from_file(harness, default_timeout=120).run())
+def test_page_runs_the_stages_and_shows_a_decreasing_waterfall(baseline):
+    at = ok(app().run())
     assert at.title[0].value == "Deep Compression"
     set_controls(at)
     next(b for b in at.button if b.label == "Compress").click().run()
@@ -128,8 +69,8 @@ def test_page_runs_the_stages_and_shows_a_decreasing_waterfall(harness, baseline
     assert len(shown["dc-accuracy"]["data"]) == 2  # one accuracy curve per stage run
 
 
-def test_stop_stops_the_running_stage_and_cancels_the_next(harness, baseline):
-    at = ok(AppTest.from_file(harness, default_timeout=120).run())
+def test_stop_stops_the_running_stage_and_cancels_the_next(baseline):
+    at = ok(app().run())
     at.number_input(key="dc_round_epochs").set_value(50.0)
     next(b for b in ok(at.run()).button if b.label == "Compress").click().run()
     exp = ok(at).session_state[EXPERIMENTS_KEY][-1]

@@ -7,14 +7,9 @@ with the run folders' ``metrics.jsonl`` lines.
 """
 from __future__ import annotations
 
-import base64
-import json
-import os
-import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
@@ -24,72 +19,13 @@ from kdviz.engine import load_trained_model
 from kdviz.methods.base import METHOD_SPECS, MethodSpec
 from kdviz.methods.two_stage import LAYERS, Stage1Method, hints_stage1_from_choice, stage1_methods
 
+from _support.apptest import charts, harness, ok, start_button, texts, values, wait_until
+from _support.run_files import metric_lines
+
 PAGE = Path(__file__).resolve().parents[2] / "kdviz" / "app" / "pages" / "fsp.py"
-HARNESS = f'''
-import os
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-import streamlit as st
-from kdviz.app import session
-from kdviz.app.errors import user_errors
-from kdviz.app.sidebar import render_sidebar
-st.set_page_config(page_title="kdviz lab", layout="wide")
-page = st.navigation([st.Page({str(PAGE)!r}, title="FSP")])
-render_sidebar()
-session.touch()
-with user_errors(page.title):
-    page.run()
-'''
+HARNESS = harness((PAGE, "FSP"))
+TEACHER_EPOCHS = 1  # the lab_env fixture's teacher: a ResNet-14 trained for one epoch
 SMALL = {"fsp_teacher": "ResNet-14 (2 blocks per stage)", "fsp_channels": "4-8-16"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def lab_env(tmp_path_factory):
-    """Run folders in a temp dir, a 1-epoch teacher; every job stopped at the end."""
-    saved = {k: os.environ.get(k) for k in ("KDVIZ_RUNS", "KDVIZ_TEACHER_EPOCHS", "KDVIZ_MAX_JOBS")}
-    os.environ.update(KDVIZ_RUNS=str(tmp_path_factory.mktemp("fsp-runs")), KDVIZ_TEACHER_EPOCHS="1")
-    os.environ.pop("KDVIZ_MAX_JOBS", None)
-    yield
-    from kdviz.app import session
-
-    for manager in list(session._MANAGERS.values()):
-        manager.stop_all(wait=True, timeout=30)
-    for key, value in saved.items():
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def texts(at: AppTest) -> str:
-    return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info]
-                     + [e.value for e in at.error])
-
-
-def charts(at: AppTest) -> dict[str, dict]:
-    return {c.proto.id.split("-chart-", 1)[1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
-
-
-def values(a) -> np.ndarray:
-    """A plotly JSON array: a list, or {"dtype", "bdata"} (base64) as plotly 6+ writes numpy arrays."""
-    if isinstance(a, dict):
-        raw = np.frombuffer(base64.b64decode(a["bdata"]), dtype=np.dtype(a["dtype"]))
-        shape = a.get("shape")
-        if isinstance(shape, str):
-            shape = tuple(int(n) for n in shape.split(","))
-        return raw.reshape(shape) if shape else raw
-    return np.asarray(a, dtype=float)
-
-
-def wait_until(at: AppTest, predicate, timeout: float = 90.0, pause: float = 0.4) -> AppTest:
-    """Rerun the page every ``pause`` seconds (as its timer does) until ``predicate(at)``."""
-    end = time.monotonic() + timeout
-    while not predicate(at):
-        assert time.monotonic() < end, texts(at)
-        time.sleep(pause)
-        ok(at.run())
-    return at
 
 
 def page(**values) -> AppTest:
@@ -102,14 +38,6 @@ def page(**values) -> AppTest:
 def experiment(at: AppTest):
     """This session's latest experiment, as ``session.current_experiment`` keeps it."""
     return at.session_state[EXPERIMENTS_KEY][-1]
-
-
-def start_button(at: AppTest):
-    return next(b for b in at.button if b.label.startswith(("Start", "Running")))
-
-
-def jsonl(path: Path, kind: str) -> list[dict]:
-    return [r for r in map(json.loads, (path / "metrics.jsonl").read_text().splitlines()) if r.get("kind") == kind]
 
 
 def max_pool(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -174,12 +102,12 @@ def test_page_loads_and_start_runs_both_stages_and_scratch_with_live_charts():
     assert len(set(heat)) >= 2, "the student's heatmap never changed during stage 1"
     assert loss and loss[-1] > loss[0]
     final = charts(ok(at.run()))
-    evals = jsonl(exp.stage1.path, "eval")
+    evals = metric_lines(exp.stage1.path, "eval")
     assert np.allclose(values(final["fsp-loss"]["data"][0]["y"]), [r["fsp/probe_loss"] for r in evals], rtol=1e-6)
     fast = {t["name"]: t for t in final["fast-optimisation"]["data"]}
-    scratch_evals = jsonl(scratch.path, "eval")
+    scratch_evals = metric_lines(scratch.path, "eval")
     assert np.allclose(values(fast["scratch student"]["y"]), [100 * r["test_acc"] for r in scratch_evals])
-    stage2_steps = [r["step"] for r in jsonl(exp.stage2.path, "eval")]
+    stage2_steps = [r["step"] for r in metric_lines(exp.stage2.path, "eval")]
     assert np.allclose(values(fast["FSP student (stage 2)"]["x"]), np.array(stage2_steps) + S1)
     # The teacher panel is the teacher's own FSP matrix, recomputed here by a loop.
     teacher_path = Path(exp.stage1.config.teacher)

@@ -6,97 +6,25 @@ those weights zeroed, norms of rows), never read back from the code under test.
 """
 from __future__ import annotations
 
-import base64
-import json
 import math
-import os
 import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from kdviz.data import load_dataset
 from kdviz.engine import load_checkpoint, load_trained_model
 from kdviz.methods.prune import PRUNE
 
-ROOT = Path(__file__).resolve().parents[2]
-PAGE = "kdviz/app/pages/pruning.py"
-HARNESS = """
-import streamlit as st
-from kdviz.app import session
-from kdviz.app.errors import user_errors
-from kdviz.app.sidebar import render_sidebar
+from _support.apptest import charts, harness, metric, ok, values
 
-page = st.navigation([st.Page({page!r}, title="Pruning")])
-render_sidebar()
-session.touch()
-with user_errors(page.title):
-    page.run()
-"""
+PAGE = Path(__file__).resolve().parents[2] / "kdviz" / "app" / "pages" / "pruning.py"
+HARNESS = harness((PAGE, "Pruning"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def lab_env(tmp_path_factory):
-    """Run folders in a temp dir, a 3-epoch baseline; every job stopped at the end."""
-    saved = {k: os.environ.get(k) for k in ("KDVIZ_RUNS", "KDVIZ_TEACHER_EPOCHS", "KDVIZ_MAX_JOBS")}
-    root = tmp_path_factory.mktemp("prune-runs")
-    os.environ.update(KDVIZ_RUNS=str(root), KDVIZ_TEACHER_EPOCHS="3")
-    os.environ.pop("KDVIZ_MAX_JOBS", None)
-    yield root
-    from kdviz.app import session
-
-    for manager in list(session._MANAGERS.values()):
-        manager.stop_all(wait=True, timeout=30)
-    for key, value in saved.items():
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
-
-
-@pytest.fixture(scope="module")
-def baseline(lab_env):
-    from kdviz.app.pruning_view import BASELINES, baseline_job
-    from kdviz.app.sidebar import LabSettings
-
-    job = baseline_job(LabSettings(), next(iter(BASELINES)))
-    assert job.wait(120).state == "finished", job.status()
-    return job
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-def app(tmp_path: Path) -> AppTest:
-    """The lab's app.py once it lists the page, else a harness with the same shell around the page."""
-    if PAGE in (ROOT / "app.py").read_text():
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-        ok(at.run()).switch_page(PAGE)
-        return at
-    script = tmp_path / "harness.py"
-    script.write_text(HARNESS.format(page=str(ROOT / PAGE)))
-    return AppTest.from_file(str(script), default_timeout=120)
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def charts(at: AppTest) -> dict[str, dict]:
-    return {c.proto.id.split("-chart-", 1)[1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
-
-
-def values(a) -> np.ndarray:
-    if isinstance(a, dict):
-        return np.frombuffer(base64.b64decode(a["bdata"]), dtype=np.dtype(a["dtype"]))
-    return np.asarray(a, dtype=float)
-
-
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
+def app() -> AppTest:
+    return AppTest.from_string(HARNESS, default_timeout=120)
 
 
 def pruned_accuracy(job, data, sparsity: float, only: str | None = None) -> tuple[float, dict[str, float]]:
@@ -116,8 +44,8 @@ def pruned_accuracy(job, data, sparsity: float, only: str | None = None) -> tupl
     return acc, fractions
 
 
-def test_slider_re_evaluates_accuracy_and_bars(baseline, digits, tmp_path):
-    at = ok(app(tmp_path).run())
+def test_slider_re_evaluates_accuracy_and_bars(baseline, digits):
+    at = ok(app().run())
     assert at.title[0].value == "Pruning"
     acc, fractions = pruned_accuracy(baseline, digits, 0.8)
     assert metric(at, "Test accuracy") == f"{acc:.2%}"
@@ -135,8 +63,8 @@ def test_slider_re_evaluates_accuracy_and_bars(baseline, digits, tmp_path):
     assert table.iloc[0]["kept"] == kept_fc1 and table.iloc[0]["dense bytes"] == 4 * 64 * 300
 
 
-def test_typed_sparsity_of_one_is_refused_with_a_message(baseline, digits, tmp_path):
-    at = ok(app(tmp_path).run())
+def test_typed_sparsity_of_one_is_refused_with_a_message(baseline, digits):
+    at = ok(app().run())
     at.number_input(key="pr_s_exact").set_value(0.5).run()
     acc, _ = pruned_accuracy(baseline, digits, 0.5)
     assert metric(ok(at), "Test accuracy") == f"{acc:.2%}" and at.slider(key="pr_s_slider").value == 0.5
@@ -145,8 +73,8 @@ def test_typed_sparsity_of_one_is_refused_with_a_message(baseline, digits, tmp_p
     assert metric(at, "Test accuracy") == f"{acc:.2%}"  # the last valid sparsity is kept
 
 
-def test_live_prune_job_fills_its_charts_and_scrubs(baseline, tmp_path):
-    at = ok(app(tmp_path).run())
+def test_live_prune_job_fills_its_charts_and_scrubs(baseline):
+    at = ok(app().run())
     at.slider(key="pr_live_epochs").set_value(2).run()
     at.slider(key="pr_live_target").set_value(0.75).run()
     next(b for b in at.button if b.label.startswith("Start")).click().run()
@@ -182,8 +110,8 @@ def test_live_prune_job_fills_its_charts_and_scrubs(baseline, tmp_path):
     assert np.allclose(values(spec["live-sparsity"]["data"][0]["y"]), 0.0)
 
 
-def test_sensitivity_and_unit_norms(baseline, digits, tmp_path):
-    at = ok(app(tmp_path).run())
+def test_sensitivity_and_unit_norms(baseline, digits):
+    at = ok(app().run())
     w = load_trained_model(baseline.path).fc1.weight.detach().double().numpy()
     bars = charts(at)["unit-norms"]["data"][0]
     assert np.allclose(values(bars["y"]), np.sort(np.abs(w).sum(1))[::-1])  # L1 norm of each neuron, ranked

@@ -6,104 +6,27 @@ initialisation, a numpy SVD, a torch forward pass, and byte counts of the encode
 """
 from __future__ import annotations
 
-import base64
-import copy
-import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
-from kdviz.data import load_dataset
 from kdviz.engine import load_trained_model
 from kdviz.methods.quantize import KMEANS
+
+from _support.apptest import charts, harness, metric, ok, values
+from _support.reference import accuracy_with_weights, lloyd_linear
 
 ROOT = Path(__file__).resolve().parents[2]
 QUANT = str(ROOT / "kdviz/app/pages/quantization.py")
 DEEP = str(ROOT / "kdviz/app/pages/deep_compression.py")
-HARNESS = f'''
-import sys
-sys.path.insert(0, {str(ROOT)!r})
-import streamlit as st
-from kdviz.app import session
-from kdviz.app.errors import user_errors
-from kdviz.app.sidebar import render_sidebar
-st.set_page_config(page_title="kdviz lab", layout="wide")
-page = st.navigation([st.Page({QUANT!r}, title="Quantization"), st.Page({DEEP!r}, title="Deep Compression")])
-render_sidebar()
-session.touch()
-with user_errors(page.title):
-    page.run()
-'''
+HARNESS = harness((QUANT, "Quantization"), (DEEP, "Deep Compression"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def lab_env(tmp_path_factory):
-    """Run folders in a temp dir, a 3-epoch baseline, fast refreshes; every job stopped at the end."""
-    keys = ("KDVIZ_RUNS", "KDVIZ_TEACHER_EPOCHS", "KDVIZ_MAX_JOBS")
-    saved = {k: os.environ.get(k) for k in keys}
-    root = tmp_path_factory.mktemp("quant-runs")
-    os.environ.update(KDVIZ_RUNS=str(root), KDVIZ_TEACHER_EPOCHS="3")
-    os.environ.pop("KDVIZ_MAX_JOBS", None)
-    yield root
-    from kdviz.app import session
-
-    for manager in list(session._MANAGERS.values()):
-        manager.stop_all(wait=True, timeout=30)
-    for key, value in saved.items():
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
-
-
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("harness") / "harness.py"
-    path.write_text(HARNESS)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def baseline(lab_env):
-    from kdviz.app.pruning_view import BASELINES, baseline_job
-    from kdviz.app.sidebar import LabSettings
-
-    job = baseline_job(LabSettings(), next(iter(BASELINES)))
-    assert job.wait(120).state == "finished", job.status()
-    return job
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def page(harness: str, which: str = QUANT) -> AppTest:
-    at = ok(AppTest.from_file(harness, default_timeout=120).run())
-    if which != QUANT:
-        ok(at.switch_page(which).run())
-    return at
-
-
-def charts(at: AppTest) -> dict[str, dict]:
-    return {c.proto.id.split("-chart-", 1)[1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
-
-
-def values(a) -> np.ndarray:
-    if isinstance(a, dict):
-        return np.frombuffer(base64.b64decode(a["bdata"]), dtype=np.dtype(a["dtype"]))
-    return np.asarray([np.nan if v is None else v for v in a], dtype=float)
-
-
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
+def page() -> AppTest:
+    """The quantization page (the first in the harness's navigation), run once."""
+    return ok(AppTest.from_string(HARNESS, default_timeout=120).run())
 
 
 def percent(text: str) -> float:
@@ -114,40 +37,13 @@ def errors(at: AppTest) -> str:
     return "\n".join(e.value for e in at.error)
 
 
-def accuracy(model, data, weights: dict[str, np.ndarray]) -> float:
-    """Test accuracy of a copy of ``model`` with the given weights (plain torch forward)."""
-    m = copy.deepcopy(model).eval()
-    with torch.no_grad():
-        for name, w in weights.items():
-            getattr(m, name).weight.copy_(torch.as_tensor(w, dtype=torch.float32))
-        return float((m(data.test_images).argmax(1) == data.test_labels).float().mean())
-
-
-def lloyd_linear(w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Plain Lloyd's k-means on the non-zero weights, linear init; (centroids, quantized weight)."""
-    x = w[w != 0].astype(np.float64)
-    c = np.linspace(x.min(), x.max(), k)
-    assign = None
-    for _ in range(300):
-        new = np.abs(x[:, None] - c[None, :]).argmin(axis=1)
-        if assign is not None and np.array_equal(new, assign):
-            break
-        assign = new
-        c = np.array([x[assign == j].mean() if (assign == j).any() else np.nan for j in range(len(c))])
-    keep = ~np.isnan(c)
-    c = c[keep]
-    q = w.astype(np.float64).copy()
-    q[w != 0] = c[np.abs(x[:, None] - c[None, :]).argmin(axis=1)]
-    return c, q
-
-
 def centroid_lines(spec: dict) -> np.ndarray:
     x = values(spec["data"][1]["x"])
     return np.unique(x[~np.isnan(x)])
 
 
-def test_bits_slider_changes_accuracy_and_the_centroids_on_the_histogram(harness, baseline, digits):
-    at = page(harness)
+def test_bits_slider_changes_accuracy_and_the_centroids_on_the_histogram(baseline, digits):
+    at = page()
     assert at.title[0].value == "Quantization"
     shown = charts(at)
     assert {"codebook-histogram", "index-map", "codebook-table", "accuracy-vs-bits", "compression-vs-accuracy",
@@ -165,12 +61,12 @@ def test_bits_slider_changes_accuracy_and_the_centroids_on_the_histogram(harness
     assert after_lines.size == expected["fc1"].size <= 4 and before_lines.size > after_lines.size
     assert np.allclose(after_lines, expected["fc1"], atol=1e-5)
     assert after_acc != before_acc
-    assert abs(after_acc - accuracy(model, digits, weights)) < 1 / len(digits.test_labels) + 1e-4
+    assert abs(after_acc - accuracy_with_weights(model, digits, weights)) < 1 / len(digits.test_labels) + 1e-4
     assert float(metric(at, "Compression (weights)").rstrip("x")) > 14  # 2-bit indices + a float per centroid
 
 
-def test_rank_slider_moves_the_spectrum_marker_and_changes_accuracy(harness, baseline, digits):
-    at = page(harness)
+def test_rank_slider_moves_the_spectrum_marker_and_changes_accuracy(baseline, digits):
+    at = page()
     default = charts(at)["singular-spectrum"]["layout"]["shapes"][0]["x0"]
     acc_default = percent([m.value for m in at.metric if m.label == "Test accuracy"][1])
     at.slider(key="qz_rank_slider").set_value(3).run()
@@ -182,13 +78,13 @@ def test_rank_slider_moves_the_spectrum_marker_and_changes_accuracy(harness, bas
     assert np.allclose(np.sort(values(spec["data"][0]["y"]))[::-1], S[:3], rtol=1e-5)
     acc = percent([m.value for m in at.metric if m.label == "Test accuracy"][1])
     assert acc != acc_default
-    assert abs(acc - accuracy(model, digits, {"fc1": (U[:, :3] * S[:3]) @ Vt[:3]})) < 1 / len(digits.test_labels) + 1e-4
+    assert abs(acc - accuracy_with_weights(model, digits, {"fc1": (U[:, :3] * S[:3]) @ Vt[:3]})) < 1 / len(digits.test_labels) + 1e-4
     energy = float(metric(at, "Energy kept").rstrip("%")) / 100
     assert abs(energy - (S[:3] ** 2).sum() / (S**2).sum()) < 5e-4
 
 
-def test_bad_bits_and_rank_give_a_clear_message(harness, baseline):
-    at = page(harness)
+def test_bad_bits_and_rank_give_a_clear_message(baseline):
+    at = page()
     for bad in (0, 17):
         at.number_input(key="qz_bits_exact").set_value(bad).run()
         assert f"bits must be in 1..16, got {bad}" in errors(ok(at))
@@ -201,12 +97,12 @@ def test_bad_bits_and_rank_give_a_clear_message(harness, baseline):
     assert "needs at least 2 bits" not in errors(ok(at)) and "codebook-histogram" in charts(at)
 
 
-def test_the_method_menu_is_the_quantizer_registry(harness, baseline):
+def test_the_method_menu_is_the_quantizer_registry(baseline):
     """Each quantizer of ``quant.explore.KINDS`` is on the menu and shows its own options; a fixed-width
     one (binary) disables the bits slider."""
     from kdviz.quant.explore import KINDS
 
-    at = page(harness)
+    at = page()
     assert list(at.segmented_control(key="qz_method").options) == [k.title for k in KINDS.values()]
     radios = {"init": "qz_init", "per_channel": "qz_granularity", "symmetric": "qz_scheme", "binarizer": "qz_binarizer",
               "subvector": "qz_subvector"}
@@ -218,8 +114,8 @@ def test_the_method_menu_is_the_quantizer_registry(harness, baseline):
         assert kind.note in [c.value for c in at.caption] and not errors(at)
 
 
-def test_live_fine_tuning_gains_points_and_moves_the_centroids(harness, baseline):
-    at = page(harness)
+def test_live_fine_tuning_gains_points_and_moves_the_centroids(baseline):
+    at = page()
     at.slider(key="qz_live_epochs").set_value(2).run()
     at.slider(key="qz_live_bits").set_value(3).run()  # not the page's default 2 (nor the hook's 5)
     next(b for b in at.button if b.label.startswith("Start fine-tuning")).click().run()

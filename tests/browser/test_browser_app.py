@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,23 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from _support.browser import free_port, launch_chromium, playwright_or_skip
+from _support.polling import wait_for as poll
+
 pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "artifacts"
 IMAGES = REPO / "docs" / "images"
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("KDVIZ_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"KDVIZ_REQUIRE_BROWSER=1 but {CHROMIUM} is missing", pytrace=False)
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sync_api = playwright_or_skip()
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +72,7 @@ def server(request, runs_root) -> str:
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        b = launch_chromium(pw)
         yield b
         b.close()
 
@@ -120,13 +110,8 @@ def plot(page, kind: str, text: str):
 
 
 def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
+    """``predicate()``'s first truthy value, polled every 0.25 s (each poll is a round trip to the page)."""
+    return poll(predicate, timeout, what, pause=0.25)
 
 
 def main(page):
@@ -144,6 +129,14 @@ def set_epochs(page, n: int):
     wait_for(lambda: thumb.input_value() == str(n), 30, f"the Epochs slider at {n}")
     time.sleep(1.0)  # let the rerun that carries the new value finish
     return thumb
+
+
+def ready_train_page(browser, url: str):
+    """The train page and its Start button, once enabled (the teacher trains in the background first)."""
+    page = new_page(browser, url, "train_student")
+    start = page.get_by_role("button", name="Start KD and scratch students")
+    wait_for(lambda: start.count() and start.is_enabled(), 180, "the teacher to be ready")
+    return page, start
 
 
 def shoot(page, name: str, readme: bool = False) -> None:
@@ -179,10 +172,8 @@ def test_temperature_slider_changes_the_numbers_on_the_chart(server, browser):
 
 
 def test_training_charts_update_live_and_stop(server, browser, runs_root):
-    page = new_page(browser, server, "train_student")
-    start = page.get_by_role("button", name="Start KD and scratch students")
-    wait_for(lambda: start.count() and start.is_enabled(), 180, "the teacher to be ready")
-    epochs = set_epochs(page, 100)  # a long run (2,200 steps), so Stop has something to stop
+    page, start = ready_train_page(browser, server)
+    set_epochs(page, 100)  # a long run (2,200 steps), so Stop has something to stop
     t0 = time.monotonic()
     start.click()
     first = wait_for(lambda: (plot(page, "ytitle", "test accuracy") or {}).get("traces"), 120, "the accuracy chart")
@@ -212,9 +203,7 @@ def test_training_charts_update_live_and_stop(server, browser, runs_root):
 
 
 def test_closing_the_tab_stops_its_jobs(server, browser, runs_root):
-    page = new_page(browser, server, "train_student")
-    start = page.get_by_role("button", name="Start KD and scratch students")
-    wait_for(lambda: start.count() and start.is_enabled(), 180, "the teacher to be ready")
+    page, start = ready_train_page(browser, server)
     before = {p.name for p in runs_root.iterdir()}
     set_epochs(page, 100)  # long enough that it cannot finish before the tab closes
     start.click()

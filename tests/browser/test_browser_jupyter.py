@@ -12,7 +12,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,24 +20,14 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from _support.browser import free_port, launch_chromium, playwright_or_skip
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 NOTEBOOK = "01_soft_targets.ipynb"
 
 pytestmark = pytest.mark.browser
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("KDVIZ_REQUIRE_BROWSER") == "1":
-        raise RuntimeError(f"KDVIZ_REQUIRE_BROWSER=1 but {CHROMIUM} is missing")
-    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sync_api = playwright_or_skip()
 
 
 def _wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
@@ -61,7 +50,7 @@ def jupyter_server(tmp_path):
     """(base url, token) of a JupyterLab serving a copy of labs/; killed with its kernels afterwards."""
     root = tmp_path / "labs"
     shutil.copytree(ROOT / "labs", root, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     labconfig = tmp_path / "config" / "labconfig"
     labconfig.mkdir(parents=True)  # no "get notified about Jupyter news?" pop-up over the charts
     (labconfig / "page_config.json").write_text('{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}')
@@ -105,7 +94,7 @@ def test_soft_targets_lab_renders_live_plotly_widgets(jupyter_server):
     base, token = jupyter_server
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(60_000)
         try:

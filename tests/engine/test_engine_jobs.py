@@ -20,11 +20,6 @@ def root(tmp_path_factory):
     return tmp_path_factory.mktemp("runs")
 
 
-@pytest.fixture(scope="module")
-def manager():
-    return JobManager(max_concurrent=2, cpu_threads=1)
-
-
 def cfg(root, **kw):
     base = dict(dataset="digits", model="mlp", model_options=SMALL, epochs=3, lr=0.1, runs_root=str(root), snapshot_every=0)
     return TrainConfig(**{**base, **kw})

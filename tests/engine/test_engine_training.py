@@ -4,17 +4,12 @@ import pytest
 import torch
 
 from kdviz.distill import kd_loss, soften
-from kdviz.engine import HOOKS, JobManager, TrainConfig, TrainingHook, load_checkpoint, load_teacher, start
+from kdviz.engine import HOOKS, TrainConfig, TrainingHook, load_checkpoint, load_teacher, start
 from kdviz.engine.data_feed import BatchFeed
 from kdviz.engine.setup import dataset_for
 from kdviz.engine.teacher_cache import TeacherLogitCache, memoized_teacher_logits
 
 SMALL = {"hidden": [64]}
-
-
-@pytest.fixture(scope="module")
-def manager():
-    return JobManager(max_concurrent=2, cpu_threads=1)
 
 
 @pytest.fixture(scope="module")

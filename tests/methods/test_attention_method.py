@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from kdviz.data import load_dataset
 from kdviz.engine import TrainConfig, load_trained_model, open_run, start, train_teacher_cached
 from kdviz.engine.hooks import StepBatch, TrainContext, build_hook
 from kdviz.methods import get_method, method_of
@@ -21,11 +20,6 @@ from kdviz.models import build_model
 from kdviz.present import as_run_view
 
 STUDENT = {"blocks_per_stage": [1, 1, 1], "channels": [4, 8, 16]}
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")

@@ -11,19 +11,15 @@ import math
 import numpy as np
 import pytest
 
-from kdviz.engine import JobManager, TrainConfig, load_checkpoint, start
+from kdviz.engine import TrainConfig, load_checkpoint, start
 from kdviz.methods.prune import PRUNE, read_prune_arrays, read_prune_snapshot
 from kdviz.methods.quantize import KMEANS
 from kdviz.present.compression_charts import readings
 
+from _support.jobs import finished_job
+
 LAYERS = {"fc1": 64 * 32, "fc2": 32 * 16}
-
-
-@pytest.fixture(scope="module")
-def manager():
-    m = JobManager(max_concurrent=1, cpu_threads=1)
-    yield m
-    m.stop_all(wait=True, timeout=30)
+MAX_CONCURRENT = 1  # jobs the `manager` fixture (tests/conftest.py) runs at once
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +29,7 @@ def twice(tmp_path_factory, manager):
                          batch_size=32, eval_every=3, snapshot_every=3, runs_root=str(tmp_path_factory.mktemp("twice")),
                          hooks=[{"name": "prune", "sparsity": 0.37, "schedule": "one-shot", "layers": ["fc1"]},
                                 {"name": "prune", "sparsity": 0.81, "schedule": "one-shot", "layers": ["fc2"]}])
-    job = start(config, manager)
-    assert job.wait(120).state == "finished", job.status()
-    return job
+    return finished_job(config, manager)
 
 
 def test_a_hook_used_twice_is_read_under_each_label(twice):

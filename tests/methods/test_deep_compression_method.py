@@ -17,13 +17,15 @@ import pytest
 import torch
 
 from kdviz.data import load_dataset
-from kdviz.engine import JobManager, TrainConfig, load_checkpoint, load_trained_model, start
+from kdviz.engine import TrainConfig, load_checkpoint, load_trained_model
 from kdviz.engine.run_reader import read_status
 from kdviz.methods import method_of
 from kdviz.methods.deep_compression import (
     PRUNE_STAGE, QUANTIZE_STAGE, DeepCompressionOptions, deep_compression_experiment, preset,
 )
 from kdviz.methods.deep_compression_report import compression_report, read_codebooks
+
+from _support.jobs import finished_job
 
 torch.set_num_threads(1)
 LAYERS = ("fc1", "fc2", "fc3")
@@ -32,19 +34,10 @@ OPTIONS = dict(hidden_sparsity=0.7, output_sparsity=0.5, bits=3, prune_rounds=2,
 
 
 @pytest.fixture(scope="module")
-def manager():
-    m = JobManager(max_concurrent=2, cpu_threads=1)
-    yield m
-    m.stop_all(wait=True, timeout=30)
-
-
-@pytest.fixture(scope="module")
 def baseline(tmp_path_factory, manager):
     root = tmp_path_factory.mktemp("dc-runs")
-    job = start(TrainConfig(dataset="digits", model="lenet300", epochs=3, lr=0.05, runs_root=str(root),
-                            name="baseline"), manager)
-    assert job.wait(120).state == "finished", job.status()
-    return job
+    config = TrainConfig(dataset="digits", model="lenet300", epochs=3, lr=0.05, runs_root=str(root), name="baseline")
+    return finished_job(config, manager)
 
 
 @pytest.fixture(scope="module")

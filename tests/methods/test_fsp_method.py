@@ -6,16 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from kdviz.data import load_dataset
 from kdviz.distill import fsp_matrix
 from kdviz.methods.fsp import FSPHook, fsp_snapshot_pairs
 from kdviz.engine.hooks import HOOKS, StepBatch, TrainContext, build_hook
 from kdviz.models import build_model
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def make(digits, student_blocks=(1, 1, 1), channels=(16, 32, 64)):

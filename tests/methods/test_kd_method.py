@@ -11,26 +11,22 @@ import torch
 
 from kdviz.data import load_dataset
 from kdviz.distill import kd_loss
-from kdviz.engine import JobManager, TrainConfig, load_teacher, start
+from kdviz.engine import TrainConfig, load_teacher, start
 from kdviz.engine.data_feed import BatchFeed
 from kdviz.methods import get_method, method_of
 from kdviz.models import build_model
 
+from _support.jobs import finished_job
+
 STUDENT = {"hidden": [32]}
-
-
-@pytest.fixture(scope="module")
-def manager():
-    return JobManager(max_concurrent=1, cpu_threads=1)
+MAX_CONCURRENT = 1  # jobs the `manager` fixture (tests/conftest.py) runs at once
 
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory, manager):
     cfg = TrainConfig(dataset="digits", model="mlp", model_options={"hidden": [64]}, epochs=2, lr=0.1,
                       runs_root=str(tmp_path_factory.mktemp("runs")), name="teacher-kd-test", snapshot_every=0)
-    job = start(cfg, manager)
-    assert job.wait(120).state == "finished"
-    return job
+    return finished_job(cfg, manager)
 
 
 def first_step_loss(teacher, T: float, alpha: float, seed: int = 3):

@@ -8,25 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdviz.data import load_dataset
 from kdviz.engine.hooks import HOOKS, StepBatch, TrainContext, build_hook
 from kdviz.models import build_model
 from kdviz.methods.prune import PruneHook
 from kdviz.prune import agp_sparsity, prunable_weights
 from kdviz.prune.masks import downsample_mask
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def run_loop(hook, data, steps=60, seed=0, state=None):

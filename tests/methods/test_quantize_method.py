@@ -6,7 +6,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdviz.data import load_dataset
 from kdviz.engine.hooks import HOOKS, TrainContext, build_hook
 from kdviz.models import build_model
 from kdviz.quant.histograms import index_map
@@ -14,11 +13,6 @@ from kdviz.quant import kmeans_quantize
 
 
 torch.set_num_threads(1)  # 2 shared cores: extra threads only spin against other processes
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def _fit(model, data, steps, lr, after_step=None, optimizer=None, seed=0):

@@ -8,34 +8,23 @@ import math
 import pytest
 
 from kdviz.data import load_dataset
-from kdviz.engine import JobManager, TrainConfig, start
+from kdviz.engine import TrainConfig
 from kdviz.methods.prune import PRUNE
 from kdviz.methods.quantize import KMEANS
 from kdviz.present.compression_configs import (
     KMEANS_FINE_TUNE_LR, PRUNE_FINE_TUNE_LR, fine_tune_config, kmeans_fine_tune_config, prune_fine_tune_config,
 )
 
+from _support.jobs import finished_job
 
-@pytest.fixture(scope="module")
-def manager():
-    m = JobManager(max_concurrent=1, cpu_threads=1)
-    yield m
-    m.stop_all(wait=True, timeout=30)
+MAX_CONCURRENT = 1  # jobs the `manager` fixture (tests/conftest.py) runs at once
 
 
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory, manager):
     config = TrainConfig(dataset="digits", model="mlp", model_options={"hidden": [32, 16]}, epochs=1, max_steps=4,
                          batch_size=32, runs_root=str(tmp_path_factory.mktemp("baseline")), name="baseline-mlp")
-    job = start(config, manager)
-    assert job.wait(120).state == "finished", job.status()
-    return job
-
-
-def finish(config: TrainConfig, manager):
-    job = start(config, manager)
-    assert job.wait(120).state == "finished", job.status()
-    return job
+    return finished_job(config, manager)
 
 
 def test_prune_config_carries_the_sparsity_scope_and_cadence(baseline):
@@ -52,7 +41,7 @@ def test_prune_config_carries_the_sparsity_scope_and_cadence(baseline):
 @pytest.mark.parametrize("sparsity", [0.37, 0.81])
 def test_the_sparsity_asked_for_is_the_snapshot_target(baseline, manager, sparsity):
     config = prune_fine_tune_config(baseline, sparsity, schedule="one-shot", epochs=1, max_steps=2, snapshots=100)
-    job = finish(config, manager)
+    job = finished_job(config, manager)
     snap = PRUNE.read_snapshot(job.store.latest_snapshot().arrays, job.config)
     assert snap.target == pytest.approx([sparsity] * 3)
     sizes = [64 * 32, 32 * 16, 16 * 10]
@@ -62,7 +51,7 @@ def test_the_sparsity_asked_for_is_the_snapshot_target(baseline, manager, sparsi
 def test_the_bits_asked_for_reach_the_hook_and_the_snapshot(baseline, manager):
     config = kmeans_fine_tune_config(baseline, 3, init="density", epochs=1, max_steps=2, snapshots=100)
     assert config.hooks == [{"name": "kmeans", "bits": 3, "init": "density"}] and config.lr == KMEANS_FINE_TUNE_LR
-    job = finish(config, manager)
+    job = finished_job(config, manager)
     snap = KMEANS.read_snapshot(job.store.latest_snapshot().arrays, job.config)
     assert list(snap.bits) == [3, 3, 3] and KMEANS.run_label(job.config) == "k-means 3 bits"
     assert all(snap.get("centroids", layer).size <= 8 for layer in snap.layers)

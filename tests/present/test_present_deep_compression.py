@@ -6,30 +6,25 @@ import time
 
 import pytest
 
-from kdviz.engine import JobManager, TrainConfig, load_checkpoint, start
+from kdviz.engine import TrainConfig, load_checkpoint
 from kdviz.engine.experiment import Experiment
 from kdviz.methods.deep_compression import PRUNE_STAGE, QUANTIZE_STAGE, deep_compression_experiment, preset
 from kdviz.present.deep_compression import (
     DeepCompressionView, cached_report, codebook_data, layer_rows, stage_rows, waterfall_stages,
 )
 
+from _support.jobs import finished_job
+
 OPTIONS = dict(hidden_sparsity=0.8, output_sparsity=0.6, bits=2, prune_rounds=1, round_epochs=1.0,
                retrain_epochs=1.0, finetune_epochs=1.0)
-
-
-@pytest.fixture(scope="module")
-def manager():
-    m = JobManager(max_concurrent=1, cpu_threads=1)
-    yield m
-    m.stop_all(wait=True, timeout=30)
+MAX_CONCURRENT = 1  # jobs the `manager` fixture (tests/conftest.py) runs at once
 
 
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory, manager):
-    job = start(TrainConfig(dataset="digits", model="lenet300", epochs=2, runs_root=str(tmp_path_factory.mktemp("runs")),
-                            name="baseline"), manager)
-    assert job.wait(60).state == "finished", job.status()
-    return job
+    config = TrainConfig(dataset="digits", model="lenet300", epochs=2, runs_root=str(tmp_path_factory.mktemp("runs")),
+                         name="baseline")
+    return finished_job(config, manager, timeout=60)
 
 
 @pytest.fixture(scope="module")

@@ -19,15 +19,6 @@ from kdviz.prune import (
 from kdviz.prune.evaluate import accuracy
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models train fastest on one thread (and far faster on a shared, busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def direct_agp(t, s_i, s_f, t0, n, dt):
     """Zhu & Gupta 2017, eq. 1, written out for t in {t0, t0 + dt, ..., t0 + n dt}."""
     return s_f + (s_i - s_f) * (1 - (t - t0) / (n * dt)) ** 3

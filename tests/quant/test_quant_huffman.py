@@ -1,5 +1,4 @@
 """Huffman coding: optimal bit counts (checked independently) and byte round trips."""
-import heapq
 import itertools
 import math
 
@@ -8,17 +7,7 @@ import pytest
 
 from kdviz.quant import HuffmanCode, encode_symbols, huffman_code_lengths
 
-
-def _merge_cost(counts):
-    """Independent optimum: the total coded length equals the sum of all merged weights."""
-    heap = [c for c in counts if c > 0]
-    heapq.heapify(heap)
-    total = 0
-    while len(heap) > 1:
-        a, b = heapq.heappop(heap), heapq.heappop(heap)
-        total += a + b
-        heapq.heappush(heap, a + b)
-    return total
+from _support.reference import huffman_total_bits
 
 
 def _brute_force_optimum(counts):
@@ -45,7 +34,7 @@ def test_total_bits_equal_the_merge_cost(seed):
     counts = rng.integers(0, 1000, size=rng.integers(2, 300))
     counts[0] = 1
     code = HuffmanCode.from_counts(counts)
-    assert code.total_bits(counts) == _merge_cost(counts.tolist())
+    assert code.total_bits(counts) == huffman_total_bits(counts.tolist())
     assert sum(2.0 ** -l for l in code.lengths.values()) == pytest.approx(1.0)  # a complete code
 
 
@@ -67,7 +56,7 @@ def test_encode_decode_round_trip_and_byte_count(seed):
     symbols = rng.geometric(0.3, size=5000) - 1
     code, stream = encode_symbols(symbols)
     counts = np.bincount(symbols)
-    assert stream.n_bits == code.total_bits(counts) == _merge_cost(counts.tolist())
+    assert stream.n_bits == code.total_bits(counts) == huffman_total_bits(counts.tolist())
     assert len(stream.data) == math.ceil(stream.n_bits / 8)
     np.testing.assert_array_equal(code.decode(stream), symbols)
     again = HuffmanCode.from_table_bytes(code.table_bytes())  # the code survives as its table

@@ -1,5 +1,4 @@
 """Compressed sizes (Han et al. 2016) come from real encoded bytes that decode back to the weights."""
-import heapq
 import math
 
 import numpy as np
@@ -8,6 +7,8 @@ import torch
 
 from kdviz.quant import encode_layer, encode_model, kmeans_quantize, model_size
 from kdviz.quant.size import relative_gaps
+
+from _support.reference import huffman_total_bits
 
 
 def _pruned(shape=(60, 90), sparsity=0.9, seed=0):
@@ -45,18 +46,6 @@ def test_relative_index_matches_a_loop(gap_bits):
     assert list(zip(positions.tolist(), symbols.tolist(), filler.tolist())) == _han_layout_loop(mask, gap_bits)
 
 
-def _merge_cost(symbols):
-    heap = np.bincount(symbols).tolist()
-    heap = [c for c in heap if c > 0]
-    heapq.heapify(heap)
-    total = 0
-    while len(heap) > 1:
-        a, b = heapq.heappop(heap), heapq.heappop(heap)
-        total += a + b
-        heapq.heappush(heap, a + b)
-    return total
-
-
 @pytest.mark.parametrize("huffman", [True, False])
 def test_sparse_layer_round_trips_and_sizes_are_the_bytes(huffman):
     w = _pruned()
@@ -71,8 +60,8 @@ def test_sparse_layer_round_trips_and_sizes_are_the_bytes(huffman):
     if huffman:
         index_symbols = np.array([sw.num_clusters if f else int(sw.indices.ravel()[p]) for p, _, f in layout])
         gap_symbols = np.array([g for _, g, _ in layout])
-        assert size.value_bits == 8 * math.ceil(_merge_cost(index_symbols) / 8)
-        assert size.sparse_index_bits == 8 * math.ceil(_merge_cost(gap_symbols) / 8)
+        assert size.value_bits == 8 * math.ceil(huffman_total_bits(np.bincount(index_symbols).tolist()) / 8)
+        assert size.sparse_index_bits == 8 * math.ceil(huffman_total_bits(np.bincount(gap_symbols).tolist()) / 8)
         assert size.table_bits == 8 * (len(enc.index_table) + len(enc.gap_table)) > 0
     else:
         width = math.ceil(math.log2(sw.num_clusters + 1))  # + the filler symbol

@@ -18,10 +18,12 @@ import torch
 pytest.importorskip("ipywidgets")
 
 from kdviz import build_model, load_dataset  # noqa: E402
-from kdviz.engine import JobManager, TrainConfig, start  # noqa: E402
+from kdviz.engine import TrainConfig, start  # noqa: E402
 from kdviz.methods import get_method  # noqa: E402
 from kdviz.widgets import RunComparison, TemperatureExplorer, TrainingMonitor  # noqa: E402
 from kdviz.widgets._live import LiveFigure, Poller, RateLimiter, Throttle, same_value, sync_figure  # noqa: E402
+
+from _support.polling import wait_for  # noqa: E402
 
 SMALL = dict(dataset="digits", model="mlp", model_options={"hidden": [16]}, lr=0.05)
 
@@ -29,22 +31,6 @@ SMALL = dict(dataset="digits", model="mlp", model_options={"hidden": [16]}, lr=0
 def _softmax(z: np.ndarray, T: float) -> np.ndarray:
     e = np.exp((z - z.max()) / T)
     return e / e.sum()
-
-
-def _wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def manager() -> JobManager:
-    m = JobManager(max_concurrent=2, cpu_threads=1)  # one thread per job: tiny models, shared cores
-    yield m
-    m.stop_all(wait=True, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +101,7 @@ def test_throttle_merges_calls_and_always_draws_the_last_value():
         state["v"] = v
         throttle()
     assert drawn == [1]  # the first ran at once, the rest wait for one trailing call
-    _wait_for(lambda: len(drawn) == 2, 5, "the trailing call")
+    wait_for(lambda: len(drawn) == 2, 5, "the trailing call")
     time.sleep(0.4)
     assert drawn == [1, 10]
 
@@ -221,15 +207,15 @@ def test_monitor_follows_a_running_job_and_stop_button_stops_it(manager, runs_ro
     try:
         monitor = TrainingMonitor(job, interval_ms=200)
         assert monitor.poller.running
-        _wait_for(lambda: len(job.store.metrics("step")) >= 5, 60, "the job's first steps")
-        _wait_for(lambda: monitor.loss_chart.updates >= 2, 30, "the monitor to draw new steps")
+        wait_for(lambda: len(job.store.metrics("step")) >= 5, 60, "the job's first steps")
+        wait_for(lambda: monitor.loss_chart.updates >= 2, 30, "the monitor to draw new steps")
         drawn = list(monitor.loss_chart.widget.data[0].x)
         on_disk = [json.loads(line) for line in (job.path / "metrics.jsonl").read_text().splitlines()]
         assert drawn == [r["step"] for r in on_disk if r["kind"] == "step"][: len(drawn)]
         assert "running" in monitor.status_html["live"].value
         monitor.stop_buttons["live"].click()
         assert job.wait(30).state == "stopped"
-        _wait_for(lambda: not monitor.poller.running, 10, "the poller to end after the job")
+        wait_for(lambda: not monitor.poller.running, 10, "the poller to end after the job")
         assert monitor.stop_buttons["live"].disabled and "stopped" in monitor.status_html["live"].value
     finally:
         job.stop()
@@ -239,15 +225,15 @@ def test_monitor_pause_button_pauses_and_resumes(manager, runs_root):
     job = _long_job(manager, runs_root, "pausable")
     try:
         monitor = TrainingMonitor({"pausable": job}, interval_ms=200)
-        _wait_for(lambda: job.status().step > 0, 60, "the job to start")
+        wait_for(lambda: job.status().step > 0, 60, "the job to start")
         monitor.pause_buttons["pausable"].click()
-        _wait_for(lambda: job.status().state == "paused", 20, "the job to pause")
+        wait_for(lambda: job.status().state == "paused", 20, "the job to pause")
         step = job.status().step
         time.sleep(0.5)
         assert job.status().step == step
         assert monitor.pause_buttons["pausable"].description == "Resume"
         monitor.pause_buttons["pausable"].click()
-        _wait_for(lambda: job.status().step > step, 20, "the job to resume")
+        wait_for(lambda: job.status().step > step, 20, "the job to resume")
         monitor.stop()
         assert job.wait(30).state == "stopped"
     finally:

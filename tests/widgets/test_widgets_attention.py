@@ -5,8 +5,6 @@ here with numpy and json), never from the widget code under test.
 """
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,27 +12,14 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from kdviz.engine import JobManager, TrainConfig, start  # noqa: E402
+from kdviz.engine import TrainConfig, start  # noqa: E402
 from kdviz.methods.attention import attention_configs  # noqa: E402
 from kdviz.present import Experiment  # noqa: E402
 
+from _support.polling import wait_for  # noqa: E402
+from _support.run_files import metric_lines, snapshot_array  # noqa: E402
+
 COMMON = dict(dataset="digits", model="resnet", batch_size=32, eval_train_samples=200, device="cpu")
-
-
-def _wait_for(condition, timeout: float = 90.0, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def manager() -> JobManager:
-    m = JobManager(max_concurrent=2, cpu_threads=1)
-    yield m
-    m.stop_all(wait=True, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +29,6 @@ def teacher(manager, tmp_path_factory):
                             name="teacher", **COMMON), manager)
     assert job.wait(120).state == "finished"
     return job
-
-
-def npz_maps(run: Path, step: int, pair: int, who: str) -> np.ndarray:
-    """The ``who`` ("teacher"/"student") attention maps of pair ``pair`` at ``step``, from the files."""
-    for entry in map(json.loads, (run / "snapshots" / "index.jsonl").read_text().splitlines()):
-        if entry["step"] == step:
-            with np.load(run / "snapshots" / entry["file"], allow_pickle=False) as z:
-                return z[f"attention/{who}_{pair}"]
-    raise AssertionError(f"no snapshot at step {step} in {run}")
 
 
 def test_monitor_follows_live_maps_and_accuracy(teacher, manager):
@@ -72,14 +48,14 @@ def test_monitor_follows_live_maps_and_accuracy(teacher, manager):
             seen.setdefault(step, [np.asarray(data[1].z), np.asarray(data[2].z)])
         return exp.done and not monitor.poller.running
 
-    _wait_for(collect, what="both runs to end and the monitor to stop polling")
+    wait_for(collect, 90, "both runs to end and the monitor to stop polling")
     monitor.refresh()
     at_path = exp.job("AT student").path
     assert len(seen) >= 2, f"the maps were drawn at only {sorted(seen)}"
     pair = monitor.pair_picker.options.index(monitor.pair_picker.value)
     for step, (teacher_z, student_z) in seen.items():  # each drawn map is the snapshot's, image #0
-        np.testing.assert_allclose(student_z, npz_maps(at_path, step, pair, "student")[0], rtol=1e-6)
-        np.testing.assert_allclose(teacher_z, npz_maps(at_path, step, pair, "teacher")[0], rtol=1e-6)
+        np.testing.assert_allclose(student_z, snapshot_array(at_path, step, f"attention/student_{pair}")[0], rtol=1e-6)
+        np.testing.assert_allclose(teacher_z, snapshot_array(at_path, step, f"attention/teacher_{pair}")[0], rtol=1e-6)
     first, last = min(seen), max(seen)
     assert not np.allclose(seen[first][1], seen[last][1])  # the student's map changed while it trained
     assert list(monitor.pair_picker.options) == ["stage1_in", "stage1_out", "stage2_out", "stage3_out"]
@@ -87,11 +63,10 @@ def test_monitor_follows_live_maps_and_accuracy(teacher, manager):
     monitor.pair_picker.value, monitor.image_picker.value = "stage3_out", 2
     monitor._throttle.flush()
     z = np.asarray(monitor.maps_chart.widget.data[2].z)
-    np.testing.assert_allclose(z, npz_maps(at_path, monitor.maps_step, 3, "student")[2], rtol=1e-6)
+    np.testing.assert_allclose(z, snapshot_array(at_path, monitor.maps_step, "attention/student_3")[2], rtol=1e-6)
     assert z.shape == (2, 2)
 
-    metrics = [json.loads(line) for line in (Path(at_path) / "metrics.jsonl").read_text().splitlines()]
-    evals = [r for r in metrics if r.get("kind") == "eval"]
+    evals = metric_lines(at_path, "eval")
     distance = monitor.distance_chart.widget.data[0]
     assert list(distance.y) == pytest.approx([r["attention/probe_loss/stage1_in"] for r in evals])
     names = [t.name for t in monitor.accuracy_chart.widget.data]

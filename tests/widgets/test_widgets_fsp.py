@@ -5,8 +5,6 @@ read here with numpy and json), never from the widget code under test.
 """
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,27 +16,14 @@ from kdviz.methods.base import METHOD_SPECS, MethodSpec  # noqa: E402
 from kdviz.methods.two_stage import (  # noqa: E402
     LAYERS, Stage1Method, TwoStageFSP, hints_stage1_from_choice, scratch_config, stage1_methods,
 )
-from kdviz.engine import JobManager, TrainConfig, start  # noqa: E402
+from kdviz.engine import TrainConfig, start  # noqa: E402
 from kdviz.widgets.fsp import FSPMonitor, role_of, stage1_requirement  # noqa: E402
+
+from _support.polling import wait_for  # noqa: E402
+from _support.run_files import metric_lines, snapshot_array  # noqa: E402
 
 COMMON = dict(dataset="digits", model="resnet", batch_size=32, eval_train_samples=200, device="cpu")
 STUDENT = {"blocks_per_stage": [1, 1, 1], "channels": [4, 8, 16]}
-
-
-def _wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def manager() -> JobManager:
-    m = JobManager(max_concurrent=2, cpu_threads=1)
-    yield m
-    m.stop_all(wait=True, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -57,19 +42,6 @@ def base(teacher, **kw) -> TrainConfig:
     return TrainConfig(**{**options, **kw})
 
 
-def npz_student(run: Path, step: int, k: int) -> np.ndarray:
-    """The student's FSP matrix of pair ``k`` at ``step``, read straight from the snapshot files."""
-    for entry in map(json.loads, (run / "snapshots" / "index.jsonl").read_text().splitlines()):
-        if entry["step"] == step:
-            with np.load(run / "snapshots" / entry["file"], allow_pickle=False) as z:
-                return z[f"fsp/student_{k}"]
-    raise AssertionError(f"no snapshot at step {step} in {run}")
-
-
-def evals(run: Path) -> list[dict]:
-    return [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r.get("kind") == "eval"]
-
-
 def test_monitor_follows_stage_1_snapshots_then_stage_2_and_scratch(teacher, manager):
     b = base(teacher, max_steps=12, epochs=2)
     stages = TwoStageFSP(b, stage1_steps=60, stage2_steps=12, stage1_lr=1e-4, manager=manager)
@@ -84,30 +56,30 @@ def test_monitor_follows_stage_1_snapshots_then_stage_2_and_scratch(teacher, man
                 seen.setdefault(step, z)
         return len(seen) >= 2
 
-    _wait_for(lambda: monitor.heatmap_step is not None, 90, "the first heatmap")
+    wait_for(lambda: monitor.heatmap_step is not None, 90, "the first heatmap")
     assert not stages.stage1.done, "stage 1 ended before the monitor drew its first heatmap"
-    _wait_for(collect, 90, "a second heatmap")
+    wait_for(collect, 90, "a second heatmap")
     monitor.wait(90)
     assert not monitor.poller.running and monitor.done
     assert stages.stage2 is not None and set(monitor.views) == {"stage 1", "stage 2", "scratch"}
     assert len({z.tobytes() for z in seen.values()}) == 2, "the student's heatmap did not change with the step"
     snap_path = Path(stages.stage1.path)
     for step, z in seen.items():  # a heatmap drawn live is the snapshot written to disk at that step
-        assert np.allclose(z, npz_student(snap_path, step, 0), rtol=1e-6), step
+        assert np.allclose(z, snapshot_array(snap_path, step, "fsp/student_0"), rtol=1e-6), step
     # the pair dropdown switches the heatmaps to another section's (C_in x C_out) matrix
     monitor.pair_picker.value = "stage3_in->stage3_out"
     monitor._throttle.flush()
     last = monitor.snapshot.step
     assert np.asarray(monitor.heatmap_chart.widget.data[1].z).shape == (8, 16)
-    assert np.allclose(np.asarray(monitor.heatmap_chart.widget.data[1].z, dtype=float), npz_student(snap_path, last, 2))
+    assert np.allclose(np.asarray(monitor.heatmap_chart.widget.data[1].z, dtype=float), snapshot_array(snap_path, last, "fsp/student_2"))
     # the loss curve is the stage-1 probe loss from metrics.jsonl; accuracy pays for stage 1 on the x axis
     loss = monitor.loss_chart.widget.data[0]
-    assert np.allclose(np.asarray(loss.y, dtype=float), [r["fsp/probe_loss"] for r in evals(snap_path)], rtol=1e-6)
+    assert np.allclose(np.asarray(loss.y, dtype=float), [r["fsp/probe_loss"] for r in metric_lines(snap_path, "eval")], rtol=1e-6)
     traces = {t.name: t for t in monitor.accuracy_chart.widget.data}
-    stage2 = evals(Path(stages.stage2.path))
+    stage2 = metric_lines(Path(stages.stage2.path), "eval")
     assert np.allclose(np.asarray(traces["FSP student (stage 2)"].x, dtype=float), [r["step"] + 60 for r in stage2])
     assert np.allclose(np.asarray(traces["scratch student"].y, dtype=float),
-                       [100 * r["test_acc"] for r in evals(Path(monitor.views["scratch"].path))])
+                       [100 * r["test_acc"] for r in metric_lines(Path(monitor.views["scratch"].path), "eval")])
     assert monitor.stop_button.disabled and not monitor.errors.outputs
     monitor.close()
 
@@ -115,10 +87,10 @@ def test_monitor_follows_stage_1_snapshots_then_stage_2_and_scratch(teacher, man
 def test_stop_ends_stage_1_and_no_stage_2_starts(teacher, manager):
     stages = TwoStageFSP(base(teacher, epochs=200), stage1_steps=5000, stage1_lr=1e-4, manager=manager)
     monitor = FSPMonitor(stages, interval_ms=50)
-    _wait_for(lambda: monitor.snapshot is not None, 60, "the first FSP snapshot")
+    wait_for(lambda: monitor.snapshot is not None, 60, "the first FSP snapshot")
     assert not monitor.stop_button.disabled
     monitor.stop_button.click()
-    _wait_for(lambda: not monitor.poller.running, 60, "the monitor to see the end")
+    wait_for(lambda: not monitor.poller.running, 60, "the monitor to see the end")
     assert stages.stage1.status().state == "stopped" and stages.stage2 is None and monitor.done
     monitor._update_status()
     assert monitor.stop_button.disabled and "will not start" in monitor.status_html["stage 2"].value
@@ -175,6 +147,6 @@ def test_monitor_of_a_fitnets_hints_stage_1(teacher, manager):
     assert monitor.method.name == "hints" and monitor.heatmap_chart.widget not in monitor.children
     loss = monitor.loss_chart.widget
     assert "FitNets" in loss.layout.title.text and "hint loss" in loss.layout.yaxis.title.text
-    expected = [r["hints/probe_loss"] for r in evals(Path(job.path))]
+    expected = [r["hints/probe_loss"] for r in metric_lines(Path(job.path), "eval")]
     assert len(expected) >= 2 and np.allclose(np.asarray(loss.data[0].y, dtype=float), expected, rtol=1e-6)
     monitor.close()

@@ -13,18 +13,15 @@ import torch
 pytest.importorskip("ipywidgets")
 
 from kdviz import build_model, load_dataset  # noqa: E402
-from kdviz.engine import JobManager, TrainConfig, load_checkpoint, start  # noqa: E402
+from kdviz.engine import TrainConfig, load_checkpoint, start  # noqa: E402
 from kdviz.prune import fine_tune  # noqa: E402
 from kdviz.methods.prune import read_prune_arrays  # noqa: E402
 from kdviz.prune.explore import slider_arrays  # noqa: E402
 from kdviz.widgets.pruning import PruningExplorer, PruningMonitor  # noqa: E402
 
+from _support.jobs import job_manager  # noqa: E402
+
 SIZES = {"fc1": 64 * 32, "fc2": 32 * 16, "fc3": 16 * 10}
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")
@@ -116,13 +113,10 @@ def test_bad_input_is_refused(model, digits):
 
 
 def test_monitor_refuses_a_run_without_the_pruning_hook(tmp_path):
-    manager = JobManager(max_concurrent=1, cpu_threads=1)
-    try:
+    with job_manager(1) as manager:
         plain = start(TrainConfig(dataset="digits", model="mlp", max_steps=1, runs_root=str(tmp_path)), manager)
         with pytest.raises(ValueError, match=r"this run has no 'prune' hook in its config \(hooks: \[\]\)"):
             PruningMonitor(plain, autostart=False)
-    finally:
-        manager.stop_all(wait=True, timeout=30)
 
 
 def test_slider_arrays_match_the_masks(model):
@@ -145,14 +139,13 @@ def test_slider_arrays_match_the_masks(model):
 
 
 def test_monitor_follows_a_running_prune_job(tmp_path):
-    manager = JobManager(max_concurrent=1, cpu_threads=1)
     config = TrainConfig(dataset="digits", model="mlp", model_options={"hidden": [32, 16]}, epochs=3, batch_size=32,
                          lr=0.05, eval_every=4, snapshot_every=2, runs_root=str(tmp_path), name="pruned",
                          hooks=[{"name": "prune", "sparsity": 0.8, "schedule": "agp", "start_step": 2,
                                  "end_step": 40, "frequency": 4}])
-    job = start(config, manager)
-    job.pause()  # held before its first step: the monitor sees the run at its start, then while it trains
-    try:
+    with job_manager(1) as manager:
+        job = start(config, manager)
+        job.pause()  # held before its first step: the monitor sees the run at its start, then while it trains
         monitor = PruningMonitor(job, interval_ms=50)
         end = time.monotonic() + 90
 
@@ -194,8 +187,6 @@ def test_monitor_follows_a_running_prune_job(tmp_path):
         assert "step 0" in monitor.caption.value
         assert monitor.stop_button.disabled and not monitor.errors.outputs
         monitor.close()
-    finally:
-        manager.stop_all(wait=True, timeout=30)
 
 
 def test_wrap_title_breaks_only_long_titles():

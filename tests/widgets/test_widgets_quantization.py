@@ -5,7 +5,6 @@ read back from the code under test.
 """
 from __future__ import annotations
 
-import copy
 import time
 
 import numpy as np
@@ -13,19 +12,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdviz.data import load_dataset
-from kdviz.engine import JobManager, TrainConfig, start
+from kdviz.engine import TrainConfig, start
 from kdviz.methods.quantize import kmeans_hook
 from kdviz.models import build_model
 from kdviz.widgets.deep_compression import DeepCompressionMonitor
 from kdviz.widgets.quantization import CentroidMonitor, QuantizationExplorer
 
+from _support.jobs import job_manager
+from _support.reference import accuracy_with_weights, lloyd_linear
+
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")
@@ -48,34 +44,9 @@ def explorer(model, digits):
 
 @pytest.fixture()
 def manager():
-    m = JobManager(max_concurrent=2, cpu_threads=1)
-    yield m
-    m.stop_all(wait=True, timeout=30)
-
-
-def eval_accuracy(model, digits, weights: dict[str, np.ndarray]) -> float:
-    m = copy.deepcopy(model)
-    with torch.no_grad():
-        for name, w in weights.items():
-            getattr(m, name).weight.copy_(torch.as_tensor(w, dtype=torch.float32))
-        return float((m(digits.test_images).argmax(1) == digits.test_labels).double().mean())
-
-
-
-
-def lloyd_linear(w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    x = w[w != 0].astype(np.float64)
-    c, assign = np.linspace(x.min(), x.max(), k), None
-    for _ in range(300):
-        new = np.abs(x[:, None] - c[None, :]).argmin(axis=1)
-        if assign is not None and np.array_equal(new, assign):
-            break
-        assign = new
-        c = np.array([x[assign == j].mean() if (assign == j).any() else np.nan for j in range(len(c))])
-    c = c[~np.isnan(c)]
-    q = w.astype(np.float64).copy()
-    q[w != 0] = c[np.abs(x[:, None] - c[None, :]).argmin(axis=1)]
-    return c, q
+    """A fresh manager per test (not the module's): each test's jobs start on free slots."""
+    with job_manager(2) as m:
+        yield m
 
 
 def lines(widget) -> np.ndarray:
@@ -91,7 +62,7 @@ def test_bits_slider_moves_the_centroids_and_the_accuracy(explorer, model, digit
     weights = {n: lloyd_linear(getattr(model, n).weight.detach().numpy(), 4)[1] for n in ("fc1", "fc2", "fc3")}
     expected = lloyd_linear(model.fc1.weight.detach().numpy(), 4)[0]
     assert before.size > after.size == expected.size and np.allclose(after, expected, atol=1e-5)
-    assert abs(explorer.accuracy - eval_accuracy(model, digits, weights)) <= 1 / len(digits.test_labels) + 1e-9
+    assert abs(explorer.accuracy - accuracy_with_weights(model, digits, weights)) <= 1 / len(digits.test_labels) + 1e-9
     z = np.asarray(explorer.index_chart.widget.data[0].z, dtype=float)
     assert np.nanmax(z) == expected.size - 1
     assert "Test accuracy" in explorer.info.value
@@ -126,7 +97,7 @@ def test_rank_slider_moves_the_spectrum_marker(explorer, model, digits):
     W = model.fc1.weight.detach().double().numpy()
     U, S, Vt = np.linalg.svd(W, full_matrices=False)
     assert np.allclose(fig.data[0].y, S[:4], rtol=1e-5)
-    expected = eval_accuracy(model, digits, {"fc1": (U[:, :4] * S[:4]) @ Vt[:4]})
+    expected = accuracy_with_weights(model, digits, {"fc1": (U[:, :4] * S[:4]) @ Vt[:4]})
     assert abs(explorer.rank_accuracy - expected) <= 1 / len(digits.test_labels) + 1e-9
     assert explorer.rank.max == 64
 
