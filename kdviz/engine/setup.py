@@ -10,13 +10,12 @@ import torch
 from torch import nn
 
 from ..data import DatasetBundle, load_dataset
-from ..models import build_model
+from ..models import INIT_LOCK, build_model
 from .config import TrainConfig
 from .hooks import TrainContext, TrainingHook, build_hook, hook_labels
 from .optim import build_optimizer
 from .teacher_cache import load_teacher, load_trained_model
 
-_INIT_LOCK = threading.Lock()
 _DATA_LOCK = threading.Lock()
 
 
@@ -70,7 +69,7 @@ def build_run(config: TrainConfig, total_steps: int, resume_state: dict | None =
     """
     device = resolve_device(config.device)
     dataset = dataset_for(config)
-    with _INIT_LOCK:  # the global RNG is shared by threads: seed and initialise in one go
+    with INIT_LOCK:  # the global RNG is shared by threads: seed and initialise in one go
         torch.manual_seed(config.seed)
         model = build_model(config.model, input_shape=dataset.input_shape, num_classes=dataset.num_classes, **config.model_options)
     if config.init_from and resume_state is None:
