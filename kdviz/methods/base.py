@@ -19,7 +19,7 @@ A spec holds:
 * ``page`` and ``widgets``: where the method shows itself (``app.py`` and ``kdviz.widgets`` list
   them from here);
 * ``stage1``: how a feature-distillation method serves as stage 1 of the two-stage recipe
-  (``two_stage.Stage1Method``; None for the others).
+  (``stage1.Stage1Method``; None for the others).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from ..palette import ROLE_COLORS
 from ..registry import Registry
 
 if TYPE_CHECKING:
-    from .two_stage import Stage1Method
+    from .stage1 import Stage1Method
 
 
 @dataclass(frozen=True)
