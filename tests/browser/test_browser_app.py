@@ -8,17 +8,13 @@ docs/images/ for the README). Skipped without /usr/bin/chromium unless KDVIZ_REQ
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from _support.browser import free_port, launch_chromium, playwright_or_skip
+from _support.browser import playwright_or_skip
 from _support.polling import wait_for as poll
 
 pytestmark = pytest.mark.browser
@@ -26,55 +22,6 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
 IMAGES = REPO / "docs" / "images"
 sync_api = playwright_or_skip()
-
-
-@pytest.fixture(scope="module")
-def runs_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("browser-runs")
-
-
-@pytest.fixture(scope="module")
-def server(request, runs_root) -> str:
-    """A real `streamlit run app.py` on 127.0.0.1, always terminated at the end."""
-    port = free_port()
-    env = dict(os.environ, KDVIZ_RUNS=str(runs_root), KDVIZ_SESSION_GRACE_S="2", PYTHONUNBUFFERED="1")
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "streamlit-browser-test.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-
-    def finish() -> None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
-
-    request.addfinalizer(finish)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                return url
-        except OSError:
-            pass
-        assert proc.poll() is None, (ARTIFACTS / "streamlit-browser-test.log").read_text()[-2000:]
-        assert time.monotonic() < deadline, "streamlit did not start within 60 s"
-        time.sleep(0.3)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as pw:
-        b = launch_chromium(pw)
-        yield b
-        b.close()
 
 
 def new_page(browser, url: str, path: str = ""):
