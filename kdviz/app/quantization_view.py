@@ -18,7 +18,6 @@ from ..engine import Job, load_trained_model
 from ..figures.quantization_explorer import levels_histogram
 from ..quant import SliderEvaluator
 from ..quant.explore import CURVE_METHODS, SCATTER_METHODS, SLOW_METHODS, MethodExplorer, Quantized, layer_histogram
-from .pruning_view import BASELINES, baseline_job, baseline_name  # noqa: F401  (re-exported for the pages)
 from .sidebar import LabSettings, load_bundle
 
 

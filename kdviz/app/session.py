@@ -31,7 +31,7 @@ from typing import Protocol
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from ..engine import Job, JobManager, TrainConfig
+from ..engine import JobManager, TrainConfig
 from ..engine.experiment import Experiment
 
 EXPERIMENTS_KEY = "kdviz_experiments"

@@ -15,7 +15,6 @@ import streamlit as st
 from ..figures import theme
 from ..figures.training import accuracy_comparison, loss_curves, probe_soft_targets
 from ..present import RunView
-from .components import status_row  # noqa: F401  (re-exported: pages import it from here)
 
 MAX_LINE_POINTS = 400  # a loss curve of a long run is drawn from at most this many steps
 

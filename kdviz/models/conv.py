@@ -8,7 +8,6 @@ about 53 MNIST test errors in 8 epochs, where the paper's 1200-1200 MLP needs fa
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 

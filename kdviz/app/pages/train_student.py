@@ -14,12 +14,12 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import show_chart
-from kdviz.app.components import dataset_and_run, live_experiment, page_state, run_controls
+from kdviz.app.components import dataset_and_run, live_experiment, page_state, run_controls, status_row
 from kdviz.app.errors import parse_temperature, plain_message, user_errors
 from kdviz.app.live import folder_view, job_view
 from kdviz.app.sidebar import current_settings
 from kdviz.app.teacher import show_teacher_status, teacher_job
-from kdviz.app.training_view import accuracy_chart, cached_figure, loss_chart, probe_chart, status_row
+from kdviz.app.training_view import accuracy_chart, cached_figure, loss_chart, probe_chart
 from kdviz.engine import list_runs
 from kdviz.engine.run_folder import read_config
 from kdviz.methods import method_of
