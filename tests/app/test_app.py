@@ -264,6 +264,7 @@ def test_live_chart_grows_while_training_stands_still_when_paused_then_stop(teac
     wait_until(at, lambda a: accuracy_points(a) > first and all(j.status().state == "running" for j in jobs))
     at.button(key="tr-pause").click().run()
     wait_until(at, lambda a: all(j.status().state == "paused" for j in jobs))
+    ok(at.run())  # the jobs may have paused after the page's last run: draw what they say now
     assert at.button(key="tr-pause").label == "Resume" and "paused" in texts(at)
     time.sleep(2.0)  # longer than the chart's rebuild interval
     paused_points, steps = accuracy_points(ok(at.run())), [j.status().step for j in jobs]
