@@ -40,6 +40,12 @@ def dataset_for(config: TrainConfig) -> DatasetBundle:
         return _load_dataset_cached(config.dataset, root)
 
 
+def steps_per_epoch(config: TrainConfig, batch_size: int | None = None) -> int:
+    """Optimizer steps in one epoch of ``config``'s training set at ``batch_size`` (default: the
+    config's); the last batch may be short. The trainer and every config builder count with this."""
+    return -(-len(dataset_for(config).train_labels) // (batch_size or config.batch_size))
+
+
 def build_hooks(specs: list[dict]) -> list[tuple[str, TrainingHook]]:
     """(label, hook) per config entry; the label (``hooks.hook_labels``) is the hook's name,
     numbered if it repeats. Hooks create their extra parameters on ``ctx.device`` in ``setup``."""

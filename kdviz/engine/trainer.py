@@ -26,7 +26,7 @@ from .losses import LOSSES
 from .optim import learning_rate
 from .run_folder import RunFolder, load_checkpoint, load_npz
 from .run_reader import RunReader
-from .setup import build_run, dataset_for, resolve_device
+from .setup import build_run, resolve_device, steps_per_epoch
 from .snapshots import SnapshotMaker
 from .store import LiveStore
 from .teacher_cache import TeacherLogitCache, memoized_teacher_logits
@@ -102,8 +102,7 @@ class Trainer:
     # ---- setup ----------------------------------------------------------------------------
     def _setup(self) -> None:
         cfg = self.config
-        data = dataset_for(cfg)
-        self.steps_per_epoch = -(-len(data.train_labels) // cfg.batch_size)
+        self.steps_per_epoch = steps_per_epoch(cfg)
         self.total_steps = cfg.epochs * self.steps_per_epoch
         if cfg.max_steps is not None:
             self.total_steps = min(self.total_steps, cfg.max_steps)

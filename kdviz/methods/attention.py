@@ -36,7 +36,7 @@ from ..distill.attention import at_loss, at_pair_losses, attention_vector, resol
 from ..engine.config import TrainConfig
 from ..engine.evaluation import evaluating
 from ..engine.hooks import HOOKS, StepBatch, TrainContext, TrainingHook, hook_options
-from ..engine.setup import dataset_for
+from ..engine.setup import steps_per_epoch
 from ..palette import OKABE_ITO
 from ._features import batch_statistics, probe_images, probe_metrics, require_teacher, step_features
 from .base import MethodSpec, PageSpec, register_method, uses_hook
@@ -191,8 +191,7 @@ def attention_configs(base: TrainConfig, beta: float = 2.0, pairs: str | Sequenc
         raise ValueError("attention transfer needs a teacher: set 'teacher' in the base config")
     if int(evals_per_epoch) < 1:
         raise ValueError(f"evals_per_epoch must be at least 1, got {evals_per_epoch}")
-    train_size = len(dataset_for(base).train_labels)
-    every = max(1, -(-train_size // base.batch_size) // int(evals_per_epoch))
+    every = max(1, steps_per_epoch(base) // int(evals_per_epoch))
     hook = {"name": NAME, "pairs": pairs if isinstance(pairs, str) else [list(p) for p in pairs], "beta": float(beta)}
     student = replace(base, method=ATTENTION.loss, hooks=[*base.hooks, hook], name="at-student",
                       eval_every=every, snapshot_every=every)

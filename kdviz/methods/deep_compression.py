@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from ..engine import JobManager, TrainConfig, load_trained_model
 from ..engine.experiment import Experiment
 from ..engine.run_folder import read_config
-from ..engine.setup import dataset_for
+from ..engine.setup import steps_per_epoch
 from ..palette import ROLE_COLORS
 from ..prune import check_sparsity, layer_name, prunable_weights
 from ..quant.kmeans import INITS, check_bits
@@ -127,14 +127,13 @@ def compressed_layers(baseline_run: str | os.PathLike) -> list[str]:
 
 
 def _steps(base: TrainConfig, epochs: float, batch_size: int) -> int:
-    per_epoch = -(-len(dataset_for(base).train_labels) // batch_size)
-    return int(math.ceil(epochs * per_epoch))
+    return int(math.ceil(epochs * steps_per_epoch(base, batch_size)))
 
 
 def _stage_config(base: TrainConfig, init_from: str | os.PathLike, steps: int, options: DeepCompressionOptions,
                   runs_root: str, **fields) -> TrainConfig:
     """A cross-entropy run of exactly ``steps`` steps from ``init_from``'s weights."""
-    per_epoch = -(-len(dataset_for(base).train_labels) // options.batch_size)
+    per_epoch = steps_per_epoch(base, options.batch_size)
     every = max(1, steps // options.points)
     config = TrainConfig(
         dataset=base.dataset, data_root=base.data_root, model=base.model, model_options=dict(base.model_options),

@@ -39,7 +39,7 @@ from typing import Any, Sequence
 from ..engine import Job, JobManager, JobStatus
 from ..engine.config import TrainConfig
 from ..engine.experiment import Experiment
-from ..engine.setup import dataset_for
+from ..engine.setup import steps_per_epoch
 from .base import MethodSpec, all_methods, get_method, method_of
 from .stage1 import LAYERS, PAIRS, Stage1Choice, Stage1Method  # noqa: F401  (re-exported)
 
@@ -69,8 +69,7 @@ def _length(base: TrainConfig, max_steps: int | None) -> dict[str, Any]:
         return {"max_steps": base.max_steps}
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"a stage's max_steps must be a positive whole number of steps, got {max_steps!r}")
-    steps_per_epoch = -(-len(dataset_for(base).train_labels) // base.batch_size)
-    return {"max_steps": max_steps, "epochs": -(-max_steps // steps_per_epoch)}
+    return {"max_steps": max_steps, "epochs": -(-max_steps // steps_per_epoch(base))}
 
 
 def fsp_stage1_config(

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..engine import TrainConfig
-from ..engine.setup import dataset_for
+from ..engine.setup import steps_per_epoch
 from ..methods.prune import prune_hook
 from ..methods.quantize import kmeans_hook
 from .runs import as_run_view
@@ -47,7 +47,7 @@ def fine_tune_config(baseline: Any, hook: Mapping[str, Any], epochs: int, lr: fl
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
         raise ValueError(f"the learning rate must be a positive number, got {lr!r}")
     batch_size = int(overrides.pop("batch_size", base.batch_size))
-    steps = epochs * -(-len(dataset_for(base).train_labels) // batch_size)
+    steps = epochs * steps_per_epoch(base, batch_size)
     fields = {
         "init_from": str(view.path), "epochs": epochs, "lr": float(lr), "batch_size": batch_size,
         "eval_every": max(1, steps // evals), "snapshot_every": max(1, steps // snapshots),
