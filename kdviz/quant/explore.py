@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -45,7 +46,8 @@ class QuantizerKind:
     """How the explorers present one quantizer: its menu ``title``; the ``QuantChoice`` fields it
     reads (``options``, in the order the controls show them); the bit width it always uses
     (``fixed_bits``: binary weights are 1 bit); whether its levels are shared values fitted to the
-    weights (``shared``: a k-means codebook); what its weight histogram shows (``note``)."""
+    weights (``shared``: a k-means codebook); what its weight histogram shows (``note``); a rule
+    its options must also satisfy together (``check``, raising a ``ValueError``)."""
 
     name: str
     title: str
@@ -53,6 +55,7 @@ class QuantizerKind:
     fixed_bits: int | None = None
     shared: bool = False
     note: str = ""
+    check: Callable[[Any], None] | None = None
 
 
 KINDS: dict[str, QuantizerKind] = {}  # in registration order: the explorers' menu
@@ -66,6 +69,10 @@ def quantizer(kind: QuantizerKind) -> Callable:
         return fn
 
     return decorate
+
+
+# The options whose values name something registered: a misspelt one is a ValueError listing the known names.
+OPTION_CHECKS: dict[str, Callable[[Any], Any]] = {"init": INITS.get, "binarizer": BINARIZERS.get}
 
 
 def option_values() -> dict[str, list]:
@@ -88,22 +95,23 @@ class QuantChoice:
 
     def validate(self) -> "QuantChoice":
         """Check the method's own options; ``ValueError``/``TypeError`` naming the bad one."""
-        QUANTIZERS.get(self.method)
-        if self.method != "binary":
+        kind = self.kind
+        if kind.fixed_bits is None:
             check_bits(self.bits)
-        if self.method == "kmeans":
-            INITS.get(self.init)
-        if self.method == "uniform" and self.symmetric and self.bits < 2:
-            raise ValueError("symmetric uniform quantization needs at least 2 bits (1 bit is binary: pick 'binary')")
-        if self.method == "binary":
-            BINARIZERS.get(self.binarizer)
+        for option in kind.options:
+            if option in OPTION_CHECKS:
+                OPTION_CHECKS[option](getattr(self, option))
+        if kind.check is not None:
+            kind.check(self)
         return self
 
     def key(self) -> tuple:
-        """The fields that matter for this method (cache key)."""
-        own = {"kmeans": (self.bits, self.init), "uniform": (self.bits, self.symmetric, self.per_channel),
-               "binary": (self.binarizer,), "product": (self.bits, self.subvector)}
-        return (self.method, *own.get(self.method, (self.bits,)))
+        """The fields that matter for this method (cache key): its bits unless fixed, and its options."""
+        kind = KINDS.get(self.method)
+        if kind is None:
+            return (self.method, self.bits)
+        bits = () if kind.fixed_bits is not None else (self.bits,)
+        return (self.method, *bits, *(getattr(self, option) for option in kind.options))
 
     @property
     def kind(self) -> QuantizerKind:
@@ -186,8 +194,13 @@ def kmeans_method(ev: SliderEvaluator, c: QuantChoice) -> Quantized:
     return q
 
 
+def _symmetric_needs_two_bits(c: "QuantChoice") -> None:
+    if c.symmetric and c.bits < 2:
+        raise ValueError("symmetric uniform quantization needs at least 2 bits (1 bit is binary: pick 'binary')")
+
+
 @quantizer(QuantizerKind(
-    "uniform", "uniform", ("per_channel", "symmetric"),
+    "uniform", "uniform", ("per_channel", "symmetric"), check=_symmetric_needs_two_bits,
     note="Uniform levels are evenly spaced over the range: at low bits most weights fall on the zero level."))
 def uniform_method(ev: SliderEvaluator, c: QuantChoice) -> Quantized:
     """Uniform affine quantization: q = clamp(round(w / S) + Z), w ~ S (q - Z)."""
