@@ -58,6 +58,11 @@ def lab_environment(root: Path, teacher_epochs: int) -> Iterator[Path]:
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
 
+def lab_app(timeout: float = 90) -> AppTest:
+    """The whole lab (``app.py``: navigation, sidebar, every page) in ``AppTest``."""
+    return AppTest.from_file(str(REPO / "app.py"), default_timeout=timeout)
+
+
 def ok(at: AppTest) -> AppTest:
     """``at``, asserted free of exceptions."""
     assert not at.exception, [e.message for e in at.exception]
