@@ -1,6 +1,6 @@
 """The method seam's rules, checked on the source tree (docs/architecture.md, issue #12).
 
-* Imports only point down the layers: maths (distill, prune, quant, data, models, palette, registry)
+* Imports only point down the layers: maths (distill, prune, quant, data, models, palette, registry, paths)
   < engine < methods < present < app and widgets; figures sit beside methods and import neither the
   engine nor the methods.
 * A method's name is compared or spelled as a string only in ``kdviz/methods/`` (and in configs).
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "kdviz"
-MATHS = {"distill", "prune", "quant", "data", "models", "palette", "registry"}
+MATHS = {"distill", "prune", "quant", "data", "models", "palette", "registry", "paths"}
 # What each layer may import from kdviz (besides itself).
 ALLOWED: dict[str, set[str]] = {
     **{m: MATHS for m in MATHS},
