@@ -20,6 +20,7 @@ from ..figures.soft_targets import sample_image
 from ..figures.training import accuracy_comparison, loss_curves, probe_soft_targets_from_snapshot
 from ..present import describe, format_duration
 from ._live import LEGEND_INSIDE_TOP_RIGHT, LiveFigure, LiveMonitor, Poller, Throttle
+from ._replay import ReplayBar
 from ._runs import RunView, is_teacher, last_eval, run_views, teacher_accuracy
 
 # Pixels. Two charts side by side fit the notebook column of a 1400 px wide JupyterLab with its
@@ -98,6 +99,7 @@ class TrainingMonitor(LiveMonitor, W.VBox):
         self.probe_chart = LiveFigure(placeholder("Soft targets on a probe image: waiting for the first snapshot"), width=PROBE_WIDTH)
         self.probe_image = LiveFigure(placeholder("Probe image", height=260), width=PROBE_IMAGE_WIDTH)
         self._throttle = Throttle(self._draw_details, 100, on_error=self._report)
+        self.replay = ReplayBar(self._draw_probe)
         for control in (self.run_picker, self.probe_picker, self.temperature_picker):
             control.observe(lambda _: self._throttle(), names="value")
 
@@ -112,6 +114,7 @@ class TrainingMonitor(LiveMonitor, W.VBox):
             row(self.accuracy_chart.widget, self.loss_chart.widget),
             W.HBox([self.run_picker, self.probe_picker, self.temperature_picker], layout=W.Layout(flex_flow="row wrap")),
             row(self.probe_image.widget, self.probe_chart.widget),
+            self.replay,
             self.errors,
         ])
         self.poller = Poller(self._tick, interval_ms, name="kdviz-training-monitor", on_error=self._report)
@@ -167,7 +170,17 @@ class TrainingMonitor(LiveMonitor, W.VBox):
         self._update_status()
         if evals_changed:
             self._draw_accuracy()
+        if all_done:
+            self._arm_replay()
         return not all_done
+
+    def _arm_replay(self) -> None:
+        """Once every run has ended: a play button and scrubber over the picked run's probe snapshots."""
+        view = self._view(self.run_picker.value)
+        snapshots, _ = view.store.snapshots_since(0)
+        if (view.label, len(snapshots)) != getattr(self, "_replayed", None):
+            self._replayed = (view.label, len(snapshots))
+            self.replay.set_snapshots(snapshots)
 
     def refresh(self) -> None:
         """Read every run and redraw everything now (the poller does this on its own)."""
@@ -181,9 +194,11 @@ class TrainingMonitor(LiveMonitor, W.VBox):
         for view in self.runs:
             status = view.status()
             self.status_html[view.label].value = status_line(view, status, self._records[view.label])
-            finished = status.get("state") in ("finished", "failed", "stopped", "diverged")
-            if finished or not view.controllable:
-                self.pause_buttons[view.label].disabled = self.stop_buttons[view.label].disabled = True
+            if view.done or not view.controllable:
+                pause, stop = self.pause_buttons[view.label], self.stop_buttons[view.label]
+                pause.disabled = stop.disabled = True
+                if view.done:  # nothing left to stop: no red button beside a finished run
+                    pause.layout.display = stop.layout.display = "none"
 
     def _draw_accuracy(self) -> None:
         if self._teacher_acc is None:
@@ -196,6 +211,8 @@ class TrainingMonitor(LiveMonitor, W.VBox):
         self.accuracy_chart.show(accuracy_comparison(runs, teacher_accuracy=self._teacher_acc))
 
     def _draw_details(self) -> None:
+        if all(v.done for v in self.runs):
+            self._arm_replay()
         self._draw_loss()
         self._draw_probe()
 
@@ -205,9 +222,10 @@ class TrainingMonitor(LiveMonitor, W.VBox):
         if any(r.get("kind") == "step" for r in records):
             self.loss_chart.show(loss_curves(records, title=f"{view.label}: training loss and its parts"))
 
-    def _draw_probe(self) -> None:
+    def _draw_probe(self, snapshot: Any = None) -> None:
+        """The picked run's probe chart at ``snapshot`` (a replay position) or its latest snapshot."""
         view = self._view(self.run_picker.value)
-        snapshot, reference = view.store.latest_snapshot(), view.store.reference()
+        snapshot, reference = snapshot or view.store.latest_snapshot(), view.store.reference()
         if snapshot is None or "probe/temperatures" not in reference:
             return
         self._sync_probe_controls(reference, float(getattr(view.config, "T", 4.0)))

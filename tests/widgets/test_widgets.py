@@ -217,6 +217,9 @@ def test_monitor_follows_a_running_job_and_stop_button_stops_it(manager, runs_ro
         assert job.wait(30).state == "stopped"
         wait_for(lambda: not monitor.poller.running, 10, "the poller to end after the job")
         assert monitor.stop_buttons["live"].disabled and "stopped" in monitor.status_html["live"].value
+        # issue 14 bug 11: no red Stop button stays beside a run that has ended
+        assert monitor.stop_buttons["live"].layout.display == "none"
+        assert monitor.pause_buttons["live"].layout.display == "none"
     finally:
         job.stop()
 
@@ -253,6 +256,21 @@ def test_monitor_of_finished_runs_draws_at_once(finished_runs):
     line = monitor.status_html["kd"].value
     assert line.startswith(f"<span style='color:{kd.colour};font-weight:bold'>kd</span> <b>finished</b>")
     assert f"test accuracy {evals[-1]['test_acc']:.1%}" in line and f"{student.status().total_steps} steps in" in line
+
+
+def test_monitor_of_finished_runs_replays_the_probe_snapshots(finished_runs):
+    _, student = finished_runs
+    monitor = TrainingMonitor([student.path])
+    bar = monitor.replay
+    assert bar.layout.display == "flex" and bar.scrubber.max == len(bar.snapshots) - 1 >= 1
+    last_bars = list(monitor.probe_chart.widget.data[-1].y)
+    first = bar.snapshots[0].arrays["probe/soft"]
+    bar.scrubber.value = 0
+    bar.flush()
+    shown = list(monitor.probe_chart.widget.data[-1].y)
+    assert shown != last_bars
+    assert bar.where.value.endswith(f"step {bar.snapshots[0].step}")
+    assert first.shape[-1] == len(shown)
 
 
 def test_status_line_renders_the_shared_description():
