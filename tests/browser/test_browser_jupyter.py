@@ -1,16 +1,16 @@
 """A real JupyterLab in a real (headless) Chromium: lab 1 runs and its plotly widgets render and react.
 
-Starts ``jupyter lab`` on 127.0.0.1 with a random token over a temporary copy of ``labs/``, opens
+Starts ``jupyter lab`` on 127.0.0.1 with a random token over a working copy of ``labs/`` (as ``labs/workspace.py`` makes), opens
 ``01_soft_targets.ipynb``, runs every cell, then checks that the plotly FigureWidgets (anywidget
 front end) drew SVG traces in the output area and that moving the temperature slider redraws the
-chart. Screenshot: ``artifacts/jupyter_01.png``. Needs Debian's Chromium at /usr/bin/chromium
+chart, and that the freshly opened lab is not marked modified. Screenshot: ``artifacts/jupyter_01.png``. Needs Debian's Chromium at /usr/bin/chromium
 (skipped without it unless ``KDVIZ_REQUIRE_BROWSER=1``). The server is always terminated.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +25,14 @@ from _support.browser import free_port, launch_chromium, playwright_or_skip
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 NOTEBOOK = "01_soft_targets.ipynb"
+
+
+def load_workspace():
+    """``labs/workspace.py`` (a script beside the notebooks, not a package module)."""
+    spec = importlib.util.spec_from_file_location("labs_workspace_for_browser", ROOT / "labs" / "workspace.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 pytestmark = pytest.mark.browser
 sync_api = playwright_or_skip()
@@ -49,7 +57,7 @@ def _wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float =
 def jupyter_server(tmp_path):
     """(base url, token) of a JupyterLab serving a copy of labs/; killed with its kernels afterwards."""
     root = tmp_path / "labs"
-    shutil.copytree(ROOT / "labs", root, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    load_workspace().copy_labs(root)  # what `python labs/workspace.py` gives users: a working copy
     port, token = free_port(), secrets.token_hex(16)
     labconfig = tmp_path / "config" / "labconfig"
     labconfig.mkdir(parents=True)  # no "get notified about Jupyter news?" pop-up over the charts
@@ -103,6 +111,9 @@ def test_soft_targets_lab_renders_live_plotly_widgets(jupyter_server):
                                    "&& window.jupyterapp.shell.currentWidget.sessionContext "
                                    "&& window.jupyterapp.shell.currentWidget.sessionContext.session", timeout=120_000)
             page.wait_for_function("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'", timeout=120_000)
+            page.wait_for_timeout(1000)  # kernel info has arrived: a stale language_info would now mark it modified
+            assert page.evaluate("window.jupyterapp.shell.currentWidget.context.model.dirty") is False, \
+                "JupyterLab marked the freshly opened lab modified (issue 14 bug 11)"
             ok = page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
             assert ok is not False, "a cell of the notebook failed"
             # Every code cell has run: no "[*]" prompt left and no error output.

@@ -15,3 +15,12 @@ def load_build():
         sys.modules["labs_build"] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules["labs_build"])
     return sys.modules["labs_build"]
+
+
+def load_workspace():
+    """The ``labs/workspace.py`` module (copies the labs into a working folder for JupyterLab)."""
+    if "labs_workspace" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("labs_workspace", LABS / "workspace.py")
+        sys.modules["labs_workspace"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["labs_workspace"])
+    return sys.modules["labs_workspace"]
