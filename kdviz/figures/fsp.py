@@ -27,7 +27,8 @@ def fsp_heatmaps(teacher, student, difference=None, pair: Sequence[str] | str = 
     """Teacher, student and (teacher - student) FSP matrices of one pair, side by side.
 
     Teacher and student share one sequential colour scale, so equal colours mean equal values;
-    the difference uses a diverging scale centred on zero. ``pair`` is ``(in_name, out_name)`` or a
+    the difference uses a diverging scale centred on zero whose ends are the teacher's largest
+    |G| (fixed over training, so the panel fades to white as the student matches). ``pair`` is ``(in_name, out_name)`` or a
     label such as ``"stage2_in->stage2_out"``. Rows are channels i of the first map, columns
     channels j of the second, as in G_ij (eq. 1).
     """
@@ -41,7 +42,9 @@ def fsp_heatmaps(teacher, student, difference=None, pair: Sequence[str] | str = 
     lo, hi = float(min(t.min(), s.min())), float(max(t.max(), s.max()))
     if hi <= lo:
         hi = lo + 1e-12
-    dmax = float(np.abs(d).max()) or 1e-12
+    # The difference is drawn on the teacher's own scale (not its own maximum), so it fades to white as
+    # the student's matrix approaches the teacher's, and a large gap saturates instead of looking small.
+    dmax = float(np.abs(t).max()) or float(np.abs(d).max()) or 1e-12
     fig = make_subplots(rows=1, cols=3, subplot_titles=("teacher G<sup>T</sup>", "student G<sup>S</sup>",
                                                        "difference G<sup>T</sup> − G<sup>S</sup>"),
                         horizontal_spacing=0.08)
@@ -61,7 +64,7 @@ def fsp_heatmaps(teacher, student, difference=None, pair: Sequence[str] | str = 
     frob = float(np.sqrt((d ** 2).sum()))
     rel = frob / (float(np.sqrt((t ** 2).sum())) or 1e-12)
     theme.apply(fig, f"FSP flow {a} → {b}: the student is {rel:.0%} off the teacher (‖ΔG‖_F = {frob:.3g})",
-                height=360, subtitle="stage 1 drives the right panel to zero; left and middle share one colour scale")
+                height=360, subtitle="stage 1 drives the right panel to zero (white); it is drawn on the teacher's scale")
     fig.update_layout(margin={"r": 60, "t": 110})
     return fig
 

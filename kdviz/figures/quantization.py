@@ -128,6 +128,15 @@ def accuracy_vs_bits(results: Mapping[str, Mapping[int, float]], baseline: float
                        y_title="test accuracy (%)")
 
 
+_LABEL_SIDES = ("top center", "bottom center", "middle right", "middle left")
+
+
+def _label_positions(count: int, series: int) -> list[str]:
+    """Point labels that alternate above and below along a series (neighbours at similar ratios
+    no longer print over each other), each series starting on a different side."""
+    return [_LABEL_SIDES[(series + k) % 2 if series < 2 else 2 + (series + k) % 2] for k in range(count)]
+
+
 def compression_vs_accuracy(points: Sequence[Mapping], baseline: float | None = None) -> go.Figure:
     """Compression ratio against accuracy, one marker series per method. Each point is a dict with
     ``method``, ``ratio`` (original / compressed size), ``accuracy`` in [0, 1] and an optional
@@ -137,9 +146,9 @@ def compression_vs_accuracy(points: Sequence[Mapping], baseline: float | None = 
     methods = list(dict.fromkeys(p["method"] for p in points))
     fig = go.Figure()
     for i, method in enumerate(methods):
-        pts = [p for p in points if p["method"] == method]
+        pts = sorted((p for p in points if p["method"] == method), key=lambda p: p["ratio"])
         fig.add_scatter(x=[p["ratio"] for p in pts], y=[100 * p["accuracy"] for p in pts], mode="markers+text",
-                        text=[p.get("label", "") for p in pts], textposition="top center", name=method,
+                        text=[p.get("label", "") for p in pts], textposition=_label_positions(len(pts), i), name=method,
                         marker={"size": 11, "color": theme.SERIES[i % len(theme.SERIES)]},
                         hovertemplate=f"{method} %{{text}}<br>%{{x:.1f}}x smaller, %{{y:.2f}}%<extra></extra>")
     if baseline is not None:

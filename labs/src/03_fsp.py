@@ -123,7 +123,7 @@ stages.stage1, scratch
 # * **Loss** (bottom left, log scale): the FSP loss on the same 64 test images falls by an order of
 #   magnitude, the deep sections (large values) first.
 # * **Fast optimisation** (bottom right, from stage 2's first evaluation): stage 1 leaves the classifier
-#   untrained (faint dotted curve near chance), but once stage 2 starts, the purple curve climbs much
+#   untrained (faint dotted curve near chance), but once stage 2 starts, the pink curve climbs much
 #   faster than the green scratch curve: the student already computes useful features.
 #
 # **Stop** ends every run after its current step (a stopped stage 1 starts no stage 2). The monitor also

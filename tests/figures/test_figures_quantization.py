@@ -68,6 +68,9 @@ def test_accuracy_and_compression_charts():
     fig = qf.compression_vs_accuracy(pts, baseline=0.98)
     assert [t.name for t in fig.data] == ["k-means", "SVD"] and list(fig.data[0].x) == [5.3, 10.6]
     assert fig.layout.xaxis.type == "log"
+    # neighbouring labels alternate above and below, and the second series starts on the other side
+    assert list(fig.data[0].textposition) == ["top center", "bottom center"]
+    assert list(fig.data[1].textposition) == ["bottom center"]
     with pytest.raises(ValueError):
         qf.accuracy_vs_bits({})
     with pytest.raises(ValueError):
