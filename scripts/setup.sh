@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Make ./.venv and install kdviz into it (editable), with the extras named in $1 (e.g. "dev").
-# pip runs again only when pyproject.toml changed since the last install, so restarts are quick.
+# Make ./.venv and install kdviz into it (editable), with the extras named in $1 (e.g. "dev" or "dev,docs").
+# pip runs again only when pyproject.toml changed since the last install or an extra is asked for that
+# was not installed: an install with more extras satisfies one with fewer (after `test.sh` installed
+# the dev extra, `lab.sh` starts at once). One stamp, .venv/.kdviz-installed, holds
+# "<sha256 of pyproject.toml> <extras installed, comma-separated>".
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras="${1:-}"
 python="${PYTHON:-python3}"
 
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
@@ -12,13 +14,33 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 
-stamp=".venv/.kdviz-installed${extras:+-$extras}"
+# A sorted, de-duplicated, comma-separated list of extras from any mix of commas and spaces.
+normalise() { tr ', ' '\n\n' <<<"$*" | sed '/^$/d' | sort -u | paste -sd, -; }
+
+stamp=".venv/.kdviz-installed"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
-if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+read -r have_hash have_extras 2>/dev/null <"$stamp" || true
+have_hash="${have_hash:-}"
+have_extras="${have_extras:-}"
+# Stamps of older versions of this script: .venv/.kdviz-installed-<extra>, holding only the hash.
+for old in .venv/.kdviz-installed-*; do
+  if [ -f "$old" ] && [ "$(cat "$old")" = "$want" ]; then
+    have_hash="$want"
+    have_extras="$have_extras,${old#.venv/.kdviz-installed-}"
+  fi
+done
+have_extras="$(normalise "$have_extras")"
+asked="$(normalise "${1:-}")"
+missing="$(comm -23 <(tr ',' '\n' <<<"$asked" | sed '/^$/d') <(tr ',' '\n' <<<"$have_extras" | sed '/^$/d'))"
+
+if [ "$have_hash" != "$want" ] || [ -n "$missing" ]; then
+  # Install the union: extras installed before stay up to date with pyproject.toml.
+  extras="$(normalise "$have_extras,$asked")"
   echo "Installing kdviz${extras:+[$extras]} into .venv (first run takes a few minutes)..."
   .venv/bin/python -m pip install --quiet --upgrade pip
   # torch first, pinned: 2.13.0 is the CPU wheel here; an open range would fetch a CUDA build.
   .venv/bin/python -m pip install --quiet "torch==2.13.0"
   .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
-  echo "$want" >"$stamp"
+  echo "$want $extras" >"$stamp"
+  rm -f .venv/.kdviz-installed-*
 fi

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import streamlit as st
 
 from ..data import DatasetBundle, load_dataset
 from ..models import build_model, count_parameters
+from ..paths import confine
 from .charts import IMAGE_FORMAT_KEY, IMAGE_FORMATS
 from .errors import user_errors
 
@@ -75,14 +75,18 @@ def _load(name: str, root: str | None, download: bool) -> DatasetBundle:
 
 
 def load_bundle(settings: LabSettings) -> DatasetBundle:
-    """The chosen dataset (cached per process); a missing folder raises a ``ValueError`` naming it."""
+    """The chosen dataset (cached per process). The folder typed in the sidebar is untrusted: it
+    must lie in an allowed root (``kdviz.paths.confine``), else a ``ValueError`` says so; messages
+    name the expected files, never what the folder holds."""
     if settings.dataset != "digits" and not settings.data_root and not settings.download:
         raise ValueError(f"{DATASETS[settings.dataset]}: type the folder that holds its four IDX files "
                          "in the sidebar, or tick 'Download if missing'")
-    if settings.data_root and not Path(settings.data_root).expanduser().is_dir():
-        raise ValueError(f"folder {settings.data_root!r} does not exist")
-    root = str(Path(settings.data_root).expanduser()) if settings.data_root else None
-    return _load(settings.dataset, root, settings.download)
+    root = None
+    if settings.data_root:
+        root = confine(settings.data_root, "data folder")
+        if not root.is_dir():
+            raise ValueError(f"folder {settings.data_root!r} does not exist")
+    return _load(settings.dataset, str(root) if root is not None else None, settings.download)
 
 
 def current_settings() -> LabSettings:

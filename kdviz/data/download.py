@@ -11,7 +11,10 @@ mirror base URLs (tried in order) and the expected SHA-256 of every file. Overri
 
 Each file is streamed with ``urllib`` into a temp file in the destination folder, hashed on the way,
 and moved into place with ``os.replace`` only when its SHA-256 matches, so the cache never holds a
-partial or unverified file. Files already in the folder (raw or ``.gz``) are not downloaded again.
+partial or unverified file. Each verified digest is recorded in the folder's ``.kdviz-verified.sha256``
+and checked again before every later use (:func:`verify_recorded_checksums`): a cached file that was
+damaged or changed since is fetched again (``download=True``) or refused, never parsed. Files the user
+put in a folder themselves (raw or ``.gz``, no record) are kept as they are and parsed strictly.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CHUNK_BYTES = 1 << 20
+VERIFIED_MANIFEST = ".kdviz-verified.sha256"  # sha256sum format: what download_dataset verified here
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 URL_SCHEMES = ("http://", "https://", "file://")
 
@@ -145,6 +149,54 @@ def resolve_mirrors(
     return MirrorConfig(dataset=dataset, mirrors=tuple(mirrors), sha256=sums)
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def recorded_checksums(folder: str | os.PathLike) -> dict[str, str]:
+    """``{file name: sha256}`` of the files :func:`download_dataset` verified into ``folder``."""
+    manifest = Path(folder) / VERIFIED_MANIFEST
+    return read_sha256sums(manifest) if manifest.is_file() else {}
+
+
+def _record_checksum(folder: Path, name: str, sha256: str) -> None:
+    """Add (or replace) ``name``'s digest in the folder's manifest, written atomically."""
+    sums = {**recorded_checksums(folder), name: sha256.lower()}
+    text = "".join(f"{digest}  {file}\n" for file, digest in sorted(sums.items()))
+    fd, tmp = tempfile.mkstemp(prefix=f"{VERIFIED_MANIFEST}.", suffix=".part", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(tmp, folder / VERIFIED_MANIFEST)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def damaged_downloads(folder: str | os.PathLike) -> list[str]:
+    """Names of the files in ``folder`` whose SHA-256 no longer equals the one recorded when they
+    were downloaded and verified (missing files are not listed)."""
+    folder = Path(folder)
+    return [name for name, digest in recorded_checksums(folder).items()
+            if (folder / name).is_file() and file_sha256(folder / name) != digest]
+
+
+def verify_recorded_checksums(folder: str | os.PathLike) -> None:
+    """Raise :class:`ChecksumMismatch` naming each downloaded file in ``folder`` that changed since
+    it was verified (a damaged disk, an interrupted copy, someone else's edit)."""
+    damaged = damaged_downloads(folder)
+    if damaged:
+        names = ", ".join(str(Path(folder) / name) for name in damaged)
+        raise ChecksumMismatch(
+            f"{names}: no longer match(es) the SHA-256 recorded when downloaded, so the cached copy is damaged "
+            "or was changed and was not loaded. Delete it, or load with download=True to fetch it again."
+        )
+
+
 def _progress_bar(total: int | None, name: str, enabled: bool):
     """A tqdm bar on stderr (bytes), or a plain one-line notice when tqdm is not installed."""
     try:
@@ -234,15 +286,18 @@ def download_dataset(
 ) -> Path:
     """Make sure ``dest`` (default :func:`cache_dir`) holds every file of ``dataset``; returns ``dest``.
 
-    Files already there, gzip-compressed or raw, are kept as they are (everything this function
-    writes was verified before it was moved into place); the others are downloaded and verified.
+    Files already there, gzip-compressed or raw, are kept as they are, except a file this function
+    downloaded earlier whose SHA-256 has changed since (it is fetched again); the others are
+    downloaded, verified, and their digests recorded for :func:`verify_recorded_checksums`.
     """
     config = resolve_mirrors(dataset, mirrors, sha256)
     folder = Path(dest) if dest is not None else cache_dir(dataset)
     folder.mkdir(parents=True, exist_ok=True)
+    damaged = set(damaged_downloads(folder))
     for name in config.files:
         stem = name.removesuffix(".gz")
-        if (folder / name).is_file() or (folder / stem).is_file():
+        if name not in damaged and ((folder / name).is_file() or (folder / stem).is_file()):
             continue
         fetch_from_mirrors(config, name, folder, progress=progress, timeout=timeout)
+        _record_checksum(folder, name, config.sha256[name])
     return folder

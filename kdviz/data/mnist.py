@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .bundle import DatasetBundle
-from .download import cache_dir, download_dataset, mirror_env_var
+from .download import cache_dir, download_dataset, mirror_env_var, verify_recorded_checksums
 from .idx import IdxFileNotFound, IdxFormatError, has_idx_file, read_image_label_pair
 from .registry import DATASETS
 
@@ -73,14 +73,12 @@ def labels_to_tensor(labels: np.ndarray) -> torch.Tensor:
 
 
 def _read_split(folder: Path, spec: IdxDatasetSpec, images_stem: str, labels_stem: str) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = read_image_label_pair(folder, images_stem, labels_stem)
-    if images.shape[1:] != spec.image_size:
-        rows, cols = spec.image_size
+    images, labels = read_image_label_pair(folder, images_stem, labels_stem, spec.image_size, spec.title)
+    if len(labels) == 0:
         raise IdxFormatError(
-            f"{folder / images_stem}[.gz]: images are {images.shape[1]}x{images.shape[2]}, "
-            f"{spec.title} images are {rows}x{cols}"
+            f"{folder / images_stem}[.gz]: holds 0 images; a {spec.title} split needs at least one"
         )
-    if len(labels) and int(labels.max()) >= len(spec.class_names):
+    if int(labels.max()) >= len(spec.class_names):
         raise IdxFormatError(
             f"{folder / labels_stem}[.gz]: label {int(labels.max())} is out of range; "
             f"{spec.title} has classes 0..{len(spec.class_names) - 1}"
@@ -111,7 +109,11 @@ def load_idx_folder(folder: str | os.PathLike, spec: IdxDatasetSpec = MNIST) -> 
 
 def load_idx_dataset(spec: IdxDatasetSpec, root: str | os.PathLike | None, download: bool) -> DatasetBundle:
     """``root`` given: read it (after fetching missing files when ``download``). No ``root``: the
-    cache folder, fetched into when ``download``; without ``download`` it must already hold the files."""
+    cache folder, fetched into when ``download``; without ``download`` it must already hold the files.
+
+    Files kdviz downloaded are re-hashed against the checksum recorded when they were verified
+    (:func:`kdviz.data.download.verify_recorded_checksums`); a damaged copy is fetched again when
+    ``download``, else refused with a message saying how to repair it."""
     folder = Path(root).expanduser() if root is not None else cache_dir(spec.name)
     if download:
         download_dataset(spec.name, folder)
@@ -121,6 +123,7 @@ def load_idx_dataset(spec: IdxDatasetSpec, root: str | os.PathLike | None, downl
             f"files ({', '.join(IDX_FILES)}, gzip or raw), or download=True to fetch them "
             f"(mirrors: see {mirror_env_var(spec.name)}; cache: $KDVIZ_CACHE)."
         )
+    verify_recorded_checksums(folder)  # a downloaded file is checked again before every use
     return load_idx_folder(folder, spec)
 
 

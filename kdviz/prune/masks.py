@@ -14,8 +14,8 @@ after a reload. Here a checkpoint holds the ordinary model state dict plus a dic
 from __future__ import annotations
 
 import math
-
 import os
+import pickle
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -188,8 +188,21 @@ def load_pruned(model: nn.Module, path: str | os.PathLike) -> PruningMasks:
     The masks are re-applied on load, so even a file whose weights were edited after pruning
     comes back pruned; keep the returned masks and call ``masks.apply(model)`` after each
     optimizer step to keep it that way.
+
+    Only plain tensors are read (``weights_only=True``): a file holding anything else, such as a
+    pickle that would run code, is a ``ValueError`` "<file> is not a plain-tensor checkpoint and was
+    not loaded", and nothing in it runs.
     """
-    saved = torch.load(Path(path), weights_only=True, map_location="cpu")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    try:
+        saved = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError:  # torch's message suggests weights_only=False: never say that here
+        raise ValueError(f"{path} is not a plain-tensor checkpoint and was not loaded") from None
+    except Exception as err:  # noqa: BLE001 - a damaged archive fails in many ways (RuntimeError, KeyError...)
+        raise ValueError(f"{path} is not a readable checkpoint (damaged or truncated) and was not loaded "
+                         f"({type(err).__name__})") from None
     if not isinstance(saved, dict) or set(saved) != {"model", "masks"}:
         raise ValueError(f"{path} is not a kdviz pruned checkpoint (expected keys 'model' and 'masks')")
     masks = PruningMasks(saved["masks"])

@@ -20,6 +20,7 @@ import torch
 from kdviz.data import load_dataset
 from kdviz.data.download import (
     MIRRORS,
+    VERIFIED_MANIFEST,
     ChecksumMismatch,
     DownloadError,
     cache_dir,
@@ -124,7 +125,8 @@ def test_download_verifies_and_caches(server, sums, mirror_folder, tmp_path, mon
     server.requests.clear()
     folder = download_dataset("mnist", mirrors=[server.url], sha256=sums, progress=False)
     assert folder == tmp_path / "mnist" == cache_dir("mnist")
-    assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)  # no temp files left behind
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*FILES, VERIFIED_MANIFEST])  # no temp files left behind
+    assert read_sha256sums(folder / VERIFIED_MANIFEST) == {name: sums[name] for name in FILES}
     for name in FILES:
         assert sha256_of(folder / name) == sums[name]
     assert sorted(server.requests) == sorted("/" + name for name in FILES)
@@ -140,7 +142,7 @@ def test_download_verifies_and_caches(server, sums, mirror_folder, tmp_path, mon
 
 def test_checksums_from_a_sha256sums_path(server, mnist_dir, tmp_path):
     download_dataset("mnist", tmp_path, mirrors=[server.url], sha256=mnist_dir / "SHA256SUMS", progress=False)
-    assert len(list(tmp_path.iterdir())) == 4
+    assert len(list(tmp_path.glob("*.gz"))) == 4
 
 
 def test_wrong_checksum_raises_and_leaves_no_partial_file(server, sums, tmp_path):
@@ -187,7 +189,7 @@ def test_env_var_mirror_with_explicit_checksums(server, sums, tmp_path, monkeypa
     monkeypatch.setenv("KDVIZ_MNIST_MIRROR", f"{dead}, {server.url}")
     assert resolve_mirrors("mnist", sha256=sums).mirrors == (dead, server.url)
     download_dataset("mnist", tmp_path, sha256=sums, progress=False, timeout=5)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*FILES, VERIFIED_MANIFEST])
 
 
 def test_env_var_mirror_with_default_checksums_reports_the_mismatch(server, tmp_path, monkeypatch):

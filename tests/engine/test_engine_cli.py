@@ -40,3 +40,23 @@ def test_bad_flags_give_a_clear_error_and_exit_code_2(tmp_path, capsys):
     assert not any(tmp_path.iterdir())  # nothing written for a config that never started
     assert main(["train", "--dataset", "digits", "--T", "-1", "--runs-root", str(tmp_path)]) == 2
     assert "T must be > 0" in capsys.readouterr().err
+
+
+def test_resume_has_force_and_every_command_takes_debug():
+    from kdviz.engine.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["resume", "runs/x", "--epochs", "5", "--force"])
+    assert (args.path, args.epochs, args.force) == ("runs/x", 5, True)
+    assert parser.parse_args(["resume", "runs/x"]).force is False
+    assert parser.parse_args(["train", "--debug"]).debug is True
+    assert parser.parse_args(["--debug", "runs"]).debug is True
+    assert not hasattr(parser.parse_args(["hooks"]), "debug")  # main() fills in False
+
+
+def test_missing_run_folder_is_one_line_without_traceback(tmp_path, capsys):
+    assert main(["resume", str(tmp_path / "gone")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "gone is not a run folder" in err and "Traceback" not in err
+    assert main(["resume", str(tmp_path / "gone"), "--debug"]) == 2
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
