@@ -4,7 +4,9 @@
 >>> job = start(TrainConfig(dataset="digits", model="mlp", epochs=2))  # doctest: +SKIP
 
 See docs/architecture.md: a ``Job`` trains in a daemon thread and publishes to its ``LiveStore``
-(``job.store``) and its run folder; ``open_run(path)`` reads a folder with the same API.
+(``job.store``) and its run folder; ``open_run(path)`` reads a folder with the same API. When the
+process ends (the script returns, SIGTERM, SIGHUP) its jobs stop cleanly and their runs say "stopped"
+(``engine/shutdown.py``).
 """
 from .api import find_finished_run, open_run, resume, start, train_teacher_cached
 from .config import TrainConfig

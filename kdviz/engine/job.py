@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 FINAL_STATES = ("finished", "failed", "stopped", "diverged")
 STATUS_WRITE_INTERVAL_S = 1.0
 PAUSED_HEARTBEAT_S = 5.0
+PAUSED_SLOT_NOTE = "it keeps its run slot until resumed or stopped"
 
 
 @dataclass
@@ -63,7 +64,7 @@ class _JobControl(Control):
         if not job._pause.is_set() or job._stop.is_set():
             return 0.0
         start = time.perf_counter()
-        job._set_state("paused", f"paused at step {job._status.step}")
+        job._set_state("paused", f"paused at step {job._status.step}; {PAUSED_SLOT_NOTE}")
         while job._pause.is_set() and not job._stop.is_set():
             time.sleep(0.05)
             if time.perf_counter() - job._last_write > PAUSED_HEARTBEAT_S:
@@ -96,6 +97,8 @@ class Job:
         self._pause, self._stop, self._done = threading.Event(), threading.Event(), threading.Event()
         self._status = JobStatus("queued", "waiting for a free slot")
         self._thread: threading.Thread | None = None
+        self._submitted = False
+        self._stop_reason = ""
         self._last_write = 0.0
         self._rate_origin: tuple[float, int] | None = None
         self._write_status()
@@ -114,6 +117,7 @@ class Job:
         known = JobStatus.__dataclass_fields__
         job._status = JobStatus(**{k: v for k, v in saved.items() if k in known and k != "state"}, state=saved.get("state", "unknown"))
         job._thread, job._folder = None, None
+        job._submitted, job._stop_reason = False, ""
         if job._status.done:
             job._done.set()
         return job
@@ -124,7 +128,20 @@ class Job:
             s = JobStatus(**asdict(self._status))
         if s.state == "queued" and self.manager is not None:
             s.queue_position = self.manager.queue_position(self)
+            paused = self.manager.paused_holders() if s.queue_position is not None else []
+            if paused:
+                s.message = f"{s.message}; {len(paused)} of the {self.manager.max_concurrent} run slots " \
+                            f"held by paused run(s) {', '.join(paused)}: resume or stop them to free a slot"
         return s
+
+    def resubmit_refusal(self) -> str:
+        """Why this job may not be submitted (again), or "" if it may: a job trains once, in its folder."""
+        if not (self._submitted or self.done or self._thread is not None):
+            return ""
+        state = self.status().state
+        return (f"job {self.name} was already submitted (state {state!r}); a job trains once, into its own run "
+                f"folder {self.path}. To continue it, resume it (kdviz.engine.resume({str(self.path)!r}) or "
+                f"`kdviz resume {self.path}`); to train its config again, call start(job.config), which makes a new run folder")
 
     def pause(self) -> None:
         """Pause before the next step (a queued job pauses as soon as it starts)."""
@@ -134,13 +151,16 @@ class Job:
     def resume(self) -> None:
         self._pause.clear()
 
-    def stop(self) -> None:
-        """Stop after the current step, saving a checkpoint; a queued job leaves the queue."""
+    def stop(self, reason: str = "") -> None:
+        """Stop after the current step, saving a checkpoint; a queued job leaves the queue.
+        ``reason`` (e.g. "the process exited") is added to the final status message."""
         if self.done:
             return
+        with self._lock:
+            self._stop_reason = self._stop_reason or reason
         self._stop.set()
         if self.manager is not None and self.manager.cancel(self):
-            self._finish("stopped", "stopped before it started")
+            self._finish("stopped", "stopped before it started" + (f": {reason}" if reason else ""))
 
     def wait(self, timeout: float | None = None) -> JobStatus:
         """Block until the job ends (or ``timeout`` seconds pass); return its status."""
@@ -157,7 +177,9 @@ class Job:
 
     # ---- the thread -----------------------------------------------------------------------
     def _launch(self) -> None:
-        """Start the training thread (the manager calls this when a slot is free)."""
+        """Start the training thread (the manager calls this when a slot is free), once."""
+        if self._thread is not None:
+            raise RuntimeError(f"job {self.name} was already launched")
         self._set_state("running", "starting")
         self._thread = threading.Thread(target=self._run, name=f"kdviz-job-{self.name}", daemon=True)
         self._thread.start()
@@ -166,7 +188,10 @@ class Job:
         try:
             trainer = Trainer(self.config, self._folder, self.store, control=_JobControl(self), resume=self._resume)
             outcome = trainer.run()
-            self._finish(outcome.state, outcome.message)
+            message = outcome.message
+            if outcome.state == "stopped" and self._stop_reason:
+                message = f"{message} ({self._stop_reason})"
+            self._finish(outcome.state, message)
         except BaseException as exc:  # noqa: BLE001 - nothing may escape the job's thread
             self._finish("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
@@ -176,10 +201,26 @@ class Job:
                 return
             self._status.state, self._status.message, self._status.traceback = state, message, tb
             self._status.eta_s = 0.0 if state == "finished" else None
-        self._write_status(force=True)
-        self._done.set()
-        if self.manager is not None:
-            self.manager._job_ended(self)
+        try:
+            self._write_status(force=True)
+        finally:  # whatever happens to the status file, the job ends and its slot is freed
+            self._done.set()
+            if self.manager is not None:
+                self.manager._job_ended(self)
+
+    def _join_thread(self, timeout: float | None) -> bool:
+        """Wait for the training thread to end; True if it has (or never started)."""
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return thread is None or not thread.is_alive()
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def _abandon(self) -> None:
+        """The thread did not stop in time (the process is exiting): mark the run stopped anyway."""
+        step, why = self.status().step, self._stop_reason or "stop requested"
+        self._finish("stopped", f"stopped at step {step} without waiting for the step to end ({why}); "
+                                "the last checkpoint is kept (resume it to continue)")
 
     def _set_state(self, state: str, message: str) -> None:
         with self._lock:

@@ -2,7 +2,8 @@
 
 ``describe(status)`` turns a ``JobStatus`` (or its dict) into a ``StatusText``: the state, an icon
 name both UIs map to their own glyphs, a headline and a detail line in plain words, and the
-progress fraction. The Streamlit components render it as markdown with Material icons, the widgets
+progress fraction. A paused job keeps its run slot (``engine.manager``): its detail says so, and a
+queued job's detail names the paused runs it waits for. The Streamlit components render it as markdown with Material icons, the widgets
 as HTML; neither composes the sentence itself.
 """
 from __future__ import annotations
@@ -48,6 +49,14 @@ def _get(status: Any) -> dict[str, Any]:
     return status.to_dict() if hasattr(status, "to_dict") else dict(status)
 
 
+def _slot_note(s: dict[str, Any]) -> str:
+    """" · <why>" when paused runs hold the slots a queued job waits for (the job's message says so)."""
+    message = str(s.get("message") or "")
+    if "held by paused run" not in message:
+        return ""
+    return " · " + message.split("; ", 1)[-1]
+
+
 def describe(status: Any, label: str, epochs: int | None = None, max_concurrent: int | None = None) -> StatusText:
     """Describe a job's status for a run called ``label`` (``epochs``: the config's, for "epoch k/n";
     ``max_concurrent``: the manager's limit, named while the job waits in the queue)."""
@@ -59,7 +68,7 @@ def describe(status: Any, label: str, epochs: int | None = None, max_concurrent:
     headline = f"{label} · {state}" + (f" · {accuracy}" if accuracy else "")
     if state == "queued":
         limit = f" (at most {max_concurrent} runs at once)" if max_concurrent else ""
-        detail = f"waiting in the queue, place {s.get('queue_position') or '?'}{limit}"
+        detail = f"waiting in the queue, place {s.get('queue_position') or '?'}{limit}{_slot_note(s)}"
     elif state in ("running", "paused"):
         epoch = f"epoch {min(int(s.get('epoch') or 0) + 1, epochs)}/{epochs} · " if epochs else ""
         detail = f"{epoch}step {step}/{total or '?'}"
@@ -83,10 +92,14 @@ def readiness(status: Any, name: str) -> StatusText:
         acc = s.get("test_acc")
         return StatusText(state, ICONS[state], f"{name} ready" + (f" · {acc:.1%} test accuracy" if acc is not None else ""), "", 1.0)
     if state == "queued":
-        return StatusText(state, ICONS[state], f"The {name} waits in the queue (place {s.get('queue_position') or '?'})", "", 0.0)
+        return StatusText(state, ICONS[state], f"The {name} waits in the queue (place {s.get('queue_position') or '?'})",
+                          _slot_note(s).lstrip(" ·"), 0.0)
     if state in ("running", "paused"):
         total = int(s.get("total_steps") or 0)
         pct = int(s.get("step") or 0) / total if total else 0.0
+        if state == "paused":
+            return StatusText(state, ICONS[state], f"The {name} is paused at {pct:.0%}",
+                              "it keeps its run slot: resume it to finish, or stop it to free the slot", pct)
         eta = f", about {format_duration(s.get('eta_s'))} left" if s.get("eta_s") else ""
         return StatusText(state, ICONS[state], f"Training the {name} in the background: {pct:.0%}{eta}", "", pct)
     return StatusText(state, ICONS.get(state, ICONS["unknown"]), f"The {name} {state}", s.get("message") or "", 0.0)
