@@ -7,7 +7,9 @@
 """
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -43,30 +45,28 @@ def open_run(path: str | os.PathLike) -> RunReader:
     return RunReader(path)
 
 
-STALE_AFTER_S = 60.0  # a live job rewrites status.json every second while running, every few while paused
-
-
 def resume(path: str | os.PathLike, manager: JobManager | None = None, epochs: int | None = None, force: bool = False) -> Job:
     """Continue a run from its last checkpoint, in the same folder (``epochs`` may extend it).
 
-    Works for stopped, diverged and failed runs, and for runs whose process was killed (their
-    status.json says "running" but has not been updated for a minute; ``force=True`` skips that wait).
+    Works for stopped, diverged, failed and interrupted runs (a killed process: its writer lock is
+    free; one killed before its first checkpoint starts over). Everything is checked first
+    (``resume.plan_resume``): a refused resume raises ``ValueError`` and leaves the folder exactly as
+    it was. ``force=True`` only matters for runs written before run folders had a lock. The job's
+    ``resume_plan`` says where it continues from and how many records after that were dropped.
     """
-    path = Path(path)
-    config = read_config(path)
-    status = read_status(path)
-    state = status.get("state")
-    age = time.time() - float(status.get("updated", 0.0))
-    if state in ("running", "paused") and age < STALE_AFTER_S and not force:
-        raise ValueError(f"run {path} is {state} (status updated {age:.0f} s ago); stop it first. If its process "
-                         f"was killed, wait {STALE_AFTER_S:.0f} s or pass force=True")
-    if state == "finished" and epochs is None:
-        raise ValueError(f"run {path} already finished; pass epochs= (more than {config.epochs}) to train longer")
-    if epochs is not None:
-        config.epochs = int(epochs)
-        atomic_write_bytes(path / "config.json", config.validate().to_json().encode())
+    from .resume import plan_resume
+
+    plan = plan_resume(path, epochs=epochs, force=force)
     manager = manager or default_manager()
-    return manager.submit(Job(config, manager, resume_path=path))
+    job = Job(plan.config, manager, resume_path=plan.path)  # takes the folder's writer lock first
+    try:
+        if plan.config_changed:
+            atomic_write_bytes(plan.path / "config.json", plan.config.to_json().encode())
+    except BaseException:
+        job._folder.release()
+        raise
+    job.resume_plan = plan
+    return manager.submit(job)
 
 
 def find_finished_run(config: TrainConfig, runs_root: str | os.PathLike | None = None) -> Path | None:
@@ -91,18 +91,31 @@ def find_finished_run(config: TrainConfig, runs_root: str | os.PathLike | None =
     return None
 
 
+_TEACHER_LOCK = threading.Lock()
+_TEACHERS_IN_FLIGHT: dict[str, Job] = {}  # identity (JSON) -> the job training it, from any manager
+
+
 def train_teacher_cached(dataset: str = "digits", model: str = "mlp", manager: JobManager | None = None, **options: Any) -> Job:
     """A teacher run (method "ce"): reuse a finished run with the same config when one exists under
-    ``runs_root``, else join the same teacher already training in ``manager``, else start it.
+    ``runs_root``, else join the same teacher already training (in any manager), else start it.
 
     ``options`` are further ``TrainConfig`` fields (model_options, jitter_px, epochs, lr, ...).
-    The returned job's ``path`` is what a student's ``teacher`` field takes.
+    The returned job's ``path`` is what a student's ``teacher`` field takes. The look-up and the start
+    happen under one lock, so callers in several threads (sessions, pages, widgets) asking at once get
+    one job, never duplicate teachers (issue 13, item 13).
     """
     options.setdefault("name", f"teacher-{model}-{dataset}")
     config = TrainConfig(dataset=dataset, model=model, method=options.pop("method", "ce"), **options).validate()
-    found = find_finished_run(config)
-    if found is not None:
-        return Job.reopened(found)
-    manager = manager or default_manager()
-    active = manager.find_active(config.identity())
-    return active if active is not None else start(config, manager)
+    key = json.dumps(config.identity(), sort_keys=True, default=str)
+    with _TEACHER_LOCK:
+        for ended in [k for k, job in _TEACHERS_IN_FLIGHT.items() if job.done]:
+            del _TEACHERS_IN_FLIGHT[ended]  # a finished one is found on disk; a failed one starts again
+        if key in _TEACHERS_IN_FLIGHT:
+            return _TEACHERS_IN_FLIGHT[key]
+        found = find_finished_run(config)
+        if found is not None:
+            return Job.reopened(found)
+        manager = manager or default_manager()
+        job = manager.find_active(config.identity()) or start(config, manager)
+        _TEACHERS_IN_FLIGHT[key] = job
+        return job

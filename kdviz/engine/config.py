@@ -50,6 +50,7 @@ class TrainConfig:
     eval_every: int = 0  # steps between evaluations; 0: at the end of every epoch
     snapshot_every: int = 50  # steps between snapshots; 0: only at the start and the end
     log_every: int = 1  # steps between step-metric records
+    checkpoint_every_steps: int | None = None  # a checkpoint every N steps (and at every evaluation); None: every ~5 s of training
     eval_train_samples: int = 10000  # train accuracy is measured on a fixed subset of this size
     probe_count: int = 20
     probe_temperatures: list = field(default_factory=lambda: [1.0, 4.0, 20.0])
@@ -94,7 +95,8 @@ class TrainConfig:
 
     def identity(self) -> dict[str, Any]:
         """The fields that decide what is trained (everything but name, runs_root, display options)."""
-        ignore = {"name", "runs_root", "snapshot_every", "log_every", "probe_count", "probe_temperatures", "cache_teacher_logits"}
+        ignore = {"name", "runs_root", "snapshot_every", "log_every", "probe_count", "probe_temperatures", "cache_teacher_logits",
+                  "checkpoint_every_steps"}
         return {k: v for k, v in self.to_dict().items() if k not in ignore}
 
     def display_name(self) -> str:
@@ -147,6 +149,8 @@ class TrainConfig:
         for name in ("eval_every", "snapshot_every"):
             _check_int(name, getattr(self, name), low=0)
         _check_int("log_every", self.log_every, low=1)
+        if self.checkpoint_every_steps is not None:
+            _check_int("checkpoint_every_steps", self.checkpoint_every_steps, low=1)
         _check_int("eval_train_samples", self.eval_train_samples, low=1)
         _check_int("probe_count", self.probe_count, low=1)
         _check_type("probe_temperatures", self.probe_temperatures, (list, tuple))

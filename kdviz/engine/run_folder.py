@@ -10,6 +10,7 @@ Layout (docs/architecture.md)::
         snapshots/000001.npz    the snapshot's arrays (np.load(..., allow_pickle=False))
         snapshots/reference.npz arrays recorded once (probe set, teacher soft targets, bins)
         checkpoints/last.pt     the last good checkpoint: plain tensors and dicts, torch.load(weights_only=True)
+        writer.lock             flock'ed by the one process writing the run (pid, host, start time inside)
 
 Whole files are written to a temp file in the same folder and renamed (``os.replace``), so a
 reader or a killed process never sees half a file; appended logs are flushed line by line, so a
@@ -20,9 +21,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import re
 import tempfile
 import time
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +34,10 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
+from .lock import WriterLock
 
 CHECKPOINT_FORMAT = 1
+FINAL_STATES = ("finished", "failed", "stopped", "diverged")
 
 
 def atomic_write_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
@@ -96,7 +102,12 @@ def unique_run_path(runs_root: str | os.PathLike, name: str) -> Path:
 
 
 class RunFolder:
-    """The writer side of a run folder (one per running job)."""
+    """The writer side of a run folder (one per running job).
+
+    Opening one takes the folder's exclusive writer lock (``lock.WriterLock``): a second writer,
+    in this process or another, gets ``RunFolderLocked`` naming the first. The lock is let go when
+    a final status ("finished", "failed", "stopped", "diverged") is written, on ``release()``, or
+    by the OS when the process dies."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -104,6 +115,7 @@ class RunFolder:
         self.checkpoint_dir = self.path / "checkpoints"
         self._metrics_file = None
         self._index_file = None
+        self._lock = WriterLock(self.path).acquire()
 
     @classmethod
     def create(cls, config: TrainConfig, path: str | os.PathLike | None = None) -> "RunFolder":
@@ -126,7 +138,17 @@ class RunFolder:
         return folder
 
     def write_status(self, status: dict[str, Any]) -> None:
-        atomic_write_json(self.path / "status.json", status)
+        """Rewrite status.json; a final state is the writer's last word, so the lock goes with it."""
+        try:
+            atomic_write_json(self.path / "status.json", status)
+        finally:
+            if status.get("state") in FINAL_STATES:
+                self.close()
+                self.release()
+
+    def release(self) -> None:
+        """Let go of the writer lock (another process may then resume the run)."""
+        self._lock.release()
 
     def append_metric(self, record: dict[str, Any]) -> None:
         if self._metrics_file is None:
@@ -154,33 +176,104 @@ class RunFolder:
         atomic_write_bytes(path, buf.getvalue(), fsync=True)
         return path
 
-    def truncate_after(self, step: int) -> tuple[int, int]:
-        """Drop metric and snapshot lines past ``step`` (before resuming from a checkpoint at ``step``).
+    def truncate_after(self, step: int | None) -> "Truncation":
+        """Drop the metric and snapshot records made after the checkpoint at ``step`` (``None``: no
+        checkpoint, restart from scratch and drop every record), before resuming from it.
 
-        Returns the largest metric ``seq`` and snapshot ``version`` seen, kept or not, so numbering
-        after the resume keeps growing."""
+        Only records whose ``step`` is strictly greater are dropped (and a last line a killed
+        writer left half-written, which is no record); every other line is kept byte for byte. A
+        log is rewritten only when something goes. The largest metric ``seq`` and snapshot
+        ``version`` seen, kept or not, are returned so numbering after the resume keeps growing."""
         self.close()
-        largest = []
+        counts = []
         for path, counter in ((self.path / "metrics.jsonl", "seq"), (self.snapshot_dir / "index.jsonl", "version")):
-            kept, top = [], 0
-            if path.exists():
-                for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                    try:
-                        record = json.loads(line)
-                        top = max(top, int(record[counter]))
-                        if record["step"] <= step:
-                            kept.append(line + "\n")
-                    except (ValueError, KeyError, TypeError):
-                        continue
-                atomic_write_bytes(path, "".join(kept).encode())
-            largest.append(top)
-        return largest[0], largest[1]
+            scan = scan_log(path, counter, step)
+            if scan.dropped or scan.partial:
+                atomic_write_bytes(path, b"".join(scan.kept))
+            counts.append(scan)
+        metrics, snapshots = counts
+        return Truncation(metrics.top, snapshots.top, metrics.dropped, snapshots.dropped)
 
     def close(self) -> None:
         for f in (self._metrics_file, self._index_file):
             if f is not None:
                 f.close()
         self._metrics_file = self._index_file = None
+
+
+@dataclass
+class Truncation:
+    """What ``truncate_after`` did: the largest ``seq`` and ``version`` seen, records dropped."""
+
+    top_seq: int
+    top_version: int
+    dropped_metrics: int
+    dropped_snapshots: int
+
+    def describe(self) -> str:
+        if not (self.dropped_metrics or self.dropped_snapshots):
+            return "no records were dropped"
+        return (f"dropped {self.dropped_metrics} metric record(s) and {self.dropped_snapshots} snapshot(s) "
+                f"recorded after that checkpoint")
+
+
+@dataclass
+class LogScan:
+    """One append-only log read for a resume: the lines to keep, how many records go."""
+
+    kept: list
+    top: int = 0
+    dropped: int = 0
+    partial: bool = False
+    last_step: int = 0  # the largest step of a kept record
+    last_step_seen: int = 0  # the largest step of any record
+    steps_by_counter: dict | None = None  # counter value -> step, of every record
+
+
+def scan_log(path: Path, counter: str, step: int | None) -> LogScan:
+    """Split ``path``'s lines into kept ones and records after ``step`` (all records when None)."""
+    scan = LogScan(kept=[], steps_by_counter={})
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return scan
+    lines = data.split(b"\n")
+    scan.partial = lines[-1] != b""  # no newline at the end: a writer was killed mid-line
+    for raw in lines[:-1]:
+        try:
+            record = json.loads(raw.decode("utf-8"))
+            scan.top = max(scan.top, int(record[counter]))
+            record_step = record["step"]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            scan.kept.append(raw + b"\n")  # not a record we understand: keep it, readers skip it
+            continue
+        if not isinstance(record_step, (int, float)) or isinstance(record_step, bool):
+            scan.kept.append(raw + b"\n")
+            continue
+        scan.steps_by_counter[int(record[counter])] = record_step
+        scan.last_step_seen = max(scan.last_step_seen, int(record_step))
+        if step is None or record_step > step:
+            scan.dropped += 1
+            continue
+        scan.last_step = max(scan.last_step, int(record_step))
+        scan.kept.append(raw + b"\n")
+    return scan
+
+
+_CONTROL_CHARS = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def plain_text(text: str) -> str:
+    """``text`` without ANSI escape sequences or control characters (for messages shown to users)."""
+    return _CONTROL_CHARS.sub("", text)
+
+
+def _is_pickle_or_zip(path: Path) -> bool:
+    """True when the file is a torch zip archive or a raw pickle (a loadable format whose content
+    the weights-only unpickler refused), False for bytes that are neither (a corrupt file)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK\x03\x04") and zipfile.is_zipfile(path) or head[:1] == b"\x80"
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -193,11 +286,31 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise ValueError(f"checkpoint {path} does not exist (has the run saved one yet?)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"checkpoint {path} is corrupt or not a kdviz checkpoint: {type(exc).__name__}: {exc}") from None
+    except pickle.UnpicklingError:
+        # torch's own message advises weights_only=False (running the file's code): never repeat it
+        if _is_pickle_or_zip(path):
+            raise ValueError(f"checkpoint {path}: this file is not a plain-tensor checkpoint and was not loaded") from None
+        raise ValueError(f"checkpoint {path} is corrupt (not a torch checkpoint file) and was not loaded") from None
+    except Exception:  # torch raises several types for truncated or foreign files
+        raise ValueError(f"checkpoint {path} is corrupt or truncated and was not loaded") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model" not in state:
         raise ValueError(f"checkpoint {path} is not a kdviz checkpoint (format {CHECKPOINT_FORMAT} with a 'model' entry)")
     return state
+
+
+class OutsideRunFolder(ValueError):
+    """A file a run folder names (a symlink, an absolute or ``../`` path) that lies outside it."""
+
+
+def inside_run(run_path: str | os.PathLike, relative: str | os.PathLike) -> Path:
+    """``run_path / relative`` resolved (symlinks followed), or :class:`OutsideRunFolder` when
+    that lands outside the resolved run folder: a run folder's files never lead a reader elsewhere."""
+    root = Path(run_path).resolve()
+    target = (root / relative).resolve()
+    if target != root and root not in target.parents:
+        raise OutsideRunFolder(f"refused {os.fspath(relative)!r}: it points outside the run folder {root} "
+                               f"(a symlink, an absolute path or '..'); it was not read")
+    return target
 
 
 def read_config(path: str | os.PathLike) -> TrainConfig:
@@ -205,4 +318,4 @@ def read_config(path: str | os.PathLike) -> TrainConfig:
     path = Path(path)
     if not (path / "config.json").is_file():
         raise ValueError(f"{path} is not a run folder (no config.json)")
-    return TrainConfig.load(path / "config.json")
+    return TrainConfig.load(inside_run(path, "config.json"))

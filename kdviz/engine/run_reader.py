@@ -5,6 +5,12 @@ a live job: ``metrics_since``, ``snapshots_since``, ``latest_snapshot``, ``refer
 ``status()`` and ``config``. Each call reads only the bytes appended since the last call, and only
 complete lines (a line being written is picked up next time). A malformed line is skipped with a
 warning, never an exception, and the folder is never modified.
+
+Reads are confined to the run folder: a log, snapshot or reference file that resolves outside it (a
+symlink, an absolute or ``../`` entry in ``snapshots/index.jsonl``) is refused, never opened, and
+the refusal is kept in ``RunReader.notes`` for the UI to show. ``read_status`` tells a live run from
+one whose writer died (``lock.writer_alive``): a "running", "queued" or "paused" run nobody holds
+reads as "interrupted", so it can be resumed.
 """
 from __future__ import annotations
 
@@ -18,23 +24,32 @@ from typing import Any
 import numpy as np
 
 from .config import TrainConfig
-from .run_folder import load_npz, read_config
+from .lock import describe_holder, lock_holder, writer_alive
+from .run_folder import OutsideRunFolder, inside_run, load_npz, read_config
 from .store import LiveStore, Snapshot
+
+LIVE_STATES = ("queued", "running", "paused")
 
 
 class _LineTail:
     """Complete new lines of an append-only text file, parsed as JSON."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, run_path: Path, note) -> None:
         self.path = path
+        self.run_path = run_path
+        self.note = note
         self.offset = 0
         self.lineno = 0
 
     def read_new(self) -> tuple[list[dict], bool]:
         """(new records, whether the file was rewritten and must be reread from the start)."""
         try:
+            inside_run(self.run_path, self.path.relative_to(self.run_path))
             size = self.path.stat().st_size
         except FileNotFoundError:
+            return [], False
+        except OutsideRunFolder as exc:
+            self.note(str(exc))
             return [], False
         rewritten = size < self.offset
         if rewritten:
@@ -64,14 +79,21 @@ class RunReader:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.config: TrainConfig = read_config(self.path)
+        self.notes: list[str] = []  # files refused or skipped, in words, for the UI to show
         self._lock = threading.Lock()
         self._reset()
 
     def _reset(self) -> None:
         self._store = LiveStore()
-        self._metrics = _LineTail(self.path / "metrics.jsonl")
-        self._index = _LineTail(self.path / "snapshots" / "index.jsonl")
+        self._metrics = _LineTail(self.path / "metrics.jsonl", self.path, self._note)
+        self._index = _LineTail(self.path / "snapshots" / "index.jsonl", self.path, self._note)
         self._reference_mtime: float | None = None
+
+    def _note(self, message: str) -> None:
+        """Warn once per distinct problem and keep it in ``notes``."""
+        if message not in self.notes:
+            self.notes.append(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
 
     def refresh(self) -> None:
         """Pick up whatever the writer appended since the last call."""
@@ -100,18 +122,24 @@ class RunReader:
     def _add_snapshot(self, entry: dict) -> None:
         try:
             version, file = int(entry["version"]), str(entry["file"])
-            arrays = load_npz(self.path / "snapshots" / file)
             if version <= self._store.snapshot_version:
                 raise ValueError("version does not grow")
-            self._store.add_snapshot(int(entry["step"]), float(entry["epoch"]), entry.get("meta", {}), arrays, version=version)
+            arrays = load_npz(inside_run(self.path, Path("snapshots") / file))
+            meta = entry.get("meta", {})
+            self._store.add_snapshot(int(entry["step"]), float(entry["epoch"]), meta if isinstance(meta, dict) else {}, arrays, version=version)
+        except OutsideRunFolder as exc:
+            self._note(f"{self.path}: snapshot {entry.get('version')!r} skipped: {exc}")
         except (KeyError, TypeError, ValueError, OSError) as exc:
             warnings.warn(f"{self.path}: skipping snapshot entry {entry!r:.80}: {exc}", RuntimeWarning)
 
     def _refresh_reference(self) -> None:
-        path = self.path / "snapshots" / "reference.npz"
         try:
+            path = inside_run(self.path, Path("snapshots") / "reference.npz")
             mtime = path.stat().st_mtime
         except FileNotFoundError:
+            return
+        except OutsideRunFolder as exc:
+            self._note(str(exc))
             return
         if mtime != self._reference_mtime:
             try:
@@ -154,14 +182,29 @@ class RunReader:
 
 
 def read_status(path: str | os.PathLike) -> dict[str, Any]:
-    """status.json of a run folder as a dict (``{"state": "unknown", ...}`` if missing or unreadable)."""
+    """status.json of a run folder as a dict (``{"state": "unknown", ...}`` if missing or unreadable).
+
+    A run recorded as queued, running or paused whose writer lock nobody holds lost its process
+    (killed, crashed, machine rebooted): it reads as ``"interrupted"``, with ``recorded_state``
+    holding what status.json says and a message saying how to continue it."""
     try:
-        status = json.loads((Path(path) / "status.json").read_text(encoding="utf-8"))
+        status = json.loads(inside_run(path, "status.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {"state": "unknown", "message": "no status.json yet"}
+        status = {"state": "unknown", "message": "no status.json yet"}
+    except OutsideRunFolder as exc:
+        return {"state": "unknown", "message": str(exc)}
     except ValueError as exc:
         return {"state": "unknown", "message": f"status.json is unreadable: {exc}"}
-    return status if isinstance(status, dict) else {"state": "unknown", "message": "status.json is not an object"}
+    if not isinstance(status, dict):
+        return {"state": "unknown", "message": "status.json is not an object"}
+    recorded = status.get("state")
+    if recorded in LIVE_STATES and writer_alive(path) is False:
+        step = status.get("step", 0)
+        who = describe_holder(lock_holder(path))
+        status = {**status, "state": "interrupted", "recorded_state": recorded, "eta_s": None,
+                  "message": f"interrupted: {who} stopped writing this run at step {step} without finishing it; "
+                             f"resume it (kdviz resume {path}) to continue from its last checkpoint"}
+    return status
 
 
 def list_runs(runs_root: str | os.PathLike = "runs") -> list[dict[str, Any]]:

@@ -37,7 +37,13 @@ def dataset_for(config: TrainConfig) -> DatasetBundle:
     """The run's dataset, loaded once per process and shared (read-only) by all jobs."""
     root = str(Path(config.data_root).expanduser()) if config.data_root else None
     with _DATA_LOCK:
-        return _load_dataset_cached(config.dataset, root)
+        dataset = _load_dataset_cached(config.dataset, root)
+    where = f" in {root}" if root else ""
+    for split, labels in (("training", dataset.train_labels), ("test", dataset.test_labels)):
+        if len(labels) == 0:
+            raise ValueError(f"dataset {config.dataset!r}{where} has no {split} images (its {split} split is empty); "
+                             f"a run needs at least one {split} image: check the data files")
+    return dataset
 
 
 def steps_per_epoch(config: TrainConfig, batch_size: int | None = None) -> int:
@@ -104,6 +110,17 @@ def build_run(config: TrainConfig, total_steps: int, resume_state: dict | None =
     if extras:
         optimizer.add_param_group({"params": extras})
     if resume_state is not None:
-        model.load_state_dict(resume_state["model"])
-        optimizer.load_state_dict(resume_state["optimizer"])
+        load_resume_state(model, optimizer, resume_state, config)
     return RunParts(device, dataset, model, teacher, hooks, optimizer, ctx)
+
+
+def load_resume_state(model: nn.Module, optimizer: torch.optim.Optimizer, state: dict, config: TrainConfig) -> None:
+    """Load a checkpoint's model and optimizer states; one that does not fit (another model, other
+    options, other hooks) is a ``ValueError`` saying so, not torch's raw ``RuntimeError``."""
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        first = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise ValueError(f"the checkpoint does not fit this run's model {config.model!r} (options {config.model_options}, "
+                         f"{len(config.hooks)} hook(s)): {first}; it was not loaded") from None

@@ -6,8 +6,15 @@ per training index when the transfer set is not augmented), the method's base lo
 they are finite, backward, optimizer step, ``hook.after_step``. Metrics go to the ``LiveStore`` and
 the run folder as they are made; evaluations, checkpoints and snapshots follow ``config``.
 
-A non-finite loss (or non-finite weights at a checkpoint) ends the run as "diverged" with a
-message naming the step and the likely cause; the last good checkpoint is left untouched.
+A non-finite loss (or non-finite weights at a checkpoint, or an update torch cannot even represent,
+lr=1e300) ends the run as "diverged" with a message naming the step and the likely cause; the last
+good checkpoint is left untouched. A run that ends predicting one class at chance accuracy finishes
+with a "collapsed" warning in its message.
+
+Checkpoints follow every evaluation, every ``checkpoint_every_steps`` steps (or, by default, every
+``AUTO_CHECKPOINT_S`` seconds of training) and a stop, so a killed process loses little. Each
+records its step, epoch and the last metric ``seq``, which ``resume.check_checkpoint`` holds against
+the run's records before anything is dropped.
 """
 from __future__ import annotations
 
@@ -24,7 +31,8 @@ from .evaluation import accuracy_and_loss, agreement, predict_logits
 from .hooks import StepBatch
 from .losses import LOSSES
 from .optim import learning_rate
-from .run_folder import RunFolder, load_checkpoint, load_npz
+from .run_folder import RunFolder, inside_run, load_checkpoint, load_npz
+from .resume import check_checkpoint
 from .run_reader import RunReader
 from .setup import build_run, resolve_device, steps_per_epoch
 from .snapshots import SnapshotMaker
@@ -35,6 +43,10 @@ from .teacher_cache import TeacherLogitCache, memoized_teacher_logits
 # A loss this many times its first value (or 1, if larger) counts as diverged even while finite:
 # with a huge learning rate the loss can jump to 1e31 and fall back once every ReLU is dead.
 EXPLOSION_FACTOR = 1e8
+AUTO_CHECKPOINT_S = 5.0  # checkpoint_every_steps=None: a checkpoint after this much training time, so a kill loses
+# at most a few seconds at a cost of about 1% (an 800-800 MLP's checkpoint takes ~50 ms on a busy 2-core VM)
+COLLAPSE_CLASS_SHARE = 0.9  # a final model predicting one class for this share of the test set...
+COLLAPSE_MARGIN = 0.02  # ...at no more than this above the commonest class's share has collapsed
 
 
 class Control:
@@ -60,6 +72,7 @@ class Outcome:
     state: str  # "finished", "stopped" or "diverged"
     message: str
     step: int
+    warning: str = ""  # set on a finished run that collapsed to chance accuracy
 
 
 class Diverged(Exception):
@@ -71,7 +84,7 @@ def divergence_message(step: int, epoch: int, config: TrainConfig, values: dict[
     bad = {k: v for k, v in values.items() if not math.isfinite(v) or k == "loss" and v > limit}
     what = ", ".join(f"{k}={v:.3g}" for k, v in bad.items()) or "weights"
     causes = []
-    hook_terms = [k for k in bad if k not in ("loss", "soft", "hard")]
+    hook_terms = [k for k in bad if "/" in k]  # hook terms are "<label>/<key>"
     if hook_terms and not bad.keys() & {"soft", "hard"}:
         causes.append(f"the hook term(s) {', '.join(hook_terms)} (check that hook's options)")
     high_lr = config.lr > (0.01 if config.optimizer == "adam" else 1.0)
@@ -84,7 +97,8 @@ def divergence_message(step: int, epoch: int, config: TrainConfig, values: dict[
     else:
         causes += [lr_cause] + ([t_cause] if uses_t else [])
     how = "became non-finite" if any(not math.isfinite(v) for v in bad.values()) else f"exploded past {EXPLOSION_FACTOR:.0e} x its first value"
-    return f"loss {how} at step {step} (epoch {epoch + 1}): {what}. Likely cause: {'; or '.join(causes)}."
+    subject = "loss" if any("loss" in k or "/" in k or k in ("soft", "hard") for k in bad) else "training"
+    return f"{subject} {how} at step {step} (epoch {epoch + 1}): {what}. Likely cause: {'; or '.join(causes)}."
 
 
 class Trainer:
@@ -107,8 +121,10 @@ class Trainer:
         if cfg.max_steps is not None:
             self.total_steps = min(self.total_steps, cfg.max_steps)
         resume_state = None
-        if self.resume:
-            resume_state = load_checkpoint(self.folder.path / "checkpoints" / "last.pt", map_location=resolve_device(cfg.device))
+        checkpoint = self.folder.path / "checkpoints" / "last.pt"
+        if self.resume and (checkpoint.exists() or checkpoint.is_symlink()):
+            resume_state = load_checkpoint(checkpoint, map_location=resolve_device(cfg.device))
+            check_checkpoint(resume_state, self.folder.path, cfg, force=True)  # resume.plan_resume ran the full check
         parts = build_run(cfg, self.total_steps, resume_state)
         self.device, self.data, self.model, self.teacher = parts.device, parts.dataset, parts.model, parts.teacher
         self.hooks, self.optimizer, self.ctx = parts.hooks, parts.optimizer, parts.ctx
@@ -128,11 +144,16 @@ class Trainer:
             self.teacher_test_logits = memoized_teacher_logits(cfg.teacher, self.teacher, self.data.test_images, self.device, (*split, "test"))
         self.snapshots = SnapshotMaker(self.data, cfg, self.device)
         self.step, self.elapsed_offset, self.seq_base, self.snap_base = 0, 0.0, 0, 0
+        self.resume_note = ""
         reference_file = self.folder.snapshot_dir / "reference.npz"
         if resume_state is not None:
             self._continue_from(resume_state)
+        elif self.resume:  # killed before its first checkpoint: start over (resume.plan_resume allowed it)
+            cut = self.folder.truncate_after(None)
+            self.seq_base, self.snap_base = cut.top_seq, cut.top_version
+            self.resume_note = f"restarted from step 0 (no checkpoint had been saved); {cut.describe()}"
         if resume_state is not None and reference_file.is_file():
-            reference = load_npz(reference_file)
+            reference = load_npz(inside_run(self.folder.path, "snapshots/reference.npz"))
             self.snapshots.restore(reference)
         else:
             reference = self.snapshots.reference(self.model, self.teacher)
@@ -145,7 +166,9 @@ class Trainer:
         self.elapsed_offset = float(state.get("elapsed_s", 0.0))
         if self.step >= self.total_steps:
             raise ValueError(f"run {self.folder.path} already trained all {self.total_steps} steps; raise epochs to continue")
-        self.seq_base, self.snap_base = self.folder.truncate_after(self.step)
+        cut = self.folder.truncate_after(self.step)
+        self.seq_base, self.snap_base = cut.top_seq, cut.top_version
+        self.resume_note = f"resumed from the checkpoint at step {self.step}; {cut.describe()}"
         reader = RunReader(self.folder.path)
         for record in reader.metrics():
             self.store.add_metric(record, seq=record["seq"])
@@ -165,6 +188,7 @@ class Trainer:
         cfg, m, d = self.config, self.model, self.data
         test_logits = predict_logits(m, d.test_images, self.device)
         test_acc, test_loss = accuracy_and_loss(test_logits, d.test_labels)
+        self._top_class_share = torch.bincount(test_logits.argmax(dim=1).cpu()).max().item() / len(test_logits)
         train_logits = predict_logits(m, d.train_images[self.train_eval_idx], self.device)
         train_acc, train_loss = accuracy_and_loss(train_logits, d.train_labels[self.train_eval_idx])
         record = {"kind": "eval", "step": self.step, "epoch": self.step / self.steps_per_epoch, "t": self._elapsed(),
@@ -193,10 +217,18 @@ class Trainer:
         self.folder.save_checkpoint({
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "hooks": {label: hook.state_dict() for label, hook in self.hooks},
-            "step": self.step, "elapsed_s": self._elapsed(),
+            "step": self.step, "epoch": self.step / self.steps_per_epoch, "elapsed_s": self._elapsed(),
+            "metric_seq": self.store.metric_version, "snapshot_version": self.store.snapshot_version,
             "input_shape": list(self.data.input_shape), "num_classes": self.data.num_classes,
         })
-        self.last_checkpoint_step = self.step
+        self.last_checkpoint_step, self._last_checkpoint_time = self.step, time.perf_counter()
+
+    def _checkpoint_due(self) -> bool:
+        """``checkpoint_every_steps`` steps since the last checkpoint, or (None) ``AUTO_CHECKPOINT_S`` seconds."""
+        every = self.config.checkpoint_every_steps
+        if every is not None:
+            return self.step - self.last_checkpoint_step >= every
+        return time.perf_counter() - self._last_checkpoint_time >= AUTO_CHECKPOINT_S
 
     def _epoch(self) -> int:
         return min(self.step // self.steps_per_epoch, self.config.epochs - 1)
@@ -207,11 +239,13 @@ class Trainer:
             self._setup()
             self._t0, self._paused = time.perf_counter(), 0.0
             self.last_checkpoint_step, self._last_snapshot_step = self.step, -1
-            self.last_test_acc = None
+            self._last_checkpoint_time = time.perf_counter()
+            self.last_test_acc, self._top_class_share = None, 0.0
             try:
                 return self._loop()
             except Diverged as exc:
-                return Outcome("diverged", f"{exc} The last good checkpoint (step {self.last_checkpoint_step}) is kept.", self.step)
+                return Outcome("diverged", f"{exc} The last good checkpoint (step {self.last_checkpoint_step}) is kept."
+                               + self._resume_suffix(), self.step)
         finally:
             self.folder.close()
 
@@ -233,13 +267,15 @@ class Trainer:
                 self._paused += self.control.wait_if_paused()
                 if self.control.should_stop():
                     self._checkpoint()
-                    return Outcome("stopped", f"stopped by request at step {self.step} of {self.total_steps}", self.step)
+                    return Outcome("stopped", f"stopped by request at step {self.step} of {self.total_steps}" + self._resume_suffix(), self.step)
                 self._apply_threads()
                 self._train_step(batch)
                 self.control.on_progress(self.step, self._epoch(), self.total_steps, self._elapsed(), self.last_test_acc)
                 if self._at_boundary(cfg.eval_every) or self.step == self.total_steps:
                     self._evaluate()
                     self._checkpoint()
+                elif self._checkpoint_due():
+                    self._checkpoint()  # so a killed process loses at most these steps
                 if cfg.snapshot_every and self._at_boundary(cfg.snapshot_every):
                     self._snapshot()
                 if self.step >= self.total_steps:
@@ -248,7 +284,26 @@ class Trainer:
             self._snapshot()
         self.control.on_progress(self.step, self._epoch(), self.total_steps, self._elapsed(), self.last_test_acc)
         acc = f"; test accuracy {self.last_test_acc:.4f}" if self.last_test_acc is not None else ""
-        return Outcome("finished", f"finished {self.total_steps} steps{acc}", self.step)
+        warning = self._collapse_warning()
+        message = f"finished {self.total_steps} steps{acc}" + (f". Warning: {warning}" if warning else "")
+        return Outcome("finished", message + self._resume_suffix(), self.step, warning)
+
+    def _resume_suffix(self) -> str:
+        return f" ({self.resume_note})" if self.resume_note else ""
+
+    def _collapse_warning(self) -> str:
+        """A run that ends predicting (almost) one class at chance accuracy "collapsed" (a learning
+        rate far too high, say): finished, but flagged, as a diverged run is."""
+        if self.last_test_acc is None or self._top_class_share < COLLAPSE_CLASS_SHARE:
+            return ""
+        labels = self.data.test_labels
+        chance = torch.bincount(labels.cpu()).max().item() / len(labels)
+        if self.last_test_acc > chance + COLLAPSE_MARGIN:
+            return ""
+        cfg = self.config
+        return (f"collapsed: test accuracy at chance ({100 * chance:.0f} %), the model predicts one class for "
+                f"{100 * self._top_class_share:.0f} % of test images. Likely cause: the learning rate lr={cfg.lr:g} "
+                f"is too high for {cfg.optimizer} (try 10x lower)")
 
     def _apply_threads(self) -> None:
         n = self.control.num_threads()
@@ -294,7 +349,12 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if total.requires_grad:
             total.backward()
-            self.optimizer.step()
+            try:
+                self.optimizer.step()
+            except RuntimeError as exc:  # lr * grad beyond float range: torch refuses the update itself
+                if "overflow" not in str(exc):
+                    raise
+                raise Diverged(divergence_message(self.step + 1, self._epoch(), cfg, {**values, "weight update": math.inf})) from None
         self.step += 1
         ctx.step = self.step
         for _, hook in self.hooks:

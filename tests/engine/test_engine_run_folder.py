@@ -133,3 +133,22 @@ def test_list_runs_reads_status_and_skips_non_runs(tmp_path):
     assert states == {"first": "finished", "second": "unknown"}
     assert list_runs(tmp_path / "nowhere") == []
     assert json.loads((a.path / "config.json").read_text())["name"] == "first"
+
+
+def test_truncate_after_drops_only_records_past_the_step_and_counts_them(tmp_path):
+    folder, store = _folder(tmp_path), LiveStore()
+    _fill(folder, store, steps=6)  # step records 1..6, an eval at 6, snapshots at 0 and 6
+    folder.close()
+    metrics = folder.path / "metrics.jsonl"
+    with open(metrics, "a") as f:
+        f.write("not json, but not ours to delete\n")
+        f.write('{"kind": "step", "step": 7, "se')  # a killed writer's half line
+    cut = folder.truncate_after(4)
+    assert (cut.top_seq, cut.top_version, cut.dropped_metrics, cut.dropped_snapshots) == (7, 2, 3, 1)
+    assert "dropped 3 metric record(s) and 1 snapshot(s)" in cut.describe()
+    kept = metrics.read_text().splitlines()
+    assert [json.loads(line)["step"] for line in kept[:-1]] == [1, 2, 3, 4] and kept[-1] == "not json, but not ours to delete"
+    before = _digest(folder.path)
+    again = folder.truncate_after(4)  # nothing left to drop: no file is rewritten
+    assert (again.dropped_metrics, again.dropped_snapshots) == (0, 0) and _digest(folder.path) == before
+    assert folder.truncate_after(None).dropped_metrics == 4  # no checkpoint: every record goes
