@@ -5,6 +5,10 @@ colour blindness. The same run role keeps the same colour on every page and in e
 """
 from __future__ import annotations
 
+import math
+import numbers
+import re
+
 import plotly.graph_objects as go
 
 from ..palette import OKABE_ITO, ROLE_COLORS, SERIES  # noqa: F401  (re-exported: figures use theme.*)
@@ -90,4 +94,108 @@ def compact(fig: go.Figure) -> go.Figure:
     lines = str(fig.layout.title.text).count("<br>") + 1
     fig.update_layout(legend={**BOTTOM_LEGEND, "y": -0.25},
                       margin={"t": 40 + 22 * lines, "b": 110}, height=420 + 22 * lines)
+    return fig
+
+
+def fitted_range(values, bounds: tuple[float, float] | None = None, min_span: float = 2.0,
+                 pad: float = 0.08) -> list[float] | None:
+    """An axis range that fits ``values`` (non-finite ones ignored): their span plus ``pad`` of it
+    on each side, at least ``min_span`` wide, kept inside ``bounds`` (e.g. 0-100 for a percentage).
+
+    A fixed 0-100 accuracy axis hides a 2-point gap between two students; this zooms to it. None
+    when there is no finite value (let plotly choose)."""
+    finite = [float(v) for v in values if isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)]
+    if not finite:
+        return None
+    low, high = min(finite), max(finite)
+    span = max(high - low, min_span)
+    centre = (low + high) / 2
+    low, high = centre - span / 2 - pad * span, centre + span / 2 + pad * span
+    if bounds is not None:
+        if high > bounds[1]:
+            low, high = low - (high - bounds[1]), bounds[1]
+        if low < bounds[0]:
+            low, high = bounds[0], min(bounds[1], high + (bounds[0] - low))
+    return [low, high]
+
+
+LEGEND_ROW_PX = 22  # one row of a horizontal legend
+LEGEND_MAX_ROWS = 4  # rows shown before the legend scrolls (plotly's legend.maxheight)
+
+
+def legend_rows(labels, width_px: int = 760) -> int:
+    """How many rows a horizontal legend of ``labels`` takes in a ``width_px``-wide chart
+    (about 7 px per character of 13 px text plus 40 px for the line sample and gap)."""
+    rows, used = 1, 0
+    for label in labels:
+        entry = 40 + 7 * len(str(label))
+        if used and used + entry > width_px:
+            rows, used = rows + 1, 0
+        used += entry
+    return rows
+
+
+def fit_legend(fig: go.Figure, labels, width_px: int = 760, x_title_px: int = 50) -> go.Figure:
+    """Put ``fig``'s legend under the plot, below the x-axis title, and grow the figure by the
+    legend's height so the plot keeps its size: the legend never covers the title, and with many
+    runs it scrolls after ``LEGEND_MAX_ROWS`` rows instead of swallowing the chart. ``labels``:
+    the legend's entries (their lengths set the row count). Call it after ``apply`` (it reads the
+    height and top margin); the legend is placed in paper coordinates, so a caller may still move it
+    (``widgets._live.LEGEND_INSIDE_TOP_RIGHT``)."""
+    needed = legend_rows(labels, width_px)
+    rows = min(needed, LEGEND_MAX_ROWS)
+    legend_px = LEGEND_ROW_PX * rows + 8
+    height = int(fig.layout.height or 380)
+    top = int(fig.layout.margin.t if fig.layout.margin.t is not None else 60)
+    plot_px = max(height - top - x_title_px - 6, 60)  # unchanged: the figure grows by the legend
+    legend = {"orientation": "h", "xanchor": "left", "x": 0.0, "yanchor": "top", "y": -(x_title_px + 2) / plot_px}
+    if needed > rows:
+        legend["maxheight"] = legend_px
+    fig.update_layout(legend=legend, margin={"b": x_title_px + legend_px + 6}, height=height + legend_px)
+    return fig
+
+
+def wrap_figure_title(fig: go.Figure, width: int = 90) -> go.Figure:
+    """Wrap a plain bold title (``<b>text</b>``) at ``width`` characters and make the top margin
+    room for its lines; a title holding other markup is left as it is."""
+    text = str(fig.layout.title.text or "")
+    plain = text.removeprefix("<b>").removesuffix("</b>")
+    if "<" in plain or len(plain) <= width:
+        return fig
+    fig.layout.title.text = f"<b>{wrap_title(plain, width)}</b>"
+    lines = fig.layout.title.text.count("<br>") + 1
+    fig.update_layout(margin={"t": 40 + 22 * lines}, height=(fig.layout.height or 380) + 22 * (lines - 1))
+    return fig
+
+
+# The app's light and dark looks (Streamlit's default theme colours): text, muted text, background,
+# grid. ``follow_theme`` restyles a finished figure for one of them.
+THEME_COLOURS = {
+    "light": {"text": "#222222", "muted": "#555555", "background": "#ffffff", "grid": "#e6e6e6", "template": "plotly_white"},
+    "dark": {"text": "#fafafa", "muted": "#a3a8b8", "background": "#0e1117", "grid": "#31333f", "template": "plotly_dark"},
+}
+_MUTED = re.compile(r"color:\s*(#555555|#555|#a3a8b8)\b")  # a grey subtitle in either look
+_INK = {"#000000", "black"}  # trace colours drawn as the text colour (Okabe & Ito's black is invisible on dark)
+
+
+def follow_theme(fig: go.Figure, base: str | None) -> go.Figure:
+    """Restyle ``fig`` in place for the app's ``"light"`` or ``"dark"`` theme (None: light):
+    template, background, text and grid colours, grey subtitles, and black traces drawn in the
+    text colour. Data colours (each run's method colour) are kept."""
+    look = THEME_COLOURS.get(base or "light")
+    if look is None:
+        raise ValueError(f"theme must be 'light' or 'dark', got {base!r}")
+    fig.update_layout(template=look["template"], paper_bgcolor=look["background"], plot_bgcolor=look["background"],
+                      font={"color": look["text"]}, legend={"font": {"color": look["text"]}})
+    fig.update_xaxes(gridcolor=look["grid"], zerolinecolor=look["grid"])
+    fig.update_yaxes(gridcolor=look["grid"], zerolinecolor=look["grid"])
+    if fig.layout.title.text:
+        fig.layout.title.text = _MUTED.sub(f"color:{look['muted']}", fig.layout.title.text)
+    for trace in fig.data:
+        line = getattr(trace, "line", None)
+        if line is not None and str(line.color or "").lower() in _INK | {THEME_COLOURS["dark"]["text"]}:
+            line.color = "#000000" if base != "dark" else look["text"]
+        marker = getattr(trace, "marker", None)
+        if marker is not None and isinstance(marker.color, str) and marker.color.lower() in _INK | {THEME_COLOURS["dark"]["text"]}:
+            marker.color = "#000000" if base != "dark" else look["text"]
     return fig
