@@ -40,11 +40,15 @@ STUDENTS: dict[str, ModelChoice] = {
     "MLP 64-64": ModelChoice("mlp", {"hidden": [64, 64]}),
     "MLP 800-800 (Hinton)": ModelChoice("mlp", {"hidden": [800, 800]}, "the paper's student"),
 }
+# Labels short enough for the sidebar's select box (about 30 characters show; a longer label was cut
+# off mid-word); where the 28x28 sets come from is the box's help and the folder box below it.
 DATASETS: dict[str, str] = {
     "digits": "Digits 8x8 (bundled, offline)",
-    "mnist": "MNIST 28x28 (folder or download)",
-    "fashion-mnist": "Fashion-MNIST 28x28 (folder or download)",
+    "mnist": "MNIST 28x28",
+    "fashion-mnist": "Fashion-MNIST 28x28",
 }
+DATASET_HELP = ("Digits ship with scikit-learn and work offline. MNIST and Fashion-MNIST load from a folder "
+                "holding their four IDX files, or download once into ~/.cache/kdviz (or $KDVIZ_CACHE).")
 KEYS = {"dataset": "kdviz_dataset", "root": "kdviz_data_root", "download": "kdviz_download",
         "teacher": "kdviz_teacher", "student": "kdviz_student"}
 
@@ -118,7 +122,7 @@ def render_sidebar() -> LabSettings:
     """Draw the sidebar's widgets and return the choices."""
     with st.sidebar:
         st.subheader("Data and models")
-        st.selectbox("Dataset", list(DATASETS), format_func=DATASETS.get, key=KEYS["dataset"])
+        st.selectbox("Dataset", list(DATASETS), format_func=DATASETS.get, key=KEYS["dataset"], help=DATASET_HELP)
         if st.session_state[KEYS["dataset"]] != "digits":
             st.session_state.setdefault(KEYS["root"], os.environ.get("KDVIZ_DATA", ""))
             st.text_input("Folder with the four IDX files", key=KEYS["root"], placeholder="/path/to/mnist")

@@ -21,7 +21,8 @@ class ReplayBar(W.HBox):
     """``draw(snapshot)`` on every scrubber move; ``set_snapshots(snaps)`` arms it (>= 2 snapshots)."""
 
     def __init__(self, draw: Callable[[Any], None], interval_ms: int = 400,
-                 label: Callable[[Any], str] = snapshot_label) -> None:
+                 label: Callable[[Any], str] = snapshot_label,
+                 on_error: Callable[[BaseException], None] | None = None) -> None:
         if not callable(draw):
             raise TypeError(f"draw must be callable, got {type(draw).__name__}")
         self._draw, self._label = draw, label
@@ -32,7 +33,7 @@ class ReplayBar(W.HBox):
                                     continuous_update=True, layout=W.Layout(width="320px"))
         self.where = W.Label()
         W.jslink((self.play, "value"), (self.scrubber, "value"))
-        self._throttle = Throttle(self._show, 100)
+        self._throttle = Throttle(self._show, 100, on_error=on_error)  # a failed redraw must not kill the bar
         self.scrubber.observe(lambda _: self._throttle(), names="value")
         super().__init__([self.play, self.scrubber, self.where],
                          layout=W.Layout(display="none", align_items="center"))
@@ -54,8 +55,8 @@ class ReplayBar(W.HBox):
         if not self.snapshots:
             return
         snapshot = self.snapshots[min(self.scrubber.value, len(self.snapshots) - 1)]
-        self.where.value = self._label(snapshot)
         self._draw(snapshot)
+        self.where.value = self._label(snapshot)  # after the chart: the label never runs ahead of it
 
     def flush(self) -> None:
         """Draw a pending scrubber position now (tests)."""

@@ -5,7 +5,9 @@ to cross-entropy; a scratch student usually trains beside it. The monitor shows,
 stores, the teacher's and the student's attention maps of a chosen layer pair on a chosen probe
 image (updating with every snapshot), each pair's distance over training, and the test accuracy of
 every run, with a Stop button. A ``_live.Poller`` thread reads the stores and redraws at most every
-``interval_ms`` through ``_live.LiveFigure``, so the cell that shows it returns at once.
+``interval_ms`` through ``_live.LiveFigure``, so the cell that shows it returns at once. Once every
+run has ended, a play button and a scrubber (``_replay.ReplayBar``) replay the maps over the AT
+student's snapshots.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from ..methods.attention import ATTENTION
 from ..methods.scratch import TEACHER
 from ..present import Experiment, RunView, describe, run_views, teacher_accuracy
 from ._live import LiveFigure, LiveMonitor, Poller, Throttle
+from ._replay import ReplayBar
 
 CHART_WIDTH = 520
 
@@ -72,6 +75,7 @@ class AttentionMonitor(LiveMonitor, W.VBox):
         self.distance_chart = LiveFigure(waiting("Attention distance: waiting for the first evaluation"), width=CHART_WIDTH)
         self.accuracy_chart = LiveFigure(waiting("Test accuracy: waiting for the first evaluation"), width=CHART_WIDTH)
         self._throttle = Throttle(self._draw_maps, 100, on_error=self._report)
+        self.replay = ReplayBar(self._replay_to, on_error=self._report)
         for picker in (self.pair_picker, self.image_picker):
             picker.observe(lambda _: self._throttle(), names="value")
         header = W.HTML("<b>Attention transfer monitor</b>: where does the teacher look, and does the student learn "
@@ -79,7 +83,8 @@ class AttentionMonitor(LiveMonitor, W.VBox):
                         "(Zagoruyko &amp; Komodakis 2017, eq. 2).")
         row = lambda *ws: W.Box(list(ws), layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))  # noqa: E731
         super().__init__([header, W.HBox([self.stop_button, W.VBox(list(self.status.values()))]),
-                          W.HBox([self.pair_picker, self.image_picker]), self.maps_chart.widget,
+                          W.HBox([self.pair_picker, self.image_picker, self.replay], layout=W.Layout(flex_flow="row wrap")),
+                          self.maps_chart.widget,
                           row(self.distance_chart.widget, self.accuracy_chart.widget), self.errors])
         self.poller = Poller(self._tick, interval_ms, name="kdviz-attention-monitor", on_error=self._report)
         if autostart and not self.done:
@@ -108,7 +113,26 @@ class AttentionMonitor(LiveMonitor, W.VBox):
         if any(changed.values()):
             self._draw_curves()
         self._update_status()
+        if done:
+            self._arm_replay()
         return not done
+
+    def _arm_replay(self) -> None:
+        """Once every run has ended: a play button and scrubber over the AT student's map snapshots."""
+        self.replay.set_snapshots([snap for snap in self.student.snapshots if self._reading_of(snap) is not None])
+
+    def _reading_of(self, snapshot: Any) -> Any:
+        try:
+            return self.student.read(ATTENTION, snapshot)
+        except ValueError:  # a snapshot without the attention arrays
+            return None
+
+    def _replay_to(self, snapshot: Any) -> None:
+        """Draw the maps at a replayed snapshot (the layer pair and image pickers still apply)."""
+        reading = self._reading_of(snapshot)
+        if reading is not None:
+            self.snapshot = reading
+            self._draw_maps(snapshot.step)
 
     def refresh(self) -> None:
         """Read what is new in every run and redraw now (the poller does this on its own)."""
@@ -154,7 +178,10 @@ class AttentionMonitor(LiveMonitor, W.VBox):
     def _update_status(self) -> None:
         for view in self.views:
             self.status[view.label].value = status_html(view)
-        self.stop_button.disabled = self.done or not any(v.controllable for v in self.views)
+        done = self.done
+        self.stop_button.disabled = done or not any(v.controllable for v in self.views)
+        if done:  # nothing left to stop: no red button beside finished runs
+            self.stop_button.layout.display = "none"
 
     def _report(self, exc: BaseException) -> None:
         text = f"kdviz attention monitor: {type(exc).__name__}: {exc}"

@@ -64,6 +64,8 @@ class DeepCompressionMonitor(LiveMonitor, W.VBox):
         self.status.value = f"<b>{self.view.state}</b> · {format_duration(elapsed)} of training"
         self.stages.value = "<br>".join(html.escape(s.line) for s in self.view.statuses())
         self.stop_button.disabled = done
+        if done:  # nothing left to stop: no red button beside a finished experiment
+            self.stop_button.layout.display = "none"
         evals = sum(len(v.evals) for v in views)
         if evals and evals != self._evals:
             runs = [{"label": v.label, "colour": v.colour, "records": v.evals} for v in views]

@@ -10,7 +10,9 @@ snapshot reader, updating during stage 1), the stage-1 loss curve and test accur
 iterations for both students, with a Stop button. A ``_live.Poller`` thread reads the stores and
 redraws at most every ``interval_ms`` through ``_live.LiveFigure`` (one batched message per chart);
 given the ``TwoStageFSP`` experiment it also ``poll()``s it, which starts stage 2 when stage 1 has
-finished, so the cell that shows the monitor returns at once and nothing needs a click.
+finished, so the cell that shows the monitor returns at once and nothing needs a click. Once every
+run has ended, a play button and a scrubber (``_replay.ReplayBar``) replay the heatmaps over the
+stage-1 snapshots.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from ..methods.two_stage import (
 )
 from ..present import Experiment
 from ._live import LiveFigure, LiveMonitor, Poller, Throttle
+from ._replay import ReplayBar
 from ._runs import RunView, as_run_view
 from .monitor import placeholder, status_line
 
@@ -92,6 +95,7 @@ class FSPMonitor(LiveMonitor, W.VBox):
         self.accuracy_chart = LiveFigure(placeholder("Fast optimisation: waiting for stage 2's first evaluation"),
                                          width=CHART_WIDTH)
         self._throttle = Throttle(self._draw_heatmaps, 100, on_error=self._report)
+        self.replay = ReplayBar(self._replay_to, on_error=self._report)
         self.pair_picker.observe(lambda _: self._throttle(), names="value")
         header = W.HTML(
             f"<b>{name} monitor</b>: stage 1 trains the student on the {name} loss alone, stage 2 on the labels from "
@@ -99,7 +103,8 @@ class FSPMonitor(LiveMonitor, W.VBox):
             "matrix take the teacher's pattern and the difference fade, then the stage-2 accuracy overtake scratch."
         )
         row = lambda *ws: W.Box(list(ws), layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))  # noqa: E731
-        heat = [self.pair_picker, self.caption, self.heatmap_chart.widget] if self.method.reader is not None else []
+        heat = ([W.HBox([self.pair_picker, self.replay], layout=W.Layout(flex_flow="row wrap")), self.caption,
+                 self.heatmap_chart.widget] if self.method.reader is not None else [])
         super().__init__([header, W.HBox([self.stop_button, W.VBox(list(self.status_html.values()))],
                                          layout=W.Layout(align_items="center")),
                           *heat, row(self.loss_chart.widget, self.accuracy_chart.widget), self.errors])
@@ -161,6 +166,8 @@ class FSPMonitor(LiveMonitor, W.VBox):
         if changed:
             self._draw_accuracy()
         self._update_status()
+        if done:
+            self._arm_replay()
         return not done
 
     def _read_matrices(self, view: RunView) -> None:
@@ -174,6 +181,26 @@ class FSPMonitor(LiveMonitor, W.VBox):
             self.pair_picker.options = labels
             self.pair_picker.value = keep
         self._draw_heatmaps()
+
+    def _arm_replay(self) -> None:
+        """Once every run has ended: a play button and scrubber over the stage-1 snapshots with matrices."""
+        if self.method.reader is None:
+            return
+        stage1 = self.views[STAGE1]
+        self.replay.set_snapshots([snap for snap in stage1.snapshots if self._reading_of(snap) is not None])
+
+    def _reading_of(self, snapshot: Any) -> Any:
+        try:
+            return self.method.read_snapshot(snapshot.arrays, self.views[STAGE1].config)
+        except ValueError:  # a snapshot without the method's arrays
+            return None
+
+    def _replay_to(self, snapshot: Any) -> None:
+        """Draw the heatmaps at a replayed stage-1 snapshot (the pair picker still applies)."""
+        reading = self._reading_of(snapshot)
+        if reading is not None:
+            self.snapshot, self.reading = snapshot, reading
+            self._draw_heatmaps()
 
     def refresh(self) -> None:
         """Read what is new in every run and redraw every chart now (the poller does this on its own)."""
@@ -214,6 +241,8 @@ class FSPMonitor(LiveMonitor, W.VBox):
         pending = self.experiment is not None and bool(self.experiment.pending)
         ended = all(v.done for v in self.views.values()) and not pending
         self.stop_button.disabled = ended or not any(v.controllable for v in self.views.values())
+        if ended:  # nothing left to stop: no red button beside finished runs
+            self.stop_button.layout.display = "none"
 
     def _missing(self, role: str) -> str:
         if role == SCRATCH:

@@ -7,7 +7,8 @@
 * ``PruningMonitor(job)``: a prune-and-fine-tune job (the pruning hook, Zhu & Gupta 2017's AGP
   schedule; ``kdviz.present.compression_configs.prune_fine_tune_config`` builds one) drawn live
   from its snapshots: masks forming, a scrubber over the snapshots, sparsity bars, histogram,
-  accuracy over training, and a Stop button.
+  accuracy over training, and a Stop button; once the run has ended, a play button replays the
+  masks forming (``_replay.ReplayBar``).
 
 Both draw with the same charts as the Streamlit page (``kdviz.present.compression_charts``), fed
 the same typed snapshot (``PruneSnapshot``: the slider's masks are read like a training snapshot,
@@ -30,6 +31,7 @@ from ..present.compression_charts import layer_charts, pruning_accuracy, pruning
 from ..prune import MaskedEvaluator, check_sparsity
 from ..prune.explore import accuracy_curve, slider_arrays
 from ._live import LiveFigure, LiveMonitor, Poller, Throttle
+from ._replay import ReplayBar
 from .monitor import placeholder, status_line
 from .temperature import resolve_dataset
 
@@ -156,7 +158,8 @@ class PruningExplorer(W.VBox):
 class PruningMonitor(LiveMonitor, W.VBox):
     """Masks forming live while a job with the pruning hook trains (a ``Job``, ``RunReader`` or path).
 
-    The scrubber walks through the snapshots; with "follow" ticked it jumps to each new one.
+    The scrubber walks through the snapshots; with "follow" ticked it jumps to each new one. Once
+    the run has ended, a replay bar (play button and scrubber) takes the scrubber's place.
     ``interval_ms`` is the poll and redraw interval (the rate limit for the browser); ``which``
     picks the use of the hook to show when the run prunes twice. A run without the hook is a
     ``ValueError`` naming its hooks.
@@ -187,15 +190,17 @@ class PruningMonitor(LiveMonitor, W.VBox):
         self.histogram_chart = LiveFigure(placeholder("Weight histogram: waiting for the first snapshot"), width=CHART_WIDTH)
         self.accuracy_chart = LiveFigure(placeholder("Test accuracy: waiting for the first evaluation"), width=CHART_WIDTH)
         self._throttle = Throttle(self._draw_snapshot, 100, on_error=self._report)
+        self.replay = ReplayBar(self._replay_to, on_error=self._report)
         self.scrubber.observe(self._on_scrub, names="value")
         self.layer_picker.observe(lambda _: self._throttle(), names="value")
         self.follow.observe(lambda change: change["new"] and self._jump_to_latest(), names="value")
 
         header = W.HTML("<b>Pruning monitor</b>: the masks form while the job trains in the background (Zhu &amp; "
-                        "Gupta's cubic schedule: much pruning early, ever less later). Drag the scrubber to look back.")
+                        "Gupta's cubic schedule: much pruning early, ever less later). Drag the scrubber to look back; once "
+                        "the run has ended, press play to watch them form again.")
         row = lambda *ws: W.Box(list(ws), layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))  # noqa: E731
         super().__init__([header, W.HBox([self.stop_button, self.status_html], layout=W.Layout(align_items="center")),
-                          row(self.scrubber, self.follow, self.layer_picker), self.caption,
+                          row(self.scrubber, self.follow, self.replay, self.layer_picker), self.caption,
                           row(self.mask_chart.widget, self.bars_chart.widget),
                           row(self.histogram_chart.widget, self.accuracy_chart.widget), self.errors])
         self.poller = Poller(self._tick, interval_ms, name="kdviz-pruning-monitor", on_error=self._report)
@@ -240,7 +245,28 @@ class PruningMonitor(LiveMonitor, W.VBox):
         elif any(r.get("kind") == "eval" for r in records):
             self._draw_accuracy()
         self._update_status()
+        if done:
+            self._arm_replay()
         return not done
+
+    def _arm_replay(self) -> None:
+        """Once the run has ended: a play button and scrubber over its mask snapshots, in place of the
+        live scrubber and its "follow" box."""
+        self.replay.set_snapshots(self.snapshots)
+        if len(self.found) >= 2:
+            self.scrubber.layout.display = self.follow.layout.display = "none"
+
+    def _replay_to(self, snapshot: Any) -> None:
+        """Draw the charts at a replayed snapshot (the layer picker still applies)."""
+        index = next((i for i, (snap, _) in enumerate(self.found) if snap is snapshot), None)
+        if index is None:
+            return
+        self._syncing = True
+        try:
+            self.scrubber.value = index
+        finally:
+            self._syncing = False
+        self._draw_snapshot()
 
     def _show_new(self, layers: list[str]) -> None:
         if list(self.layer_picker.options) != layers:
@@ -305,6 +331,8 @@ class PruningMonitor(LiveMonitor, W.VBox):
         self.status_html.value = status_line(self.view, status, self.records)
         if status.get("state") in ("finished", "failed", "stopped", "diverged") or not self.view.controllable:
             self.stop_button.disabled = True
+        if self.view.done:  # nothing left to stop: no red button beside a finished run
+            self.stop_button.layout.display = "none"
 
     def _report(self, exc: BaseException) -> None:
         self.errors.append_stdout(f"kdviz pruning monitor: {type(exc).__name__}: {exc}\n")

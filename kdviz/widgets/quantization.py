@@ -9,7 +9,8 @@
 * ``CentroidMonitor(job)``: a background centroid fine-tuning job (the k-means hook;
   ``kdviz.present.compression_configs.kmeans_fine_tune_config`` builds one) seen live: the
   centroids moving on the histogram (dashed: k-means' choice, solid: now) and accuracy while they
-  are fine-tuned (Han et al. 2016, sec. 3.3, eq. 3).
+  are fine-tuned (Han et al. 2016, sec. 3.3, eq. 3); once the run has ended, a play button and a
+  scrubber replay the centroids moving (``_replay.ReplayBar``).
 
 The method menu and its options come from ``kdviz.quant.explore.KINDS``; charts come from
 ``kdviz.figures`` and ``kdviz.present.compression_charts`` (the same functions as the Streamlit
@@ -31,6 +32,7 @@ from ..present.compression_charts import centroid_accuracy, codebook_charts, rea
 from ..quant import SliderEvaluator
 from ..quant.explore import DEFAULT_METHOD, KINDS, MethodExplorer, QuantChoice, layer_histogram, option_values
 from ._live import LiveFigure, LiveMonitor, Poller, Throttle
+from ._replay import ReplayBar
 from .monitor import placeholder, status_line
 from .temperature import resolve_dataset, resolve_teacher
 
@@ -152,7 +154,8 @@ class CentroidMonitor(LiveMonitor, W.VBox):
     """Live codebook of a centroid fine-tuning job (a ``Job``, ``RunReader`` or run folder with the
     k-means hook): the centroids on the weight histogram and accuracy, redrawn from a polling
     thread every ``interval_ms``. ``which`` picks the use of the hook when the run has two; a run
-    without the hook is a ``ValueError`` naming its hooks."""
+    without the hook is a ``ValueError`` naming its hooks. Once the run has ended, ``replay``
+    scrubs through its snapshots (the layer picker applies to the replayed one)."""
 
     def __init__(self, job: Any, layer: str | None = None, float_accuracy: float | None = None,
                  interval_ms: float = 1000, autostart: bool = True, which: int = 0) -> None:
@@ -161,18 +164,22 @@ class CentroidMonitor(LiveMonitor, W.VBox):
         KMEANS.hook_label(self.view.config, which)  # no k-means hook in this run: say so now
         self.float_accuracy = float_accuracy
         self.codebook = None
+        self.shown = None  # the snapshot drawn: the latest, or the replay's position once the run has ended
+        self.records: list[dict] = []
         self.layer = W.Dropdown(options=[layer] if layer else [], value=layer, description="layer")
         self.status = W.HTML()
         self.errors = W.Output()
         self.histogram_chart = LiveFigure(placeholder("Codebook: waiting for the first snapshot"), width=CHART_WIDTH)
         self.accuracy_chart = LiveFigure(placeholder("Test accuracy: waiting for the first evaluation"), width=CHART_WIDTH)
-        self.layer.observe(lambda _: None if self._drawing else self._draw(force=True), names="value")
+        self.replay = ReplayBar(self._replay_to, on_error=self._report)
+        self.layer.observe(lambda _: None if self._drawing else self._redraw_shown(), names="value")
         self._versions, self._drawing = (-1, -1), False
         header = W.HTML("<b>Centroid monitor</b>: dashed lines are the shared values k-means chose, solid lines "
                         "where fine-tuning has moved them; each moves by the summed gradient of its cluster.")
         charts = W.Box([self.histogram_chart.widget, self.accuracy_chart.widget],
                        layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))
-        super().__init__([header, self.status, self.layer, charts, self.errors])
+        super().__init__([header, self.status, W.HBox([self.layer, self.replay], layout=W.Layout(flex_flow="row wrap")), charts,
+                          self.errors])
         self.poller = Poller(self._tick, interval_ms, name="kdviz-centroid-monitor", on_error=self._report)
         if autostart and not self.view.done:
             self.poller.start()
@@ -200,26 +207,53 @@ class CentroidMonitor(LiveMonitor, W.VBox):
 
     def _draw_now(self, force: bool) -> None:
         store = self.view.store
+        done = self.view.done  # read before the data, so the last snapshot is in
         _, metrics_v = store.metrics_since(self._versions[0])
         _, snaps_v = store.snapshots_since(self._versions[1])
-        records = store.metrics()
-        self.status.value = status_line(self.view, self.view.status(), records)
+        self.records = store.metrics()
+        self.status.value = status_line(self.view, self.view.status(), self.records)
         if not force and (metrics_v, snaps_v) == self._versions:
             return
         self._versions = (metrics_v, snaps_v)
         latest = store.latest_snapshot()
-        found = readings(KMEANS, [latest] if latest is not None else [], self.view.config, self.which)
+        self.shown = latest if latest is not None else self.shown
+        self._draw_snapshot()
+        if done:
+            self._arm_replay()
+
+    def _draw_snapshot(self) -> None:
+        """The codebook of the shown snapshot on the histogram, and accuracy with its epoch marked."""
+        snapshot = self.shown
+        found = readings(KMEANS, [snapshot] if snapshot is not None else [], self.view.config, self.which)
         if found:
-            snapshot, codebook = found[0]
+            codebook = found[0][1]
             if list(self.layer.options) != codebook.layers:
                 self.layer.options = codebook.layers
             if self.layer.value not in codebook.layers:
                 self.layer.value = codebook.layers[0]
             hist, _, self.codebook = codebook_charts(codebook, self.layer.value)
             self.histogram_chart.show(hist)
-        if any(r.get("kind") == "eval" for r in records):
-            epoch = latest.epoch if latest is not None else None
-            self.accuracy_chart.show(centroid_accuracy(records, self.float_accuracy, epoch))
+        if any(r.get("kind") == "eval" for r in self.records):
+            epoch = snapshot.epoch if snapshot is not None else None
+            self.accuracy_chart.show(centroid_accuracy(self.records, self.float_accuracy, epoch))
+
+    def _arm_replay(self) -> None:
+        """Once the run has ended: a play button and scrubber over its snapshots holding a codebook."""
+        snapshots, _ = self.view.store.snapshots_since(0)
+        self.replay.set_snapshots([snap for snap, _ in readings(KMEANS, snapshots, self.view.config, self.which)])
+
+    def _replay_to(self, snapshot: Any) -> None:
+        self.shown = snapshot
+        self._redraw_shown()
+
+    def _redraw_shown(self) -> None:
+        self._drawing = True
+        try:
+            self._draw_snapshot()
+        except Exception as exc:  # a failed redraw must not kill the control
+            self._report(exc)
+        finally:
+            self._drawing = False
 
     def _report(self, exc: BaseException) -> None:
         with self.errors:

@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import plotly.graph_objects as go
-import plotly.io as pio
 from streamlit.testing.v1 import AppTest
 
 
@@ -48,30 +47,63 @@ def test_default_page_opens_at_once_on_digits_while_the_teacher_trains(tmp_path,
     job.wait(30)
 
 
-def test_temperature_slider_moves_the_bars_and_the_entropy_marker(teacher, teacher_logits):
+def player(at: AppTest) -> dict:
+    """The arguments the page gave the browser-side explorer: its spec (frames per stop) and stop."""
+    (element,) = [e for e in at.get("component_instance") if "soft_targets_player" in e.proto.component_name]
+    return json.loads(element.proto.json_args)
+
+
+def drawn(at: AppTest) -> tuple[str, dict]:
+    """(the T label the slider stands at, that stop's frame): what the browser draws."""
+    args = player(at)
+    return args["spec"]["labels"][args["index"]], args["spec"]["frames"][args["index"]]
+
+
+def test_the_explorer_gets_a_frame_per_slider_stop_from_this_teacher(teacher, teacher_logits):
     at = ok(lab_app().run())
-    before = charts(at)
+    label, frame = drawn(at)
     z = teacher_logits[0]
-    assert np.allclose(values(before["soft-targets"]["data"][0]["y"]), softmax(z, 4.0))
-    at.select_slider(key="st_T_slider").set_value(20.0).run()
-    after = charts(ok(at))
-    p = softmax(z, 20.0)
-    assert np.allclose(values(after["soft-targets"]["data"][0]["y"]), p)
-    assert not np.allclose(values(after["soft-targets"]["data"][0]["y"]), values(before["soft-targets"]["data"][0]["y"]))
-    marker = after["entropy-vs-temperature"]["data"][-1]
-    assert values(marker["x"])[0] == 20.0 and np.isclose(values(marker["y"])[0], -(p * np.log(p)).sum())
-    assert at.number_input(key="st_T_exact").value == 20.0
+    assert label == "4" and at.number_input(key="st_T_exact").value == 4.0
+    spec = player(at)["spec"]
+    for i in (0, 9, 20, len(spec["frames"]) - 1):  # what a move in the browser shows, stop by stop
+        T, f = spec["temperatures"][i], spec["frames"][i]
+        p = softmax(z, T)
+        assert np.allclose(f["bars"]["y"], p, rtol=1e-9) and f["bars"]["name"] == f"T = {T:g}"
+        assert f["marker"]["x"] == [T] and np.isclose(f["marker"]["y"][0], -(p * np.log(p + 1e-300)).sum())
+        assert f["caption"].startswith(f"Filled bars: T = {T:g};")
+    assert spec["frames"][20]["bars"]["y"] != spec["frames"][9]["bars"]["y"]
+    assert any(r"\frac{\exp(z_i / T)}" in element.value for element in at.get("latex"))  # the formula on one line
 
 
 def test_exact_temperature_box_and_a_zero_gives_a_clear_message(teacher, teacher_logits):
     at = ok(lab_app().run())
+    rev = player(at)["rev"]
     at.number_input(key="st_T_exact").set_value(2.5).run()
-    assert np.allclose(values(charts(ok(at))["soft-targets"]["data"][0]["y"]), softmax(teacher_logits[0], 2.5))
-    assert at.select_slider(key="st_T_slider").value == 2.5
+    label, frame = drawn(ok(at))
+    assert label == "2.5" and np.allclose(frame["bars"]["y"], softmax(teacher_logits[0], 2.5))
+    assert player(at)["rev"] == rev + 1  # the browser moves its slider to a T the server set
+    at.number_input(key="st_T_exact").set_value(7.3).run()
+    label, frame = drawn(ok(at))
+    assert label == "7.3" and 7.3 in player(at)["spec"]["temperatures"]  # a typed T is a stop of its own
+    assert np.allclose(frame["bars"]["y"], softmax(teacher_logits[0], 7.3))
     at.number_input(key="st_T_exact").set_value(0.0).run()
     ok(at)
     assert any("T = 0 is not allowed" in e.value for e in at.error)
-    assert np.allclose(values(charts(at)["soft-targets"]["data"][0]["y"]), softmax(teacher_logits[0], 2.5))  # T kept
+    assert drawn(at)[0] == "7.3"  # T kept
+
+
+def test_T_survives_two_other_pages_and_a_dataset_switch(teacher, teacher_logits):
+    at = ok(lab_app().run())
+    at.number_input(key="st_T_exact").set_value(100.0).run()
+    for page in ("kdviz/app/pages/runs.py", "kdviz/app/pages/train_student.py", "kdviz/app/pages/soft_targets.py"):
+        at.switch_page(page).run()
+        ok(at)
+    label, frame = drawn(at)
+    assert label == "100" and at.number_input(key="st_T_exact").value == 100.0  # bug 3: slider 4, chart 100
+    assert np.allclose(frame["bars"]["y"], softmax(teacher_logits[0], 100.0))
+    at.selectbox(key="kdviz_dataset").set_value("mnist").run()  # no MNIST folder here: a message, no explorer
+    at.selectbox(key="kdviz_dataset").set_value("digits").run()
+    assert drawn(ok(at))[0] == "100" and at.number_input(key="st_T_exact").value == 100.0
 
 
 def test_sample_pickers_by_index_most_confused_and_random(teacher, teacher_logits):
@@ -85,7 +117,7 @@ def test_sample_pickers_by_index_most_confused_and_random(teacher, teacher_logit
     for rank in (0, 1):
         at.button[[b.label for b in at.button].index("Most confused")].click().run()
         assert at.number_input(key="st_index").value == order[rank]
-    assert np.allclose(values(charts(ok(at))["soft-targets"]["data"][0]["y"]), softmax(teacher_logits[order[1]], 4.0))
+    assert np.allclose(drawn(ok(at))[1]["bars"]["y"], softmax(teacher_logits[order[1]], 4.0))
     seen = {at.number_input(key="st_index").value}
     for _ in range(5):
         at.button[[b.label for b in at.button].index("Random sample")].click().run()
@@ -101,16 +133,17 @@ def test_new_random_logits_redraw_the_softmax_curves(teacher):
     assert not np.allclose(values(before), values(after))
 
 
-def test_every_chart_exports_png_or_svg_and_csv(teacher):
+def test_every_chart_exports_png_or_svg_and_csv(teacher, teacher_logits):
     at = ok(lab_app().run())
     exported = [c for c in at.get("plotly_chart") if "chart-sample" not in c.proto.id]
-    assert len(exported) == 3
-    for c in exported:
-        assert json.loads(c.proto.config)["toImageButtonOptions"]["format"] == "png"
+    assert len(exported) == 1  # the softmax curves; the explorer's two charts draw in the browser
+    assert json.loads(exported[0].proto.config)["toImageButtonOptions"]["format"] == "png"
+    assert player(at)["image_format"] == "png"
     csv = [d for d in at.get("download_button") if d.proto.label == "Download CSV"]
-    assert len(csv) == len(exported) + 1  # one per chart and one for the worked-example table
+    assert len(csv) == 4  # the bars, the entropy curve, the softmax curves and the worked-example table
     at.radio(key="kdviz_image_format").set_value("svg").run()
-    for c in ok(at).get("plotly_chart"):
+    assert player(ok(at))["image_format"] == "svg"
+    for c in at.get("plotly_chart"):
         if "chart-sample" not in c.proto.id:
             assert json.loads(c.proto.config)["toImageButtonOptions"]["format"] == "svg"
 
@@ -125,24 +158,15 @@ def test_figure_frame_is_the_traces_data_in_long_form():
     assert heat[["row", "column", "value"]].values.tolist() == [[0, 0, 1], [0, 1, 2], [1, 0, 3], [1, 1, 4]]
 
 
-def test_fast_temperature_view_draws_what_the_figure_functions_draw():
-    from kdviz.app.temperature import TEMPERATURES, TemperatureView, temperature_figures
-
-    z = np.random.default_rng(3).uniform(-8, 8, size=10)
-    names = [str(i) for i in range(10)]
-    view = TemperatureView(z, names)
-    for T in (*TEMPERATURES[::3], 1.0, 3.7, 1000.0):  # from-scratch figures are slow: a spread of values
-        fast = [json.loads(pio.to_json(f, validate=False)) for f in view.figures(T)]
-        slow = [json.loads(pio.to_json(f, validate=False)) for f in temperature_figures(z, T, names)]
-        assert fast == slow, f"TemperatureView differs from kdviz.figures.soft_targets at T = {T}"
-
-
 def test_sidebar_mnist_without_a_folder_gives_a_clear_message(teacher):
     at = ok(lab_app().run())
     at.selectbox(key="kdviz_dataset").set_value("mnist").run()
     assert any("IDX files" in e.value for e in ok(at).error)
-    at.text_input(key="kdviz_data_root").input("/no/such/folder").run()
-    assert any("/no/such/folder" in e.value and "does not exist" in e.value for e in ok(at).error)
+    from kdviz.paths import runs_root
+
+    missing = str(runs_root() / "no-such-mnist-folder")  # inside an allowed root (kdviz.paths.confine), but missing
+    at.text_input(key="kdviz_data_root").input(missing).run()
+    assert any(missing in e.value and "does not exist" in e.value for e in ok(at).error)  # named, and why
     at.selectbox(key="kdviz_dataset").set_value("digits").run()
     assert not ok(at).error
     at.selectbox(key="kdviz_student").set_value("MLP 64-64").run()

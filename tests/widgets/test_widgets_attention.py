@@ -74,6 +74,42 @@ def test_monitor_follows_live_maps_and_accuracy(teacher, manager):
     assert list(monitor.accuracy_chart.widget.data[0].y) == pytest.approx([100 * r["test_acc"] for r in evals])
     assert monitor.accuracy_chart.widget.data[0].line.color != monitor.accuracy_chart.widget.data[1].line.color
     assert "finished" in monitor.status["AT student"].value and monitor.stop_button.disabled
+    assert monitor.stop_button.layout.display == "none" and monitor.replay.layout.display == "flex"
+    monitor.close()
+
+
+def test_monitor_of_a_finished_run_replays_the_maps(teacher, manager):
+    """A finished AT student reopened from its folder: no Stop button, a replay bar over its snapshots,
+    and scrubbing back draws the first snapshot's maps of the layer pair and image picked."""
+    base = TrainConfig(model_options={"blocks_per_stage": [1, 1, 1], "channels": [4, 8, 16]}, teacher=str(teacher.path),
+                       lr=0.05, max_steps=24, runs_root=str(Path(teacher.path).parent), **COMMON)
+    job = start(attention_configs(base, beta=4.0, evals_per_epoch=6)["AT student"], manager)
+    assert job.wait(90).state == "finished"
+    from kdviz.widgets.attention import AttentionMonitor
+
+    monitor = AttentionMonitor(str(job.path), autostart=False)
+    bar = monitor.replay
+    assert bar.layout.display == "flex" and bar.scrubber.max == len(bar.snapshots) - 1 >= 3
+    assert monitor.stop_button.layout.display == "none"
+    first, last = bar.snapshots[0].step, bar.snapshots[-1].step
+    monitor.pair_picker.value, monitor.image_picker.value = "stage2_out", 1
+    monitor._throttle.flush()
+    pair = monitor.pair_picker.options.index("stage2_out")
+
+    def student_map() -> np.ndarray:
+        return np.asarray(monitor.maps_chart.widget.data[2].z, dtype=float)
+
+    at_last = student_map()
+    np.testing.assert_allclose(at_last, snapshot_array(job.path, last, f"attention/student_{pair}")[1], rtol=1e-6)
+    bar.scrubber.value = 0
+    bar.flush()
+    assert monitor.maps_step == first and bar.where.value.endswith(f"step {first}")
+    np.testing.assert_allclose(student_map(), snapshot_array(job.path, first, f"attention/student_{pair}")[1], rtol=1e-6)
+    assert not np.allclose(student_map(), at_last, rtol=1e-4)
+    monitor.image_picker.value = 3  # the pickers still apply to the replayed snapshot
+    monitor._throttle.flush()
+    np.testing.assert_allclose(student_map(), snapshot_array(job.path, first, f"attention/student_{pair}")[3], rtol=1e-6)
+    assert not monitor.errors.outputs
     monitor.close()
 
 

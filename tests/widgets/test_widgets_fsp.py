@@ -80,7 +80,8 @@ def test_monitor_follows_stage_1_snapshots_then_stage_2_and_scratch(teacher, man
     assert np.allclose(np.asarray(traces["FSP student (stage 2)"].x, dtype=float), [r["step"] + 60 for r in stage2])
     assert np.allclose(np.asarray(traces["scratch student"].y, dtype=float),
                        [100 * r["test_acc"] for r in metric_lines(Path(monitor.views["scratch"].path), "eval")])
-    assert monitor.stop_button.disabled and not monitor.errors.outputs
+    assert monitor.stop_button.disabled and monitor.stop_button.layout.display == "none"
+    assert monitor.replay.layout.display == "flex" and not monitor.errors.outputs
     monitor.close()
 
 
@@ -118,6 +119,41 @@ def test_monitor_of_run_folders_and_bad_input(teacher, manager):
     assert {role: v.path for role, v in monitor.views.items()} == {
         "stage 1": stages.stage1.path, "stage 2": stages.stage2.path, "scratch": scratch.path}
     assert monitor.done and monitor.stop_button.disabled
+    monitor.close()
+
+
+def test_monitor_of_finished_runs_replays_the_stage_1_heatmaps(teacher, manager):
+    """Every run ended: the Stop button goes, a replay bar scrubs the stage-1 snapshots, and scrubbing
+    back draws the first snapshot's matrices of the section pair picked."""
+    b = base(teacher, max_steps=4)
+    stages = TwoStageFSP(b, stage1_steps=16, stage2_steps=4, manager=manager, stage1_lr=1e-3)
+    assert set(stages.wait(60)) == {"stage 1", "stage 2"}
+    stage1 = Path(stages.stage1.path)
+    monitor = FSPMonitor(stages, autostart=False)
+    bar = monitor.replay
+    assert bar.layout.display == "flex" and bar.scrubber.max == len(bar.snapshots) - 1 >= 3
+    assert monitor.stop_button.layout.display == "none"
+    first, last = bar.snapshots[0].step, bar.snapshots[-1].step
+    monitor.pair_picker.value = "stage2_in->stage2_out"
+    monitor._throttle.flush()
+    pair = monitor.pair_picker.options.index(monitor.pair_picker.value)
+
+    def heatmaps() -> list[np.ndarray]:  # teacher, student, difference
+        return [np.asarray(t.z, dtype=float) for t in monitor.heatmap_chart.widget.data]
+
+    at_last = heatmaps()
+    assert np.allclose(at_last[1], snapshot_array(stage1, last, f"fsp/student_{pair}"), rtol=1e-6)
+    bar.scrubber.value = 0
+    bar.flush()
+    at_first = heatmaps()
+    assert monitor.heatmap_step == first and f"Stage-1 step {first}:" in monitor.caption.value
+    assert np.allclose(at_first[1], snapshot_array(stage1, first, f"fsp/student_{pair}"), rtol=1e-6)
+    assert np.allclose(at_first[0], snapshot_array(stage1, first, f"fsp/teacher_{pair}"), rtol=1e-6)
+    assert not np.allclose(at_first[1], at_last[1], rtol=1e-4) and not np.allclose(at_first[2], at_last[2], rtol=1e-4)
+    monitor.pair_picker.value = "stage3_in->stage3_out"  # the picker still applies to the replayed snapshot
+    monitor._throttle.flush()
+    assert np.allclose(heatmaps()[1], snapshot_array(stage1, first, "fsp/student_2"), rtol=1e-6)
+    assert not monitor.errors.outputs
     monitor.close()
 
 

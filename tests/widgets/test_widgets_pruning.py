@@ -185,7 +185,8 @@ def test_monitor_follows_a_running_prune_job(tmp_path):
         assert not monitor.follow.value
         assert np.all(np.asarray(monitor.mask_chart.widget.data[0].z) == 100)
         assert "step 0" in monitor.caption.value
-        assert monitor.stop_button.disabled and not monitor.errors.outputs
+        assert monitor.stop_button.disabled and monitor.stop_button.layout.display == "none"
+        assert monitor.replay.layout.display == "flex" and not monitor.errors.outputs
         monitor.close()
 
 
@@ -202,3 +203,43 @@ def test_wrap_title_breaks_only_long_titles():
     assert all(len(part) <= 50 for part in head.split("<br>")) and text.endswith("note</span>")
     short = theme.apply(go.Figure(), "fc1: a gap around zero")
     assert wrap_title(short).layout.title.text == "<b>fc1: a gap around zero</b>"
+
+
+def test_monitor_of_a_finished_run_replays_the_masks(tmp_path):
+    """A finished prune run reopened from its folder: the replay bar stands in for the live scrubber,
+    scrubbing redraws the mask and the bars at that snapshot, and the layer picker applies to it."""
+    from _support.run_files import snapshot_array
+
+    config = TrainConfig(dataset="digits", model="mlp", model_options={"hidden": [32, 16]}, epochs=1, batch_size=32,
+                         lr=0.05, eval_every=8, snapshot_every=4, runs_root=str(tmp_path), name="pruned",
+                         hooks=[{"name": "prune", "sparsity": 0.7, "schedule": "agp", "start_step": 0,
+                                 "end_step": 24, "frequency": 4}])
+    with job_manager(1) as manager:
+        job = start(config, manager)
+        assert job.wait(90).state == "finished"
+    monitor = PruningMonitor(str(job.path))  # a reopened folder: drawn at once, no poller
+    bar, steps = monitor.replay, [s.step for s in monitor.snapshots]
+    assert bar.layout.display == "flex" and bar.scrubber.max == len(steps) - 1 >= 3
+    assert monitor.scrubber.layout.display == "none" and monitor.stop_button.layout.display == "none"
+    first, last = steps[0], steps[-1]
+
+    def shown() -> tuple[np.ndarray, np.ndarray]:  # (mask of the picked layer, sparsity bars)
+        return (np.asarray(monitor.mask_chart.widget.data[0].z, dtype=float),
+                np.asarray(monitor.bars_chart.widget.data[0].y, dtype=float))
+
+    monitor.layer_picker.value = "fc2"
+    monitor._throttle.flush()
+    last_mask, last_bars = shown()
+    assert np.array_equal(last_mask, snapshot_array(job.path, last, "prune/mask/fc2"))
+    bar.scrubber.value = 0
+    bar.flush()
+    mask, bars = shown()
+    assert np.array_equal(mask, snapshot_array(job.path, first, "prune/mask/fc2"))
+    assert np.allclose(bars, 100 * snapshot_array(job.path, first, "prune/sparsity"))
+    assert not np.array_equal(mask, last_mask) and not np.allclose(bars, last_bars)
+    assert bar.where.value.endswith(f"step {first}") and f"step {first} " in monitor.caption.value
+    monitor.layer_picker.value = "fc3"  # the picker still applies to the replayed snapshot
+    monitor._throttle.flush()
+    assert np.array_equal(shown()[0], snapshot_array(job.path, first, "prune/mask/fc3"))
+    assert not monitor.errors.outputs
+    monitor.close()

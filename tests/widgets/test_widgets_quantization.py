@@ -157,6 +157,42 @@ def test_centroid_monitor_picks_up_snapshots(tmp_path, manager):
         CentroidMonitor(plain, autostart=False)
 
 
+def test_centroid_monitor_of_a_finished_run_replays_the_codebooks(tmp_path, manager):
+    """A finished 3-bit centroid fine-tune reopened from its folder: scrubbing back draws the first
+    snapshot's centroids (of the layer picked) and marks its epoch on the accuracy chart."""
+    from _support.run_files import snapshot_array
+
+    job = start(TrainConfig(dataset="digits", model="lenet300", max_steps=24, lr=1e-2, eval_every=6, snapshot_every=6,
+                            runs_root=str(tmp_path), hooks=[kmeans_hook(3)]), manager)
+    assert job.wait(60).state == "finished"
+    monitor = CentroidMonitor(str(job.path), float_accuracy=0.9)
+    bar = monitor.replay
+    assert bar.layout.display == "flex" and bar.scrubber.max == len(bar.snapshots) - 1 >= 3
+    first, last = bar.snapshots[0], bar.snapshots[-1]
+
+    def centroids() -> np.ndarray:  # the solid lines: the shared values as they are now
+        x = np.asarray([np.nan if v is None else v for v in monitor.histogram_chart.widget.data[2].x], dtype=float)
+        return np.unique(x[~np.isnan(x)])
+
+    def marked_epochs() -> list[float]:  # the vertical line at the shown snapshot's epoch
+        return [s.x0 for s in monitor.accuracy_chart.widget.layout.shapes if s.x0 == s.x1]
+
+    monitor.layer.value = "fc2"
+    at_last = centroids()
+    assert last.epoch > first.epoch and marked_epochs() == [pytest.approx(last.epoch)]
+    assert np.allclose(at_last, np.sort(snapshot_array(job.path, last.step, "kmeans/centroids/fc2")), atol=1e-6)
+    bar.scrubber.value = 0
+    bar.flush()
+    at_first = centroids()
+    assert np.allclose(at_first, np.sort(snapshot_array(job.path, first.step, "kmeans/centroids/fc2")), atol=1e-6)
+    assert at_first.shape != at_last.shape or not np.allclose(at_first, at_last, rtol=0, atol=1e-6)
+    assert marked_epochs() == [pytest.approx(first.epoch)]
+    monitor.layer.value = "fc3"  # the picker still applies to the replayed snapshot
+    assert np.allclose(centroids(), np.sort(snapshot_array(job.path, first.step, "kmeans/centroids/fc3")), atol=1e-6)
+    assert not monitor.errors.outputs
+    monitor.close()
+
+
 def test_deep_compression_monitor_draws_the_waterfall(tmp_path, manager):
     from kdviz.methods.deep_compression import deep_compression_experiment, preset
     from kdviz.present.deep_compression import DeepCompressionView
@@ -170,6 +206,7 @@ def test_deep_compression_monitor_draws_the_waterfall(tmp_path, manager):
     monitor.wait(60)
     view = DeepCompressionView(monitor.view.experiment)
     assert view.state == "finished" and monitor.progress.value == 1.0 and monitor.stop_button.disabled
+    assert monitor.stop_button.layout.display == "none"  # no red button beside a finished experiment
     y = np.asarray(monitor.waterfall.widget.data[0].y, dtype=float)
     sizes = [s.nbytes / 1e3 for s in view.report().stages]
     assert len(sizes) == 4 and np.allclose(y[:4], [sizes[0], *np.diff(sizes)]) and (y[1:4] < 0).all()
