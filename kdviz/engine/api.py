@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from .config import TrainConfig
 from .job import Job
 from .manager import JobManager, default_manager
 from .run_folder import atomic_write_bytes, read_config
-from .run_reader import RunReader, list_runs, read_status
+from .run_reader import RunReader, list_runs
 
 
 def _as_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:

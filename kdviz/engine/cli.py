@@ -6,9 +6,12 @@ in the Streamlit app or a notebook (``kdviz.engine.open_run(path)``) while it tr
     python -m kdviz train --dataset digits --model mlp --epochs 3
     python -m kdviz train --method kd --teacher runs/20250101-120000-teacher --T 4 --alpha 0.9
     python -m kdviz train --config my_run.json --epochs 10      # flags override the file
-    python -m kdviz runs
+    python -m kdviz runs                     # a run whose process died reads "interrupted"
     python -m kdviz resume runs/20250101-120000-kd-mlp-digits --epochs 20
-    python -m kdviz resume runs/20250101-120000-kd-mlp-digits --force    # its process was killed
+    python -m kdviz resume runs/20250101-120000-kd-mlp-digits            # an interrupted run: no flag needed
+
+A resume is checked whole before anything is written (``resume.plan_resume``) and starts by printing
+where it continues from and how many records after that checkpoint it drops.
 
 Ordinary mistakes (a bad data folder, bad model options, a full disk, a damaged run folder) end with
 one line on stderr naming the cause and the fix, and a non-zero exit status; the Python traceback is
@@ -34,6 +37,8 @@ from typing import Any, Sequence
 from .config import TrainConfig
 
 EXIT_CODES = {"finished": 0, "failed": 1, "diverged": 3, "stopped": 4}  # 2: bad arguments
+STATE_WIDTH = len("interrupted") + 2  # `kdviz runs`' state column
+INTERRUPTED_SHOWN = 5  # `kdviz runs` prints the resume command of at most this many interrupted runs
 ERROR_LOG = "error.log"
 DEBUG_HELP = "show Python tracebacks on errors (they are always kept in the run folder's error.log)"
 # How to fix a failure, by the exception's type name (a failed job reports only "Type: message").
@@ -115,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("path")
     resume.add_argument("--epochs", type=int, default=None, help="train to this many epochs in total")
     resume.add_argument("--force", action="store_true",
-                        help="resume a run whose status still says running or paused (its process was killed)")
+                        help="resume a run written before run folders had a writer lock whose status still says "
+                             "running or paused (its process was killed); interrupted runs need no --force")
     resume.add_argument("--quiet", action="store_true")
     sub.add_parser("hooks", parents=[common], help="list the training hooks a config can name, with their typed options")
     return parser
@@ -195,11 +201,18 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no runs under {args.runs_root}")
         return 0
-    print(f"{'run':<44}{'method':<7}{'model':<9}{'dataset':<9}{'state':<10}{'steps':>12}{'test acc':>10}")
+    print(f"{'run':<44}{'method':<7}{'model':<9}{'dataset':<9}{'state':<{STATE_WIDTH}}{'steps':>12}{'test acc':>10}")
     for r in rows:
         acc = f"{r['test_acc']:.4f}" if isinstance(r["test_acc"], (int, float)) else "-"
         steps = f"{r['step']}/{r['total_steps']}"
-        print(f"{r['name']:<44}{r['method']:<7}{r['model']:<9}{r['dataset']:<9}{r['state']:<10}{steps:>12}{acc:>10}")
+        print(f"{r['name']:<44}{r['method']:<7}{r['model']:<9}{r['dataset']:<9}{r['state']:<{STATE_WIDTH}}{steps:>12}{acc:>10}")
+    interrupted = [r for r in rows if r["state"] == "interrupted"]
+    if interrupted:
+        print(f"\n{len(interrupted)} run(s) interrupted: their process ended mid-run. Continue one from its last checkpoint with")
+        for r in interrupted[:INTERRUPTED_SHOWN]:
+            print(f"  kdviz resume {r['path']}")
+        if len(interrupted) > INTERRUPTED_SHOWN:
+            print(f"  ... and {len(interrupted) - INTERRUPTED_SHOWN} more")
     return 0
 
 
@@ -213,6 +226,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     except ValueError as exc:  # the API's advice names its keyword arguments: say the flags instead
         text = str(exc).replace(" (force=True)", "").replace("force=True", "--force").replace("epochs=", "--epochs")
         raise ValueError(text) from exc
+    plan = getattr(job, "resume_plan", None)
+    if plan is not None:
+        print(f"{job.path}: {plan.describe()}", flush=True)
     return _watch(job, args)  # a refused resume writes nothing into the run folder, not even error.log
 
 

@@ -2,19 +2,22 @@
 
 States: queued -> running <-> paused -> finished | stopped | diverged | failed. A job never calls UI
 code and an exception inside it never escapes its thread: it becomes state "failed" with the
-message and the traceback text, in ``status()`` and in the run folder's status.json.
+message and the traceback text, in ``status()`` and in the run folder's status.json. A run folder
+whose writer died mid-run reads as "interrupted" (``run_reader.read_status``): final too, for
+whoever reads it, until someone resumes it (a new job). A finished run that collapsed to chance
+accuracy carries ``JobStatus.warning``.
 """
 from __future__ import annotations
 
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import TrainConfig
-from .run_folder import RunFolder
+from .run_folder import RunFolder, RunFolderClosed
 from .run_reader import RunReader, read_status
 from .store import LiveStore
 from .trainer import Control, Trainer
@@ -22,7 +25,7 @@ from .trainer import Control, Trainer
 if TYPE_CHECKING:
     from .manager import JobManager
 
-FINAL_STATES = ("finished", "failed", "stopped", "diverged")
+FINAL_STATES = ("finished", "failed", "stopped", "diverged", "interrupted")  # nothing more happens without a resume
 STATUS_WRITE_INTERVAL_S = 1.0
 PAUSED_HEARTBEAT_S = 5.0
 PAUSED_SLOT_NOTE = "it keeps its run slot until resumed or stopped"
@@ -32,7 +35,9 @@ PAUSED_SLOT_NOTE = "it keeps its run slot until resumed or stopped"
 class JobStatus:
     """A job's state and progress. ``epoch`` counts from 0; ``eta_s`` is None until a rate is known;
     ``queue_position`` is 1 for the next job to start, None when not queued; ``test_acc`` is the
-    last evaluation's; ``traceback`` is set when the state is "failed"."""
+    last evaluation's; ``traceback`` is set when the state is "failed"; ``warning`` when a finished
+    run collapsed (``trainer.Outcome.warning``); ``notes`` are a reopened run's files that were
+    refused (``RunReader.notes``; never written to status.json)."""
 
     state: str
     message: str = ""
@@ -44,6 +49,8 @@ class JobStatus:
     queue_position: int | None = None
     test_acc: float | None = None
     traceback: str = ""
+    warning: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -86,6 +93,8 @@ class _JobControl(Control):
 class Job:
     """A training run in the background. Made by ``JobManager.submit`` (or ``kdviz.engine.start``)."""
 
+    resume_plan = None  # a resumed job's ``resume.ResumePlan`` (where it continues, records dropped)
+
     def __init__(self, config: TrainConfig, manager: "JobManager | None" = None, resume_path: str | Path | None = None) -> None:
         self.config = config.validate()
         self.manager = manager
@@ -114,11 +123,11 @@ class Job:
         job._lock = threading.Lock()
         job._pause, job._stop, job._done = threading.Event(), threading.Event(), threading.Event()
         saved = read_status(path)
-        known = JobStatus.__dataclass_fields__
-        job._status = JobStatus(**{k: v for k, v in saved.items() if k in known and k != "state"}, state=saved.get("state", "unknown"))
+        known = set(JobStatus.__dataclass_fields__) - {"state", "notes"}
+        job._status = JobStatus(**{k: v for k, v in saved.items() if k in known}, state=saved.get("state", "unknown"))
         job._thread, job._folder = None, None
         job._submitted, job._stop_reason = False, ""
-        if job._status.done:
+        if job._status.done:  # "interrupted" included: nobody writes it, so wait() must not block
             job._done.set()
         return job
 
@@ -126,6 +135,7 @@ class Job:
     def status(self) -> JobStatus:
         with self._lock:
             s = JobStatus(**asdict(self._status))
+        s.notes = list(getattr(self.store, "notes", None) or [])
         if s.state == "queued" and self.manager is not None:
             s.queue_position = self.manager.queue_position(self)
             paused = self.manager.paused_holders() if s.queue_position is not None else []
@@ -191,15 +201,16 @@ class Job:
             message = outcome.message
             if outcome.state == "stopped" and self._stop_reason:
                 message = f"{message} ({self._stop_reason})"
-            self._finish(outcome.state, message)
+            self._finish(outcome.state, message, warning=outcome.warning)
         except BaseException as exc:  # noqa: BLE001 - nothing may escape the job's thread
             self._finish("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
-    def _finish(self, state: str, message: str, tb: str = "") -> None:
+    def _finish(self, state: str, message: str, tb: str = "", warning: str = "") -> None:
         with self._lock:
             if self._status.done:
                 return
             self._status.state, self._status.message, self._status.traceback = state, message, tb
+            self._status.warning = warning
             self._status.eta_s = 0.0 if state == "finished" else None
         try:
             self._write_status(force=True)
@@ -217,7 +228,9 @@ class Job:
         return not thread.is_alive()
 
     def _abandon(self) -> None:
-        """The thread did not stop in time (the process is exiting): mark the run stopped anyway."""
+        """The thread did not stop in time (the process is exiting): mark the run stopped anyway.
+        The run folder then refuses the thread's later writes (``RunFolderClosed``), so its
+        checkpoint and records stay as this status describes them."""
         step, why = self.status().step, self._stop_reason or "stop requested"
         self._finish("stopped", f"stopped at step {step} without waiting for the step to end ({why}); "
                                 "the last checkpoint is kept (resume it to continue)")
@@ -250,10 +263,13 @@ class Job:
             return
         self._last_write = time.perf_counter()
         status = self.status().to_dict()
+        status.pop("notes", None)
         status.update(name=self.name, path=str(self.path), updated=time.time())
         try:
             self._folder.write_status(status)
         except OSError:  # a full disk must not kill training; the live store still has everything
+            pass
+        except RunFolderClosed:  # the final status is written: a late progress report changes nothing
             pass
 
     def __repr__(self) -> str:

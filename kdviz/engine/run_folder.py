@@ -18,12 +18,14 @@ killed process loses at most the line being written.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import pickle
 import re
 import tempfile
+import threading
 import time
 import zipfile
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ from .lock import WriterLock
 
 CHECKPOINT_FORMAT = 1
 FINAL_STATES = ("finished", "failed", "stopped", "diverged")
+FINAL_WRITE_WAIT_S = 10.0  # the final status waits this long for a write in flight (a checkpoint) to end
 
 
 def atomic_write_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
@@ -101,13 +104,23 @@ def unique_run_path(runs_root: str | os.PathLike, name: str) -> Path:
     return path
 
 
+class RunFolderClosed(RuntimeError):
+    """A write to a run folder that already let go of its writer lock (its final status is written)."""
+
+
 class RunFolder:
     """The writer side of a run folder (one per running job).
 
     Opening one takes the folder's exclusive writer lock (``lock.WriterLock``): a second writer,
     in this process or another, gets ``RunFolderLocked`` naming the first. The lock is let go when
     a final status ("finished", "failed", "stopped", "diverged") is written, on ``release()``, or
-    by the OS when the process dies."""
+    by the OS when the process dies.
+
+    Once the lock is let go the folder accepts no more writes: each one raises ``RunFolderClosed``
+    and touches nothing. Writes and the final status are serialised, so a training thread still
+    mid-step when its job was marked stopped (the exit wait ran out, ``Job._abandon``) cannot write
+    a checkpoint, a record or a status after the lock is gone, when another process may own the
+    folder. Only a write that outlasts ``FINAL_WRITE_WAIT_S`` can still end after the lock is let go."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -115,6 +128,8 @@ class RunFolder:
         self.checkpoint_dir = self.path / "checkpoints"
         self._metrics_file = None
         self._index_file = None
+        self._write_mutex = threading.RLock()
+        self._ended = ""  # why writes are refused ("" while this folder holds its writer lock)
         self._lock = WriterLock(self.path).acquire()
 
     @classmethod
@@ -137,20 +152,49 @@ class RunFolder:
         atomic_write_bytes(path / "config.json", config.to_json().encode())
         return folder
 
+    @contextlib.contextmanager
+    def _writing(self, what: str, wait_s: float = -1):
+        """Hold the write mutex (up to ``wait_s`` seconds; -1: as long as it takes) and refuse the
+        write once the folder let go of its lock."""
+        got = self._write_mutex.acquire(timeout=wait_s)
+        try:
+            if self._ended:
+                raise RunFolderClosed(f"{self.path}: {what} not written: {self._ended}")
+            yield
+        finally:
+            if got:
+                self._write_mutex.release()
+
+    @property
+    def closed(self) -> bool:
+        """True once the folder let go of its writer lock (every write is refused from then on)."""
+        return bool(self._ended)
+
     def write_status(self, status: dict[str, Any]) -> None:
         """Rewrite status.json; a final state is the writer's last word, so the lock goes with it."""
-        try:
-            atomic_write_json(self.path / "status.json", status)
-        finally:
-            if status.get("state") in FINAL_STATES:
-                self.close()
-                self.release()
+        final = status.get("state") in FINAL_STATES
+        with self._writing("status", FINAL_WRITE_WAIT_S if final else -1):
+            try:
+                atomic_write_json(self.path / "status.json", status)
+            finally:
+                if final:
+                    self._end(f"the run already ended ({status['state']}) and let go of its writer lock")
 
     def release(self) -> None:
-        """Let go of the writer lock (another process may then resume the run)."""
+        """Let go of the writer lock (another process may then resume the run); no writes after it."""
+        with self._write_mutex:
+            self._end("this writer let go of the run folder's lock")
+
+    def _end(self, why: str) -> None:
+        self._ended = self._ended or why
+        self.close()
         self._lock.release()
 
     def append_metric(self, record: dict[str, Any]) -> None:
+        with self._writing("metric record"):
+            self._append_metric(record)
+
+    def _append_metric(self, record: dict[str, Any]) -> None:
         if self._metrics_file is None:
             self._metrics_file = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
         self._metrics_file.write(json.dumps(record, default=_json_default) + "\n")
@@ -158,6 +202,10 @@ class RunFolder:
 
     def write_snapshot(self, version: int, step: int, epoch: float, meta: dict, arrays: dict) -> None:
         """The arrays first (atomically), then the index line that points at them."""
+        with self._writing("snapshot"):
+            self._write_snapshot(version, step, epoch, meta, arrays)
+
+    def _write_snapshot(self, version: int, step: int, epoch: float, meta: dict, arrays: dict) -> None:
         file = f"{version:06d}.npz"
         atomic_write_bytes(self.snapshot_dir / file, npz_bytes(arrays))
         if self._index_file is None:
@@ -167,13 +215,16 @@ class RunFolder:
         self._index_file.flush()
 
     def write_reference(self, arrays: dict[str, np.ndarray]) -> None:
-        atomic_write_bytes(self.snapshot_dir / "reference.npz", npz_bytes(arrays))
+        data = npz_bytes(arrays)
+        with self._writing("reference file"):
+            atomic_write_bytes(self.snapshot_dir / "reference.npz", data)
 
     def save_checkpoint(self, state: dict[str, Any], name: str = "last") -> Path:
         path = self.checkpoint_dir / f"{name}.pt"
         buf = io.BytesIO()
-        torch.save({"format": CHECKPOINT_FORMAT, **state}, buf)
-        atomic_write_bytes(path, buf.getvalue(), fsync=True)
+        torch.save({"format": CHECKPOINT_FORMAT, **state}, buf)  # serialised outside the mutex
+        with self._writing("checkpoint"):
+            atomic_write_bytes(path, buf.getvalue(), fsync=True)
         return path
 
     def truncate_after(self, step: int | None) -> "Truncation":
@@ -184,6 +235,10 @@ class RunFolder:
         writer left half-written, which is no record); every other line is kept byte for byte. A
         log is rewritten only when something goes. The largest metric ``seq`` and snapshot
         ``version`` seen, kept or not, are returned so numbering after the resume keeps growing."""
+        with self._writing("truncation"):
+            return self._truncate_after(step)
+
+    def _truncate_after(self, step: int | None) -> "Truncation":
         self.close()
         counts = []
         for path, counter in ((self.path / "metrics.jsonl", "seq"), (self.snapshot_dir / "index.jsonl", "version")):

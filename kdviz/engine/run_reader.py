@@ -170,8 +170,12 @@ class RunReader:
         return self._store.metrics(kind)
 
     def status(self) -> dict[str, Any]:
-        """The last status the writer recorded (``{"state": "unknown"}`` if none yet)."""
-        return read_status(self.path)
+        """The last status the writer recorded (``{"state": "unknown"}`` if none yet), with this
+        reader's ``notes`` (files it refused) under "notes" when there are any."""
+        status = read_status(self.path)
+        if self.notes:
+            status["notes"] = list(self.notes)
+        return status
 
     @property
     def name(self) -> str:

@@ -2,6 +2,7 @@
 resuming from a checkpoint, and a run folder reopened in a fresh process."""
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -134,15 +135,15 @@ def test_a_killed_run_resumes_and_a_live_one_is_refused(root, manager):
     wait_for(lambda: job.status().step > 20)
     job.pause()
     wait_for(lambda: job.status().state == "paused")
+    with pytest.raises(ValueError, match=f"being written by process {os.getpid()}"):
+        resume(job.path, manager)
     job.stop()
     job.wait(30)
     # make the folder look like its process died mid-run: "running", and a half-written last line
     status_file = job.path / "status.json"
     status = {**json.loads(status_file.read_text()), "state": "running", "updated": time.time()}
     status_file.write_text(json.dumps(status))
-    with pytest.raises(ValueError, match="stop it first"):
-        resume(job.path, manager)
-    status_file.write_text(json.dumps({**status, "updated": time.time() - 3600}))
+    assert open_run(job.path).status()["state"] == "interrupted"
     with open(job.path / "metrics.jsonl", "a") as f:
         f.write('{"kind": "step", "step": 999, "se')
     again = resume(job.path, manager)

@@ -152,3 +152,32 @@ def test_truncate_after_drops_only_records_past_the_step_and_counts_them(tmp_pat
     again = folder.truncate_after(4)  # nothing left to drop: no file is rewritten
     assert (again.dropped_metrics, again.dropped_snapshots) == (0, 0) and _digest(folder.path) == before
     assert folder.truncate_after(None).dropped_metrics == 4  # no checkpoint: every record goes
+
+
+@pytest.mark.parametrize("how", ["final status", "release"])
+def test_a_folder_that_let_go_of_its_lock_refuses_every_write_and_changes_nothing(tmp_path, how):
+    from kdviz.engine.lock import writer_alive
+    from kdviz.engine.run_folder import RunFolderClosed
+
+    folder, store = _folder(tmp_path), LiveStore()
+    _fill(folder, store, steps=3)
+    folder.save_checkpoint({"model": {"w": torch.ones(2)}, "step": 3})
+    if how == "final status":
+        folder.write_status({"state": "stopped", "step": 3})
+    else:
+        folder.release()
+    assert folder.closed and writer_alive(folder.path) is False
+    before = _digest(folder.path)
+    writes = {
+        "checkpoint": lambda: folder.save_checkpoint({"model": {"w": torch.zeros(2)}, "step": 4}),
+        "metric record": lambda: folder.append_metric({"seq": 99, "kind": "step", "step": 4}),
+        "snapshot": lambda: folder.write_snapshot(9, 4, 0.4, {}, {"a": np.eye(2)}),
+        "reference file": lambda: folder.write_reference({"a": np.eye(2)}),
+        "status": lambda: folder.write_status({"state": "running", "step": 4}),
+        "truncation": lambda: folder.truncate_after(1),
+    }
+    for what, write in writes.items():
+        with pytest.raises(RunFolderClosed, match=f"{what} not written"):
+            write()
+    assert _digest(folder.path) == before
+    assert load_checkpoint(folder.path)["step"] == 3

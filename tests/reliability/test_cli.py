@@ -190,3 +190,29 @@ def test_stamp_of_the_previous_script_is_honoured(setup_copy):
     assert run_setup(setup_copy) == []
     (setup_copy / ".venv" / ".kdviz-installed-dev").write_text("0" * 64 + "\n")
     assert run_setup(setup_copy) == ["-m pip install --quiet -e ."]
+
+
+def test_runs_lists_an_interrupted_run_with_the_command_and_resume_says_where_it_continues(finished_run, tmp_path, capsys):
+    """A run whose process died (status.json says "running", nobody holds writer.lock) is listed as
+    "interrupted" in an aligned column with the command that continues it; `kdviz resume` then says,
+    before training, which checkpoint it continues from and how many records it drops."""
+    from kdviz.engine.cli import main
+
+    runs = tmp_path / "runs"
+    run = runs / "20260101-000000-killed"
+    shutil.copytree(finished_run, run)
+    assert (run / "writer.lock").is_file()  # the dead writer's lock file stays; its flock died with it
+    status = json.loads((run / "status.json").read_text())
+    (run / "status.json").write_text(json.dumps({**status, "state": "running", "step": 20, "updated": time.time()}))
+    assert main(["runs", "--runs-root", str(runs)]) == 0
+    header, row, *rest = capsys.readouterr().out.splitlines()
+    assert row.split()[4:6] == ["interrupted", "20/22"]
+    assert row.index("20/22") + len("20/22") == header.index("steps") + len("steps")  # the column fits the word
+    assert row.index("interrupted") == header.index("state")
+    assert rest == ["", "1 run(s) interrupted: their process ended mid-run. Continue one from its last checkpoint with",
+                    f"  kdviz resume {run}"]
+    resumed = kdviz("resume", run, "--epochs", 2, "--quiet", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    first, *_ = resumed.stdout.splitlines()
+    assert first == f"{run}: resuming from the checkpoint at step 22 of 44; no records dropped"
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"

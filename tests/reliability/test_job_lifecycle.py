@@ -22,6 +22,9 @@ import pytest
 
 from _support.polling import wait_for
 from kdviz.engine import HOOKS, Job, JobManager, TrainConfig, TrainingHook, load_checkpoint, open_run, start, train_teacher_cached
+from kdviz.engine.lock import writer_alive
+from kdviz.engine.resume import plan_resume
+from kdviz.engine.run_folder import RunFolderClosed
 from kdviz.present import describe, readiness
 
 SMALL = {"hidden": [32]}
@@ -113,6 +116,7 @@ def test_a_job_that_does_not_stop_in_time_is_still_marked_stopped(tmp_path):
     manager = JobManager(max_concurrent=1, cpu_threads=1)
     job = start(cfg(tmp_path, epochs=5, hooks=[{"name": "test-slow-step", "seconds": 1.5}]), manager)
     wait_for(lambda: job.status().step >= 1, 60, "the first slow step")
+    time.sleep(0.3)  # past the step boundary (where a stop is seen at once): inside the second 1.5 s step
     began = time.monotonic()
     manager.close("the process exited")
     late = manager.join(0.2)
@@ -120,8 +124,60 @@ def test_a_job_that_does_not_stop_in_time_is_still_marked_stopped(tmp_path):
     assert late == [job]
     assert job.done and job.status().state == "stopped" and "without waiting for the step to end (the process exited)" in job.status().message
     assert saved_status(job.path)["state"] == "stopped"
-    job._join_thread(30)  # the step ends, the trainer saves its checkpoint; the status stays "stopped"
-    assert saved_status(job.path)["state"] == "stopped" and load_checkpoint(job.path)["step"] >= 1
+    assert writer_alive(job.path) is False  # the lock went with the final status: another process may resume now
+    files = ("status.json", "metrics.jsonl", "checkpoints/last.pt")
+    before = {name: (job.path / name).read_bytes() for name in files}
+    checkpoint_step = load_checkpoint(job.path)["step"]
+    assert job._join_thread(30)  # the step ends; its record and its stop checkpoint come after the lock is gone...
+    assert {name: (job.path / name).read_bytes() for name in files} == before  # ...so the folder refused them
+    assert saved_status(job.path)["state"] == "stopped" and writer_alive(job.path) is False
+    assert plan_resume(job.path).checkpoint_step == checkpoint_step  # the run still resumes from what it says it kept
+
+
+def test_a_late_thread_cannot_write_between_the_final_status_and_its_next_step(tmp_path):
+    """The final status and the thread's writes are serialised: once "stopped" is on disk every write
+    of that job is refused (RunFolderClosed), whichever thread tries, and nothing in the folder changes."""
+    manager = JobManager(max_concurrent=1, cpu_threads=1)
+    job = start(cfg(tmp_path, epochs=5, hooks=[{"name": "test-slow-step", "seconds": 1.0}]), manager)
+    wait_for(lambda: job.status().step >= 1, 60, "the first slow step")
+    time.sleep(0.3)  # inside the second 1 s step
+    manager.close("the process exited")
+    assert manager.join(0.1) == [job]
+    folder = job._folder
+    assert folder.closed
+    with pytest.raises(RunFolderClosed, match=r"checkpoint not written: the run already ended \(stopped\)"):
+        folder.save_checkpoint({"model": {}, "step": 999})
+    with pytest.raises(RunFolderClosed, match="metric record not written"):
+        folder.append_metric({"seq": 999, "kind": "step", "step": 999})
+    assert job._join_thread(30)
+    assert load_checkpoint(job.path)["step"] < 999 and '"seq": 999' not in (job.path / "metrics.jsonl").read_text()
+
+
+def _dead_writer_run(root, step: int, total: int) -> Path:
+    """A run folder whose writer process died mid-run: status "running", writer.lock left unheld."""
+    code = (f"import os; from kdviz.engine import TrainConfig; from kdviz.engine.run_folder import RunFolder; "
+            f"f = RunFolder.create(TrainConfig(runs_root={str(root)!r}, name='dead')); "
+            f"f.write_status({{'state': 'running', 'step': {step}, 'total_steps': {total}, 'updated': 0}}); "
+            f"print(f.path, flush=True); os._exit(9)")
+    out = python(code, root)
+    assert out.returncode == 9, out.stderr
+    return Path(out.stdout.strip())
+
+
+def test_a_reopened_interrupted_run_is_done_and_says_how_to_resume_it(tmp_path):
+    """A killed writer's run reopens as "interrupted": wait() returns at once (it used to block forever),
+    and both UIs' status text names it, where it stopped and the command that continues it."""
+    path = _dead_writer_run(tmp_path, step=7, total=40)
+    job = Job.reopened(path)
+    began = time.monotonic()
+    status = job.wait(20)
+    assert time.monotonic() - began < 1 and job.done and status.done and status.state == "interrupted"
+    text = describe(status, "teacher")
+    assert (text.state, text.icon, text.progress) == ("interrupted", "running_with_errors", 7 / 40)
+    assert text.detail.startswith("step 7/40 · process ") and f"kdviz resume {path}" in text.detail
+    assert "interrupted: " not in text.detail  # the headline says it already
+    ready = readiness(status, "teacher")
+    assert ready.headline == "The teacher was interrupted at 18%" and f"kdviz resume {path}" in ready.detail
 
 
 def test_a_closed_manager_starts_nothing_more(tmp_path):

@@ -21,10 +21,11 @@ import pytest
 import torch
 
 from kdviz.data import DATASETS, DatasetBundle, load_dataset
-from kdviz.engine import HOOKS, TrainConfig, TrainingHook, list_runs, load_checkpoint, open_run, start
+from kdviz.engine import HOOKS, Job, TrainConfig, TrainingHook, list_runs, load_checkpoint, open_run, start
 from kdviz.engine.lock import RunFolderLocked, writer_alive
 from kdviz.engine.run_folder import RunFolder, npz_bytes
 from kdviz.engine.run_reader import RunReader, read_status
+from kdviz.present import describe, readiness
 
 SMALL = {"hidden": [32]}
 
@@ -137,6 +138,27 @@ def test_absolute_and_dotdot_snapshot_entries_are_refused_with_a_note(tmp_path, 
     assert [s.version for s in snaps] == [1]  # only the honest snapshot
     assert all(not np.array_equal(s.arrays.get("probe/logits"), SECRET) for s in snaps)
     assert len(reader.notes) == 3 and all("points outside the run folder" in n and "was not read" in n for n in reader.notes)
+
+
+def test_refused_files_reach_the_status_line_of_both_uis(tmp_path, outside):
+    """``RunReader.notes`` travel with the reader's status (and a reopened job's), and ``describe``
+    turns them into one short line: how many files were not read, the first, the rest counted."""
+    folder = _hostile_folder(tmp_path, outside, [str(outside / "secret.npz"), "../../../outside/secret.npz"])
+    (folder.path / "metrics.jsonl").symlink_to(outside / "metrics.jsonl")
+    reader = RunReader(folder.path)
+    assert "notes" not in reader.status()  # nothing refused before anything is read
+    with pytest.warns(RuntimeWarning, match="outside the run folder"):
+        reader.snapshots_since(0)
+        reader.metrics()
+    assert reader.status()["notes"] == reader.notes and len(reader.notes) == 3
+    text = describe(reader.status(), "hostile run")
+    assert text.note.startswith("3 files of this run not read: refused ") and text.note.endswith(" (and 2 more)")
+    assert len(text.note) < 220 and text.detail.endswith(text.note)
+    job = Job.reopened(folder.path)
+    with pytest.warns(RuntimeWarning):
+        job.store.metrics()
+    assert job.status().notes == job.store.notes and len(job.store.notes) == 3  # one refresh reads every log
+    assert describe(job.status(), "x").note.startswith("3 files of this run not read: refused 'metrics.jsonl'")
 
 
 def test_symlinks_out_of_the_folder_are_refused_for_every_file_a_reader_opens(tmp_path, outside):
@@ -285,11 +307,23 @@ def test_a_collapsed_run_finishes_flagged_at_chance(tmp_path, manager):
     assert "lr=10" in status.message and "adam" in status.message
     (run,) = tmp_path.iterdir()
     assert json.loads((run / "status.json").read_text())["message"] == status.message
+    # the warning has its own field, kept on disk, and every UI's status text shows it with the warning icon
+    assert status.warning.startswith("collapsed: test accuracy at chance (10 %)") and status.warning in status.message
+    saved = json.loads((run / "status.json").read_text())
+    assert saved["warning"] == status.warning and "notes" not in saved  # notes are a reader's, never written
+    reopened = Job.reopened(run).status()
+    assert reopened.warning == status.warning
+    text = describe(reopened, "KD student", epochs=3)
+    assert (text.state, text.icon, text.warning) == ("finished", "warning", status.warning)
+    assert text.detail.endswith(f" · Warning: {status.warning}")
+    ready = readiness(reopened, "teacher")
+    assert ready.icon == "warning" and ready.detail == f"Warning: {status.warning}"
 
 
 def test_a_healthy_run_is_not_flagged(tmp_path, manager):
     status = start(cfg(tmp_path, epochs=2, name="healthy"), manager).wait(60)
     assert status.state == "finished" and status.test_acc > 0.8 and "collapsed" not in status.message
+    assert status.warning == "" and describe(status, "x").icon == "check_circle" and "Warning" not in describe(status, "x").detail
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
