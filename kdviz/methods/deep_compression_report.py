@@ -44,6 +44,7 @@ class CompressionReport:
     histograms: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # kept weights
     centroids_initial: dict[str, np.ndarray] = field(default_factory=dict)
     accuracy_before_finetune: float | None = None
+    sparsity: dict[str, float] = field(default_factory=dict)  # pruned fraction per layer (exact zeros)
 
     def sizes(self) -> list[tuple[str, float]]:
         """``[(stage, bytes), ...]`` for ``kdviz.figures.quantization.size_waterfall``."""
@@ -106,7 +107,9 @@ def compression_report(prune_run: str | os.PathLike, quantize_run: str | os.Path
         dense_stage(load_trained_model(baseline), _last_accuracy(baseline, "baseline")),
         pruned_stage(pruned, _last_accuracy(prune_run, "pruning"), float(read_status(prune_run).get("elapsed_s", 0.0))),
     ])
-    report.histograms = {layer_name(n): weight_histogram(w.detach().numpy()) for n, w in prunable_weights(pruned).items()}
+    weights = {layer_name(n): w.detach().numpy() for n, w in prunable_weights(pruned).items()}
+    report.histograms = {n: weight_histogram(w) for n, w in weights.items()}
+    report.sparsity = {n: float((w == 0).mean()) for n, w in weights.items()}
     if quantize_run is not None:
         _add_quantized(report, pruned, prune_run, quantize_run)
     return report
