@@ -1,63 +1,91 @@
-"""The soft-targets page's computations, kept apart from its widgets so they can be timed.
+"""The soft-targets explorer as a Streamlit component: the temperature slider redraws in the browser.
 
-A temperature slider move redraws two figures from one row of teacher logits (Hinton, Vinyals,
-Dean 2015, eq. 1: q_i = exp(z_i / T) / sum_j exp(z_j / T)): ``kdviz.figures.soft_targets``'
-probability bars and entropy curve. Building them from scratch costs far more than the 50 ms a
-slider move may take (plotly validates every property and deep-copies the "plotly_white" template
-per figure: about 60 to 200 ms per figure here). ``TemperatureView`` therefore builds them once per
-sample and, for a new T, replaces only the numbers and titles that depend on T in the figures'
-plain dicts. ``tests/app/test_app.py`` checks at a spread of temperatures that the result is
-identical to what the figure functions draw, so the two cannot drift apart silently. The
-temperature range and the slider's grid are ``kdviz.present.temperature``'s (the Jupyter explorer
-uses the same).
+A slider move used to be a server round trip (0.24 to 0.70 s from drag to redraw, issue 14) though
+the server computed in 8 ms. Now ``kdviz.present.temperature.explorer_spec`` precomputes, per
+slider stop, what changes with T (softmax(z / T), Hinton, Vinyals, Dean 2015, eq. 1) and the page
+hands it to ``PLAYER_JS`` in a small component (a static ``index.html`` beside plotly's own
+``plotly.min.js``, no new dependency). A move redraws the probability bars, their title and caption
+and the entropy curve's marker in the browser; the component then reports the stop
+(``{"T": ..., "index": ...}``), so the page's state follows without redrawing anything.
+
+The component speaks Streamlit's iframe protocol directly (``streamlit:componentReady``,
+``streamlit:render``, ``streamlit:setComponentValue``, ``streamlit:setFrameHeight``). It takes a new
+stop from the server only when the server changed T or the content (``rev`` or the spec's ``id``
+differ from what it drew), so a rerun that merely echoes a move never snaps the slider back.
 """
 from __future__ import annotations
 
-import copy
-from collections.abc import Sequence
+import functools
+import hashlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-import numpy as np
-import plotly.graph_objects as go
+import plotly
 
-from ..distill.soft_targets import entropy, soften
-from ..figures.soft_targets import entropy_curve, probability_bars
-from ..present.temperature import T_MAX, T_MIN, TEMPERATURES, format_temperature, nearest_temperature  # noqa: F401
+from ..paths import cache_root
+from ..present.temperature import PLAYER_JS
 
+COMPONENT_NAME = "kdviz_soft_targets_player"
 
-def temperature_figures(logits: Sequence[float], T: float, class_names: Sequence[str]) -> tuple[go.Figure, go.Figure]:
-    """(probability bars at T with T = 1 outlines, entropy-vs-T curve over [T_MIN, T_MAX] with a marker at T)."""
-    return probability_bars(logits, T, class_names, reference_T=1.0), entropy_curve(logits, T, T_MIN, T_MAX)
-
-
-class TemperatureView:
-    """Probability bars and entropy curve of one sample's logits, redrawn fast at any T."""
-
-    _BUILD_T = 2.0  # any T != 1: the bars figure then carries its T = 1 outline trace
-
-    def __init__(self, logits: Sequence[float], class_names: Sequence[str]) -> None:
-        self.logits = np.asarray(logits, dtype=np.float64)
-        self.class_names = tuple(class_names)
-        bars, curve = temperature_figures(self.logits, self._BUILD_T, self.class_names)
-        self._bars, self._curve = bars.to_dict(), curve.to_dict()
-
-    def figures(self, T: float) -> tuple[go.Figure, go.Figure]:
-        """The same two figures ``temperature_figures(logits, T, class_names)`` draws."""
-        probs = np.asarray(soften(self.logits, T))
-        runner_up = int(np.argsort(probs)[-2])
-        bars = _shallow(self._bars)
-        bars["data"][0].update(y=probs, name=f"T = {T:g}")
-        if T == 1.0:
-            del bars["data"][1]  # the figure draws the T = 1 outline only when T differs from 1
-        title = f"Soft targets at T = {T:g}: entropy {entropy(probs.tolist()):.2f} nats"
-        subtitle = f"runner-up class {self.class_names[runner_up]} gets {probs[runner_up]:.1%}"
-        bars["layout"]["title"]["text"] = f"<b>{title}</b><br><span style='font-size:12px;color:#555'>{subtitle}</span>"
-        curve = _shallow(self._curve)
-        curve["data"][-1].update(x=[T], y=[float(entropy(soften(self.logits, T)))], name=f"T = {T:g}")
-        return go.Figure(bars, _validate=False), go.Figure(curve, _validate=False)
+_INDEX_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><script src="plotly.min.js"></script>
+<style>html, body { margin: 0; padding: 0; background: transparent; }</style></head>
+<body><div id="root"></div>
+<script>__PLAYER__</script>
+<script>
+const send = (type, extra) => window.parent.postMessage(Object.assign({ isStreamlitMessage: true, type }, extra), "*");
+const resize = () => send("streamlit:setFrameHeight", { height: document.documentElement.scrollHeight });
+let player = null, drawn = null;
+window.addEventListener("message", (event) => {
+  const msg = event.data;
+  if (!msg || msg.type !== "streamlit:render") return;
+  const args = msg.args;
+  if (!player) player = kdvizTemperaturePlayer(document.getElementById("root"), Plotly,
+    (index, T) => send("streamlit:setComponentValue", { value: { T, index, id: args.spec.id }, dataType: "json" }));
+  const stamp = args.spec.id + "|" + args.rev + "|" + args.image_format;
+  if (stamp !== drawn) { drawn = stamp; player.show(args.spec, args.index, args.image_format).then(resize); }
+});
+new ResizeObserver(resize).observe(document.body);
+send("streamlit:componentReady", { apiVersion: 1 });
+</script></body></html>
+"""
 
 
-def _shallow(fig: dict) -> dict:
-    """A copy whose traces and title can be replaced without touching the original."""
-    layout = dict(fig["layout"])
-    layout["title"] = copy.copy(layout.get("title", {}))
-    return {**fig, "data": [dict(trace) for trace in fig["data"]], "layout": layout}
+def component_folder(root: Path | None = None) -> Path:
+    """The component's static folder (``index.html`` and a copy of plotly's ``plotly.min.js``),
+    written once per content under ``cache_root()/streamlit-components``."""
+    html = _INDEX_HTML.replace("__PLAYER__", PLAYER_JS)
+    plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    stamp = hashlib.sha1(f"{html}{plotly.__version__}".encode()).hexdigest()[:12]
+    folder = (root or cache_root()) / "streamlit-components" / f"soft-targets-{stamp}"
+    if not (folder / "index.html").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(plotly_js, folder / "plotly.min.js")
+        tmp = folder / "index.html.tmp"
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(folder / "index.html")  # written last: its presence means the folder is complete
+    return folder
+
+
+@functools.lru_cache(maxsize=1)
+def _component() -> Callable[..., Any]:
+    import streamlit.components.v1 as components
+
+    return components.declare_component(COMPONENT_NAME, path=str(component_folder()))
+
+
+def soft_targets_player(spec: dict, index: int, rev: int, key: str, on_change: Callable[[], None],
+                        image_format: str = "png") -> Any:
+    """Draw the explorer for ``spec`` (``present.temperature.explorer_spec``) at stop ``index``.
+
+    ``rev``: bump it whenever the server sets T itself (typed T, restored state), so the browser
+    moves the slider; ``on_change`` runs when the user moves it (the value is in
+    ``st.session_state[key]``: ``{"T", "index", "id"}``). Returns that value, or None before a move.
+    """
+    return _component()(spec=spec, index=int(index), rev=int(rev), image_format=image_format, key=key,
+                        on_change=on_change, default=None)
+
+
+__all__ = ["soft_targets_player", "component_folder", "COMPONENT_NAME"]

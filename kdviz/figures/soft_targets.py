@@ -1,6 +1,7 @@
 """Charts of temperature-softened distributions (Hinton, Vinyals, Dean 2015, eq. 1)."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,12 +25,21 @@ def sample_image(image: np.ndarray, caption: str = "") -> go.Figure:
     return fig
 
 
+def bars_title(probs: Sequence[float], T: float, class_names: Sequence[str]) -> tuple[str, str]:
+    """(title, subtitle) of ``probability_bars`` at T: the entropy of the soft targets and the
+    runner-up class's probability (the "dark knowledge" a reader should look for)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    runner_up = int(np.argsort(probs)[-2])
+    return (f"Soft targets at T = {T:g}: entropy {entropy(probs.tolist()):.2f} nats",
+            f"runner-up class {class_names[runner_up]} gets {probs[runner_up]:.1%}")
+
+
 def probability_bars(
     logits: Sequence[float], T: float, class_names: Sequence[str], reference_T: float | None = 1.0,
     colour: str = TEACHER_COLOUR,
 ) -> go.Figure:
     """Bars of softmax(logits / T) per class in ``colour``, with the T = ``reference_T`` distribution
-    as outlines.
+    as outlines (drawn only when ``reference_T`` differs from T).
 
     What to notice: raising T lifts the small probabilities, revealing which wrong classes the
     model finds similar ("dark knowledge").
@@ -48,12 +58,46 @@ def probability_bars(
         )
     fig.update_layout(barmode="overlay", bargap=0.25)
     fig.update_yaxes(range=[0, 1.02])
-    runner_up = np.argsort(probs)[-2]
-    return theme.apply(
-        fig, f"Soft targets at T = {T:g}: entropy {entropy(probs.tolist()):.2f} nats",
-        x_title="class", y_title="probability",
-        subtitle=f"runner-up class {class_names[runner_up]} gets {probs[runner_up]:.1%}",
-    )
+    title, subtitle = bars_title(probs, T, class_names)
+    return theme.apply(fig, title, x_title="class", y_title="probability", subtitle=subtitle)
+
+
+def soft_target_frames(
+    logits: Sequence[float], temperatures: Sequence[float], class_names: Sequence[str], reference_T: float = 1.0,
+) -> list[dict]:
+    """What changes in ``probability_bars`` and ``entropy_curve`` when only T changes, one plain dict
+    per temperature, for a browser to apply without a server (``Plotly.animate``/``relayout``).
+
+    Each frame holds ``T``; ``bars``: trace 0's ``y`` (softmax(z / T), Hinton et al. 2015, eq. 1)
+    and ``name``, whether the T = ``reference_T`` outline trace shows (``reference_visible``) and
+    the title HTML (``theme.apply``'s format); ``marker``: the entropy curve's last trace (``x``,
+    ``y``, ``name``). Applied to figures drawn at another T (with the outline trace), a frame gives
+    what the figure functions draw at its T (``tests/figures`` checks it).
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    temps = np.asarray(temperatures, dtype=np.float64)
+    probs = np.asarray(soften(z[None, :] / temps[:, None], 1.0))  # one row per temperature, vectorised
+    entropies = np.asarray(entropy(probs), dtype=np.float64).reshape(-1)
+    template = theme_title(_TITLE, _SUBTITLE)
+    frames = []
+    for T, p, h in zip(temps.tolist(), probs, entropies.tolist()):
+        title, subtitle = bars_title(p, T, class_names)
+        frames.append({
+            "T": T,
+            "bars": {"y": p.tolist(), "name": f"T = {T:g}", "reference_visible": T != reference_T,
+                     "title": template.replace(_TITLE, title).replace(_SUBTITLE, subtitle)},
+            "marker": {"x": [T], "y": [h], "name": f"T = {T:g}"},
+        })
+    return frames
+
+
+_TITLE, _SUBTITLE = "\x00title\x00", "\x00subtitle\x00"  # placeholders: never in a real title
+
+
+@functools.lru_cache(maxsize=8)
+def theme_title(title: str, subtitle: str | None = None) -> str:
+    """The title HTML ``theme.apply`` writes for ``title`` and ``subtitle`` (read back from it)."""
+    return theme.apply(go.Figure(), title, subtitle=subtitle, height=None).layout.title.text
 
 
 def entropy_curve(logits: Sequence[float], T: float, t_min: float = 0.1, t_max: float = 100.0,
@@ -70,12 +114,16 @@ def entropy_curve(logits: Sequence[float], T: float, t_min: float = 0.1, t_max: 
     fig = go.Figure()
     fig.add_scatter(x=temps, y=h, mode="lines", name="entropy", line={"color": colour, "width": 2.5},
                     hovertemplate="T = %{x:.3g}: %{y:.3f} nats<extra></extra>")
-    fig.add_hline(y=np.log(len(z)), line={"dash": "dot", "color": theme.OKABE_ITO["grey"]},
-                  annotation_text=f"uniform: ln {len(z)} = {np.log(len(z)):.2f}", annotation_position="bottom right")
+    # The label sits above the line at the left, where the curve is far below it (it nears the line
+    # only at high T, on the right), with headroom so it never touches the curve or the frame.
+    uniform = float(np.log(len(z)))
+    fig.add_hline(y=uniform, line={"dash": "dot", "color": theme.OKABE_ITO["grey"]},
+                  annotation_text=f"uniform: ln {len(z)} = {uniform:.2f}", annotation_position="top left")
     fig.add_scatter(x=[T], y=[h_now], mode="markers", name=f"T = {T:g}",
                     marker={"size": 13, "color": marker_colour, "line": {"width": 2, "color": "white"}},
                     hovertemplate="T = %{x:.3g}: %{y:.3f} nats<extra></extra>")
     fig.update_xaxes(type="log")
+    fig.update_yaxes(range=[0, 1.15 * uniform])
     return theme.apply(fig, "Higher temperature, flatter distribution", x_title="temperature T (log scale)",
                        y_title="entropy (nats)")
 

@@ -64,4 +64,133 @@ def format_temperature(T: float) -> str:
 
 
 __all__ = ["T_MIN", "T_MAX", "MANTISSAS", "TEMPERATURES", "temperature_grid", "nearest_temperature",
-           "check_slider_temperature", "format_temperature"]
+           "check_slider_temperature", "format_temperature", "frame_temperatures", "explorer_spec", "stop_index",
+           "PLAYER_JS", "BARS_CAPTION", "CURVE_CAPTION"]
+
+
+# ---- the soft-targets explorer, drawn in the browser -----------------------------------------
+BARS_CAPTION = ("Filled bars: T = {T}; outlines: T = 1. Raise T and the wrong classes the teacher finds similar "
+                "rise out of the floor.")
+CURVE_CAPTION = ("The dot is the current T. Entropy climbs from nearly 0 (one-hot) to ln {k} (all classes equal); "
+                 "the useful range sits on the slope.")
+_BUILD_T = 2.0  # the base figures are drawn at a T != 1, so the bars carry their T = 1 outline trace
+
+
+def frame_temperatures(typed_T: float | None = None, grid: Sequence[float] = TEMPERATURES) -> tuple[float, ...]:
+    """The explorer's slider stops: ``grid`` plus an exactly typed T (which may lie beyond it), ascending."""
+    values = {float(T) for T in grid}
+    if typed_T is not None:
+        values.add(float(check_slider_temperature(typed_T, min(typed_T, T_MIN), max(typed_T, T_MAX))))
+    return tuple(sorted(values))
+
+
+def explorer_spec(logits: Sequence[float], class_names: Sequence[str], typed_T: float | None = None) -> dict:
+    """Everything a browser needs to redraw the soft-targets explorer at any slider stop by itself.
+
+    ``bars`` and ``curve``: the plotly JSON of ``probability_bars`` and ``entropy_curve`` (drawn
+    once); ``frames``: per stop of ``frame_temperatures(typed_T)``, what changes with T
+    (``figures.soft_targets.soft_target_frames``, Hinton et al. 2015, eq. 1) plus the caption;
+    ``labels``: each stop as the controls write it; ``id``: changes exactly when the content does,
+    so a browser redraws the figures only for a new sample, teacher or typed T.
+    """
+    import hashlib
+    import json
+
+    import plotly.io as pio
+
+    from ..figures.soft_targets import entropy_curve, probability_bars, soft_target_frames
+
+    z = np.asarray(logits, dtype=np.float64).reshape(-1)
+    names = [str(name) for name in class_names]
+    if z.size != len(names) or z.size < 2 or not np.all(np.isfinite(z)):
+        raise ValueError(f"need one finite logit per class ({len(names)} classes), got {z.size} values")
+    temps = frame_temperatures(typed_T)
+    frames = soft_target_frames(z, temps, names)
+    for frame in frames:
+        frame["caption"] = BARS_CAPTION.format(T=format_temperature(frame["T"]))
+    figures = [probability_bars(z, _BUILD_T, names), entropy_curve(z, _BUILD_T, T_MIN, T_MAX)]
+    bars, curve = (json.loads(pio.to_json(fig, validate=False)) for fig in figures)
+    digest = hashlib.sha1(z.tobytes() + json.dumps([names, temps]).encode()).hexdigest()[:16]
+    return {"id": digest, "temperatures": list(temps), "labels": [format_temperature(T) for T in temps],
+            "frames": frames, "bars": bars, "curve": curve, "curve_caption": CURVE_CAPTION.format(k=z.size)}
+
+
+def stop_index(spec: dict, T: float) -> int:
+    """The slider stop of ``spec`` nearest to ``T`` on a log scale (exact when T is a stop)."""
+    return int(np.argmin(np.abs(np.log(np.asarray(spec["temperatures"])) - math.log(T))))
+
+
+# The player both UIs embed (an iframe component in Streamlit, an anywidget in Jupyter): a range
+# input over the spec's stops and the two plotly charts. A move redraws from the precomputed frame
+# in the browser (Plotly.animate without redraw and a title relayout, a few ms), then reports the stop
+# through ``onPick``.
+PLAYER_JS = r"""
+function kdvizTemperaturePlayer(root, Plotly, onPick) {
+  const make = (tag, cls, parent) => { const e = document.createElement(tag); if (cls) e.className = cls; (parent || root).appendChild(e); return e; };
+  root.innerHTML = "";
+  make("style").textContent = `
+    .kdviz-tp { font-family: "Source Sans Pro", "Source Sans 3", sans-serif; color: #222; }
+    .kdviz-tp-controls { display: flex; align-items: center; gap: 12px; flex-wrap: wrap; margin: 4px 0 8px; }
+    .kdviz-tp-controls label { font-size: 14px; }
+    .kdviz-tp-slider { flex: 1 1 260px; min-width: 200px; accent-color: #d55e00; }
+    .kdviz-tp-readout { font-weight: 600; min-width: 64px; font-variant-numeric: tabular-nums; }
+    .kdviz-tp-charts { display: flex; flex-wrap: wrap; gap: 16px; }
+    .kdviz-tp-chart { flex: 1 1 380px; min-width: 320px; }
+    .kdviz-tp-caption { font-size: 13px; color: #666; margin: 2px 8px 0; }`;
+  root.classList.add("kdviz-tp");
+  const controls = make("div", "kdviz-tp-controls");
+  const label = make("label", "", controls);
+  label.textContent = "Temperature T (log scale)";
+  const input = make("input", "kdviz-tp-slider", controls);
+  input.type = "range"; input.min = 0; input.step = 1; input.id = "kdviz-tp-T";
+  input.setAttribute("aria-label", "Temperature T"); label.htmlFor = input.id;
+  const readout = make("output", "kdviz-tp-readout", controls);
+  const charts = make("div", "kdviz-tp-charts");
+  const barsBox = make("div", "kdviz-tp-chart", charts), curveBox = make("div", "kdviz-tp-chart", charts);
+  const barsDiv = make("div", "kdviz-tp-bars", barsBox), barsCaption = make("div", "kdviz-tp-caption", barsBox);
+  const curveDiv = make("div", "kdviz-tp-curve", curveBox), curveCaption = make("div", "kdviz-tp-caption", curveBox);
+  const FAST = { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" };
+  let spec = null, index = -1;
+  function rename(gd, trace, name) {
+    gd.data[trace].name = name;
+    for (const item of gd.querySelectorAll(".legend .traces")) {
+      const legendTrace = item.__data__ && item.__data__[0] && item.__data__[0].trace;
+      if (legendTrace && legendTrace.index === trace) item.querySelector(".legendtext").textContent = name;
+    }
+  }
+  function draw(i) {
+    const f = spec.frames[i], T = spec.labels[i];
+    index = i; input.value = i; readout.textContent = "T = " + T;
+    input.setAttribute("aria-valuetext", "T = " + T);
+    // animate without redraw moves only the changed points (a full restyle recalculates the figure)
+    Plotly.animate(barsDiv, { data: [{ y: f.bars.y }], traces: [0] }, FAST);
+    if (barsDiv.data.length > 1 && barsDiv.data[1].visible !== f.bars.reference_visible)
+      Plotly.restyle(barsDiv, { visible: [f.bars.reference_visible] }, [1]);
+    Plotly.relayout(barsDiv, { "title.text": f.bars.title });
+    const last = curveDiv.data.length - 1;
+    Plotly.animate(curveDiv, { data: [{ x: f.marker.x, y: f.marker.y }], traces: [last] }, FAST);
+    // A restyle of a legend name recalculates the whole figure (about 20 ms): set the name in the
+    // figure's data (used by any later redraw or export) and in the legend's text node instead.
+    rename(barsDiv, 0, f.bars.name);
+    rename(curveDiv, last, f.marker.name);
+    barsCaption.textContent = f.caption;
+    root.dataset.temperature = T;
+  }
+  input.addEventListener("input", () => draw(Number(input.value)));
+  input.addEventListener("change", () => { if (onPick && spec) onPick(index, spec.temperatures[index]); });
+  const config = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+  return {
+    show(next, i, imageFormat) {
+      spec = next; input.max = spec.frames.length - 1;
+      curveCaption.textContent = spec.curve_caption;
+      const cfg = (stem) => Object.assign({}, config, { toImageButtonOptions: { format: imageFormat || "png", filename: stem, scale: 2 } });
+      return Promise.all([
+        Plotly.react(barsDiv, spec.bars.data, spec.bars.layout, cfg("soft-targets")),
+        Plotly.react(curveDiv, spec.curve.data, spec.curve.layout, cfg("entropy-vs-temperature")),
+      ]).then(() => draw(Math.max(0, Math.min(i, spec.frames.length - 1))));
+    },
+    select(i) { if (spec && i !== index) draw(i); },
+    get index() { return index; },
+  };
+}
+"""

@@ -6,31 +6,39 @@ one-hot; raising T lifts the small probabilities of the wrong classes, which car
 knowledge" a student can learn from. The explorer shows one image, its soft targets at the chosen
 T (bars, with the T = 1 answer as outlines) and the entropy of the soft targets against T.
 
-Charts come from ``kdviz.figures.soft_targets`` (the same functions as the Streamlit page), kept
-live with ``kdviz.widgets._live.LiveFigure``; the slider is rate-limited by a ``Throttle``. The
-temperature range (``kdviz.present.temperature``) and "most confused" (the smallest gap between the
-teacher's two most likely classes at T = 1, ``kdviz.present.confusion``) are the page's too.
+The slider and both charts are one anywidget, ``TemperaturePlayer``: a slider move redraws in the
+browser from frames precomputed per slider stop (``kdviz.present.temperature.explorer_spec``, the
+Streamlit page's too), with no round trip to the kernel, then tells the kernel the new stop
+(``explorer.T``). An exact T typed in the box becomes a stop of its own. The temperature range and
+"most confused" (the smallest gap between the teacher's two most likely classes at T = 1,
+``kdviz.present.confusion``) are the page's too.
 """
 from __future__ import annotations
 
+import functools
+import json
 import math
 import os
+from pathlib import Path
 from typing import Any
 
+import anywidget
 import ipywidgets as W
 import numpy as np
+import plotly
 import torch
+import traitlets
 from torch import nn
 
 from ..data import DatasetBundle, load_dataset
 from ..distill.soft_targets import check_temperature, entropy, soften
-from ..figures.soft_targets import entropy_curve, probability_bars, sample_image
+from ..figures.soft_targets import sample_image
 from ..present.confusion import MOST_CONFUSED_HELP, confusion_order, top2_gap
-from ..present.temperature import T_MAX, T_MIN, check_slider_temperature
-from ._live import LiveFigure, Throttle
+from ..present.temperature import PLAYER_JS, TEMPERATURES, check_slider_temperature, explorer_spec, stop_index
+from ._live import LiveFigure
 
 EVAL_BATCH = 1000
-IMAGE_WIDTH, BARS_WIDTH = 260, 600  # pixels: image and bars side by side fit a notebook column
+IMAGE_WIDTH = 260  # pixels: the test image beside the controls
 
 
 def resolve_dataset(dataset: DatasetBundle | str) -> DatasetBundle:
@@ -68,17 +76,78 @@ def model_logits(model: nn.Module, images: torch.Tensor) -> np.ndarray:
     return torch.cat(out).numpy()
 
 
+_PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+_ESM = r"""
+const KEY = Symbol.for("kdviz.plotly.min.js");
+const SOURCE = __SOURCE__;
+function loadPlotly() {  // plotly.js, compiled once per page (it sets window.Plotly)
+  if (globalThis.Plotly && globalThis.Plotly.react) return Promise.resolve(globalThis.Plotly);
+  if (!globalThis[KEY]) {
+    const url = URL.createObjectURL(new Blob([SOURCE], { type: "text/javascript" }));
+    globalThis[KEY] = import(url).then(() => globalThis.Plotly).finally(() => URL.revokeObjectURL(url));
+  }
+  return globalThis[KEY];
+}
+__PLAYER__
+export default {
+  render({ model, el }) {
+    const box = document.createElement("div");
+    // The slider's keys stay with it: JupyterLab's notebook would take the arrows to move between cells
+    box.setAttribute("data-lm-suppress-shortcuts", "true");
+    box.addEventListener("keydown", (event) => event.stopPropagation());
+    el.appendChild(box);
+    let player = null;
+    const show = () => player && player.show(model.get("spec"), model.get("index"));
+    const select = () => player && player.select(model.get("index"));
+    loadPlotly().then((Plotly) => {
+      player = kdvizTemperaturePlayer(box, Plotly, (index) => { model.set("index", index); model.save_changes(); });
+      return show();
+    });
+    model.on("change:spec", show);
+    model.on("change:index", select);
+    return () => { model.off("change:spec", show); model.off("change:index", select); };
+  },
+};
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def player_esm() -> str:
+    """The player's front end: plotly.js (plotly's own copy) and ``PLAYER_JS``, as one ES module."""
+    source = json.dumps(_PLOTLY_JS.read_text(encoding="utf-8"))
+    return _ESM.replace("__SOURCE__", source).replace("__PLAYER__", PLAYER_JS)
+
+
+class TemperaturePlayer(anywidget.AnyWidget):
+    """The temperature slider with the probability bars and the entropy curve, redrawn in the browser.
+
+    ``spec``: ``present.temperature.explorer_spec(...)``; ``index``: the slider's stop, synced both
+    ways (set it to move the slider; a move in the browser sets it)."""
+
+    _esm = traitlets.Unicode("").tag(sync=True)
+    spec = traitlets.Dict().tag(sync=True)
+    index = traitlets.Int(0).tag(sync=True)
+
+    def __init__(self, spec: dict, index: int = 0, **kwargs: Any) -> None:
+        super().__init__(_esm=player_esm(), spec=spec, index=index, **kwargs)
+
+    @property
+    def T(self) -> float:
+        """The temperature at the slider's stop."""
+        return float(self.spec["temperatures"][self.index])
+
+
 class TemperatureExplorer(W.VBox):
-    """A temperature slider (log scale, 0.1..100), a sample picker and three live charts.
+    """A temperature slider (log scale, 0.1..100) with an exact-T box, a sample picker and three charts.
 
     ``teacher``: a trained model, or a finished teacher run (path, ``RunReader`` or ``Job``).
     ``dataset``: a ``DatasetBundle`` or a dataset name; the explorer shows its *test* images.
     Picker: an index box, "Random" and "Most confused" (the test images with the smallest gap
     between the teacher's two most likely classes at T = 1, ``present.confusion``; each click steps
-    to the next one).
+    to the next one). The slider redraws in the browser (``TemperaturePlayer``); ``T`` is where it is.
     """
 
-    def __init__(self, teacher: Any, dataset: DatasetBundle | str, T: float = 4.0, index: int = 0, seed: int = 0, throttle_ms: float = 100) -> None:
+    def __init__(self, teacher: Any, dataset: DatasetBundle | str, T: float = 4.0, index: int = 0, seed: int = 0) -> None:
         T = check_slider_temperature(check_temperature(T))
         self.dataset = resolve_dataset(dataset)
         self.model = resolve_teacher(teacher)
@@ -98,25 +167,23 @@ class TemperatureExplorer(W.VBox):
         self.top2_gaps = top2_gap(self.logits)
         self._confused_rank = -1
         self._rng = np.random.default_rng(seed)
+        self._typed_T: float | None = None if T in TEMPERATURES else T
 
-        # A fine step (0.001 in log10 T) so that 1, 2, 4, 20... are reachable to 3 significant digits
-        # (the browser snaps the value to the step grid; see ``T``).
-        self.slider = W.FloatLogSlider(value=T, base=10, min=math.log10(T_MIN), max=math.log10(T_MAX), step=0.001,
-                                       description="T", readout_format=".3g", continuous_update=True,
-                                       layout=W.Layout(width="420px"))
+        spec = explorer_spec(self.logits[index], self.class_names, self._typed_T)
+        self.player = TemperaturePlayer(spec, stop_index(spec, T), layout=W.Layout(width="100%"))
+        self.exact_box = W.FloatText(value=T, description="exact T", step=0.5, layout=W.Layout(width="180px"),
+                                     tooltip="Any positive number; T = 1 is the ordinary softmax.")
         self.index_box = W.BoundedIntText(value=index, min=0, max=n - 1, description="test image", layout=W.Layout(width="200px"))
         self.random_button = W.Button(description="Random", icon="random", tooltip="show a random test image")
         self.confused_button = W.Button(description="Most confused", icon="question", tooltip=MOST_CONFUSED_HELP)
         self.info = W.HTML()
+        self.message = W.HTML()
         self.errors = W.Output()
-
         self.image_chart = LiveFigure(self._image_figure(), width=IMAGE_WIDTH)
-        self.bars_chart = LiveFigure(probability_bars(self.logits[index], T, self.class_names), width=BARS_WIDTH)
-        self.entropy_chart = LiveFigure(entropy_curve(self.logits[index], T, T_MIN, T_MAX), width=IMAGE_WIDTH + BARS_WIDTH)
-        self._throttle = Throttle(self._draw_soft, throttle_ms, on_error=self._report)
 
-        self.slider.observe(lambda _: self._throttle(), names="value")
-        self.index_box.observe(lambda _: self._draw_all(), names="value")
+        self.player.observe(lambda _: self._follow_slider(), names="index")
+        self.exact_box.observe(lambda _: self._guard(self._typed), names="value")
+        self.index_box.observe(lambda _: self._guard(self._draw_sample), names="value")
         self.random_button.on_click(lambda _: self.select(int(self._rng.integers(n))))
         self.confused_button.on_click(lambda _: self.next_confused())
         self._update_info()
@@ -125,22 +192,26 @@ class TemperatureExplorer(W.VBox):
             "<b>Temperature explorer</b>: soft targets q<sub>i</sub> = exp(z<sub>i</sub>/T) / &Sigma;<sub>j</sub> "
             "exp(z<sub>j</sub>/T) (Hinton, Vinyals &amp; Dean 2015, eq. 1). Drag T and watch the wrong classes rise."
         )
-        controls = W.HBox([self.slider, self.index_box, self.random_button, self.confused_button], layout=W.Layout(flex_flow="row wrap"))
-        charts = W.Box([self.image_chart.widget, self.bars_chart.widget], layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))
-        super().__init__([header, controls, self.info, charts, self.entropy_chart.widget, self.errors])
+        controls = W.HBox([self.index_box, self.random_button, self.confused_button, self.exact_box],
+                          layout=W.Layout(flex_flow="row wrap"))
+        super().__init__([header, controls, self.message, self.info, self.image_chart.widget, self.player, self.errors])
 
     # ---- state ------------------------------------------------------------------------------
     @property
     def T(self) -> float:
-        """The slider's temperature to 3 significant digits (4, not the grid point 3.9994)."""
-        return float(f"{self.slider.value:.3g}")
+        """The temperature the slider (and both charts) are at."""
+        return self.player.T
+
+    @T.setter
+    def T(self, value: float) -> None:
+        self.exact_box.value = value  # the observer checks it and moves the slider
 
     @property
     def index(self) -> int:
         return int(self.index_box.value)
 
     def select(self, index: int) -> None:
-        """Show test image ``index`` (redraws every chart)."""
+        """Show test image ``index`` (redraws every chart, T kept)."""
         if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.logits):
             raise ValueError(f"index must be an integer in 0..{len(self.logits) - 1}, got {index!r}")
         self.index_box.value = int(index)  # the observer redraws
@@ -152,28 +223,47 @@ class TemperatureExplorer(W.VBox):
         self.select(index)
         return index
 
-    def flush(self) -> None:
-        """Draw a slider change still waiting for the rate limit (tests; rarely needed otherwise)."""
-        self._throttle.flush()
-
     # ---- drawing ----------------------------------------------------------------------------
+    def _guard(self, action) -> None:
+        try:
+            action()
+        except Exception as exc:  # noqa: BLE001 - shown beside the widget, never a traceback
+            self._report(exc)
+
+    def _typed(self) -> None:
+        """The exact box changed: a valid T becomes a slider stop of its own; a bad one is named."""
+        value = self.exact_box.value
+        if math.isclose(value, self.T, rel_tol=1e-12):
+            return  # the box follows the slider
+        try:
+            T = check_temperature(value)
+        except ValueError as exc:
+            self.message.value = f"<span style='color:#b00'>exact T: {exc}</span>"
+            return
+        self.message.value = ""
+        self._typed_T = float(T)
+        self._show_spec(float(T))
+
+    def _follow_slider(self) -> None:
+        self.message.value = ""
+        if not math.isclose(self.exact_box.value, self.T, rel_tol=1e-12):
+            self.exact_box.value = self.T
+
+    def _show_spec(self, T: float) -> None:
+        spec = explorer_spec(self.logits[self.index], self.class_names, self._typed_T)
+        with self.player.hold_sync():  # one message: the new frames and the stop of T
+            self.player.spec = spec
+            self.player.index = stop_index(spec, T)
+
     def _image_figure(self):
         i = self.index_box.value
         caption = f"Test image #{i}: label {self.class_names[self.labels[i]]}"
         return sample_image(self.dataset.test_images[i].numpy(), caption)
 
-    def _draw_soft(self) -> None:
-        z, T = self.logits[self.index], self.T
-        self.bars_chart.show(probability_bars(z, T, self.class_names))
-        self.entropy_chart.show(entropy_curve(z, T, T_MIN, T_MAX))
-
-    def _draw_all(self) -> None:
-        try:
-            self.image_chart.show(self._image_figure())
-            self._draw_soft()
-            self._update_info()
-        except Exception as exc:
-            self._report(exc)
+    def _draw_sample(self) -> None:
+        self.image_chart.show(self._image_figure())
+        self._show_spec(self.T)
+        self._update_info()
 
     def _update_info(self) -> None:
         i = self.index
@@ -191,4 +281,4 @@ class TemperatureExplorer(W.VBox):
             print(f"kdviz: could not redraw: {type(exc).__name__}: {exc}")
 
 
-__all__ = ["TemperatureExplorer", "resolve_teacher", "resolve_dataset", "model_logits"]
+__all__ = ["TemperatureExplorer", "TemperaturePlayer", "resolve_teacher", "resolve_dataset", "model_logits"]

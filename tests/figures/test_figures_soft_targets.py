@@ -40,3 +40,46 @@ def test_sample_image_flips_rows_for_display():
     img = np.arange(64, dtype=float).reshape(1, 8, 8) / 64
     fig = figs.sample_image(img)
     np.testing.assert_allclose(np.asarray(fig.data[0].z), img[0][::-1])
+
+
+def _apply(bars: dict, curve: dict, frame: dict) -> tuple[dict, dict]:
+    """What the browser player does with a frame (``Plotly.animate``/``restyle``/``relayout``), in Python."""
+    bars["data"][0].update(y=frame["bars"]["y"], name=frame["bars"]["name"])
+    bars["data"][1]["visible"] = frame["bars"]["reference_visible"]
+    bars["layout"]["title"]["text"] = frame["bars"]["title"]
+    curve["data"][-1].update(x=frame["marker"]["x"], y=frame["marker"]["y"], name=frame["marker"]["name"])
+    return bars, curve
+
+
+def test_a_frame_applied_to_figures_drawn_at_another_T_gives_what_the_figure_functions_draw():
+    import json
+
+    import plotly.io as pio
+
+    z = np.random.default_rng(4).uniform(-9, 9, size=10)
+    names = [f"c{i}" for i in range(10)]
+    temps = (0.1, 0.35, 1.0, 2.5, 7.3, 100.0, 1000.0)
+    frames = figs.soft_target_frames(z, temps, names)
+    assert [f["T"] for f in frames] == list(temps)
+    as_json = lambda fig: json.loads(pio.to_json(fig, validate=False))  # noqa: E731
+    for T, frame in zip(temps, frames):
+        bars, curve = _apply(as_json(figs.probability_bars(z, 3.0, names)), as_json(figs.entropy_curve(z, 3.0)), frame)
+        want_bars, want_curve = as_json(figs.probability_bars(z, T, names)), as_json(figs.entropy_curve(z, T))
+        assert bars["layout"]["title"]["text"] == want_bars["layout"]["title"]["text"], T
+        assert bars["data"][0]["name"] == f"T = {T:g}" == want_bars["data"][0]["name"]
+        p = np.exp((z - z.max()) / T) / np.exp((z - z.max()) / T).sum()  # eq. 1, recomputed here
+        np.testing.assert_allclose(frame["bars"]["y"], p, rtol=1e-10)
+        assert bars["data"][1]["visible"] is (T != 1.0) and (len(want_bars["data"]) == 2) is (T != 1.0)
+        assert curve["data"][-1]["x"] == [T] and curve["data"][-1]["name"] == want_curve["data"][-1]["name"]
+        assert curve["data"][-1]["y"][0] == pytest.approx(-(p * np.log(p)).sum(), rel=1e-9)
+        runner_up = names[int(np.argsort(p)[-2])]
+        assert f"runner-up class {runner_up} gets" in frame["bars"]["title"]
+
+
+def test_the_uniform_label_sits_above_its_line_where_the_curve_cannot_reach():
+    """Entropy never exceeds ln K, so a label above the ln K line (with headroom) cannot cross the curve."""
+    fig = figs.entropy_curve(np.linspace(-5, 5, 10), 2.0)
+    (label,) = [a for a in fig.layout.annotations if "ln 10" in a.text]
+    assert label.yanchor == "bottom" and label.xanchor == "left"
+    assert label.y == pytest.approx(np.log(10))
+    assert fig.layout.yaxis.range[1] >= 1.1 * np.log(10) and max(fig.data[0].y) <= np.log(10) + 1e-12

@@ -45,3 +45,35 @@ def test_slider_temperature_check_names_the_range():
     with pytest.raises(ValueError, match="finite"):
         tg.check_slider_temperature(float("inf"))
     assert tg.format_temperature(4.0) == "4" and tg.format_temperature(0.12) == "0.12"
+
+
+def test_frame_temperatures_add_a_typed_T_as_a_stop_of_its_own():
+    assert tg.frame_temperatures() == tg.TEMPERATURES
+    with_typed = tg.frame_temperatures(7.3)
+    assert 7.3 in with_typed and len(with_typed) == len(tg.TEMPERATURES) + 1 and list(with_typed) == sorted(with_typed)
+    assert tg.frame_temperatures(4.0) == tg.TEMPERATURES  # already a stop
+    assert tg.frame_temperatures(1000.0)[-1] == 1000.0 and tg.frame_temperatures(0.01)[0] == 0.01
+    for bad in (0.0, -2.0, float("nan")):
+        with pytest.raises(ValueError):
+            tg.frame_temperatures(bad)
+
+
+def test_explorer_spec_holds_one_frame_per_stop_and_an_id_that_follows_the_content():
+    z = np.random.default_rng(0).normal(0, 4, size=10)
+    names = [str(i) for i in range(10)]
+    spec = tg.explorer_spec(z, names, typed_T=7.3)
+    assert spec["temperatures"] == list(tg.frame_temperatures(7.3)) and len(spec["frames"]) == len(spec["labels"])
+    i = tg.stop_index(spec, 7.3)
+    assert spec["labels"][i] == "7.3" and spec["frames"][i]["T"] == 7.3
+    assert spec["frames"][i]["caption"].startswith("Filled bars: T = 7.3;")
+    e = np.exp((z - z.max()) / 7.3)
+    np.testing.assert_allclose(spec["frames"][i]["bars"]["y"], e / e.sum(), rtol=1e-10)
+    assert "ln 10" in spec["curve_caption"] and spec["bars"]["data"][0]["type"] == "bar"
+    assert tg.stop_index(spec, 7.0) == i and tg.stop_index(spec, 4.1) == spec["labels"].index("4")
+    assert tg.explorer_spec(z, names, 7.3)["id"] == spec["id"]
+    assert tg.explorer_spec(z, names)["id"] != spec["id"] and tg.explorer_spec(z + 1e-6, names, 7.3)["id"] != spec["id"]
+    with pytest.raises(ValueError, match="one finite logit per class"):
+        tg.explorer_spec(z[:5], names)
+    with pytest.raises(ValueError, match="one finite logit per class"):
+        tg.explorer_spec(np.full(10, np.nan), names)
+
