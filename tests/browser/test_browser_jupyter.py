@@ -136,13 +136,11 @@ def test_soft_targets_lab_renders_live_plotly_widgets(jupyter_server):
             bars_title = lambda: explorer.locator(".js-plotly-plot").nth(1).locator(".gtitle").first.text_content() or ""  # noqa: E731
             assert "T = 4" in bars_title()
 
-            # Move the slider (type into its readout, as a user can) and watch the chart follow.
-            readout = explorer.locator(".widget-readout").first
-            readout.scroll_into_view_if_needed()
-            readout.click()
-            page.keyboard.press("Control+A")
-            page.keyboard.type("20")
-            page.keyboard.press("Enter")
+            # Type an exact T (as a user can) and watch the chart follow.
+            exact = explorer.locator(".widget-text", has_text="exact T").locator("input").first
+            exact.scroll_into_view_if_needed()
+            exact.fill("20")
+            exact.press("Enter")
             page.wait_for_function(
                 "[...document.querySelectorAll('.widget-vbox .js-plotly-plot .gtitle')].some(t => t.textContent.includes('T = 20'))",
                 timeout=30_000)

@@ -141,45 +141,6 @@ def _independent_logits(explorer, index: int | None = None) -> np.ndarray:
     return z if index is None else z[0]
 
 
-def test_slider_changes_the_bars_and_the_entropy_marker(explorer):
-    bars, curve = explorer.bars_chart.widget, explorer.entropy_chart.widget
-    before = np.array(bars.data[0].y)
-    explorer.slider.value = 10.0
-    explorer.flush()
-    z = _independent_logits(explorer, 3)
-    after = np.array(bars.data[0].y)
-    assert not np.allclose(before, after)
-    np.testing.assert_allclose(after, _softmax(z, 10.0), rtol=1e-6)
-    assert len(bars.data) == 2  # the T = 1 reference outlines appear when T != 1
-    p = _softmax(z, 10.0)
-    marker = curve.data[-1]
-    assert marker.x[0] == pytest.approx(10.0)
-    assert marker.y[0] == pytest.approx(-(p * np.log(p)).sum(), rel=1e-6)
-
-
-def test_sample_pickers(explorer):
-    explorer.select(7)
-    z = _independent_logits(explorer, 7)
-    np.testing.assert_allclose(np.array(explorer.bars_chart.widget.data[0].y), _softmax(z, explorer.T), rtol=1e-6)
-    assert "#7" in explorer.image_chart.widget.layout.title.text
-    first = explorer.next_confused()
-    all_z = _independent_logits(explorer)
-    p = np.exp(all_z - all_z.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    top2 = np.sort(p, 1)[:, -2:]
-    order = np.argsort(top2[:, 1] - top2[:, 0], kind="stable")  # most confused: smallest top-2 gap at T = 1
-    assert first == order[0] and explorer.next_confused() == order[1] != first
-    assert "two most likely classes at T = 1" in explorer.confused_button.tooltip
-    assert f"gap to the runner-up: {top2[order[1], 1] - top2[order[1], 0]:.1%}" in explorer.info.value
-    seen = set()
-    for _ in range(5):
-        explorer.random_button.click()
-        seen.add(explorer.index)
-    assert len(seen) > 1
-    with pytest.raises(ValueError, match="index"):
-        explorer.select(10_000)
-
-
 def test_explorer_rejects_bad_input(finished_runs):
     model = build_model("mlp", input_shape=(1, 8, 8), num_classes=5, hidden=(8,))
     with pytest.raises(ValueError, match="logits of shape"):
