@@ -16,6 +16,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import streamlit as st  # noqa: E402
 
 from kdviz.app import session  # noqa: E402
+from kdviz.app.components import keep_settings  # noqa: E402
 from kdviz.app.errors import user_errors  # noqa: E402
 from kdviz.app.navigation import lab_pages  # noqa: E402
 from kdviz.app.sidebar import render_sidebar  # noqa: E402
@@ -25,6 +26,8 @@ st.set_page_config(page_title="kdviz lab", page_icon=":material/science:", layou
 PAGES = [st.Page(p.path, title=p.title, icon=p.icon, default=p.default) for p in lab_pages()]
 
 page = st.navigation(PAGES)
+session.attach()  # ?lab=<id> in the URL: a reloaded tab finds its runs again
+keep_settings()  # before any widget: every page's settings survive the runs that do not draw them
 with st.sidebar:
     st.markdown("### :material/science: kdviz lab")
     st.caption("Knowledge distillation, pruning and quantization, live.")

@@ -7,13 +7,16 @@ and written only through them).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
-from ..engine import Job
+from ..engine import FINAL_STATES, Job
+from ..engine.experiment import Experiment
 from ..present import describe, readiness
 from .errors import plain_message, user_errors
 
@@ -56,11 +59,12 @@ def show_run_status(job: Job, name: str, retry: Callable[[], object], key: str, 
 
 
 def status_row(job: Job, label: str) -> None:
-    """One line per job: state, progress bar, queue place or ETA, last test accuracy."""
+    """One line per job: state, progress bar, queue place or ETA, last test accuracy, and the data set
+    it trains on."""
     limit = job.manager.max_concurrent if job.manager else None
     text = describe(job.status(), label, epochs=job.config.epochs, max_concurrent=limit)
     accuracy = f" · **{text.accuracy}**" if text.accuracy else ""
-    st.markdown(f"{icon(text.icon)} **{label}** · {text.state}{accuracy} · {text.detail}")
+    st.markdown(f"{icon(text.icon)} **{label}** ({job.config.dataset}) · {text.state}{accuracy} · {text.detail}")
     st.progress(text.progress)
 
 
@@ -88,8 +92,12 @@ class ExactKeys:
 def exact_callbacks(keys: ExactKeys, check: Callable[[Any], Any], to_slider: Callable[[Any], Any]) -> tuple[Callable, Callable]:
     """(on_slider, on_exact) for a slider and an "…or type" box sharing one value. The box is checked
     by ``check`` (a ``ValueError``/``TypeError`` becomes the error message, the value is kept); the
-    slider shows the value through ``to_slider`` (clamped or snapped to its options)."""
+    slider shows the value through ``to_slider`` (clamped or snapped to its options).
+
+    Call it before the two widgets are drawn (in the same run or fragment): it first re-seeds them
+    from the shared value (``keep_exact``), so the controls always show what the charts use."""
     state = st.session_state
+    keep_exact(keys, to_slider)
 
     def on_slider() -> None:
         state[keys.value] = state[keys.exact] = state[keys.slider]
@@ -107,11 +115,46 @@ def exact_callbacks(keys: ExactKeys, check: Callable[[Any], Any], to_slider: Cal
     return on_slider, on_exact
 
 
+def keep_exact(keys: ExactKeys, to_slider: Callable[[Any], Any]) -> None:
+    """Re-seed a slider and its exact box from their shared value (a plain session key, which
+    Streamlit never deletes), before they are drawn.
+
+    Streamlit deletes a widget's state at the end of a run that does not draw it (another page, a
+    hidden section), and a value once written under the widget's key through ``st.session_state``
+    then shows again when the widget comes back: a stale slider beside a chart drawn from the
+    current value. Writing both widget keys from the value each run makes them agree by
+    construction; the box keeps its own (rejected) text while it shows an error."""
+    state = st.session_state
+    if keys.value not in state:
+        return
+    value = state[keys.value]
+    _seed(keys.slider, to_slider(value))
+    if not state.get(keys.error):
+        _seed(keys.exact, value)
+
+
+def _seed(key: str, value: Any) -> None:
+    """``st.session_state[key] = value`` unless the widget is already drawn in this run."""
+    try:
+        st.session_state[key] = value
+    except StreamlitAPIException:  # drawn already in this run: it shows the live value
+        pass
+
+
 def exact_error(keys: ExactKeys, what: str) -> None:
     """Show the exact box's error, if any, naming ``what``."""
     message = st.session_state.get(keys.error)
     if message:
         st.error(f"**{what}:** {message}", icon=":material/warning:")
+
+
+def job_on_dataset(key: str, dataset: str) -> Job | None:
+    """The job kept under session ``key`` when it trains on ``dataset`` (the sidebar's): a run started
+    before the data set was switched is not shown as this data set's."""
+    from . import session  # late: keeps this module importable in tests without a script run
+
+    job = session.kept_job(key)
+    return job if job is not None and job.config.dataset == dataset else None
 
 
 def pick_layer(key: str, layers: Sequence[str], label: str = "Layer") -> str:
@@ -123,35 +166,83 @@ def pick_layer(key: str, layers: Sequence[str], label: str = "Layer") -> str:
     return state.get(key) or layers[0]
 
 
-def run_controls(jobs: Sequence[Job], key: str, on_start: Callable[[], None] | None = None,
-                 start_label: str = "Start", start_disabled: bool = False) -> None:
-    """Start, Pause/Resume and Stop buttons for a group of jobs (the Start button only when
-    ``on_start`` is given, disabled while a job runs or when ``start_disabled``); Pause and Stop
-    act on every job of the group that is still running."""
-    running = [job for job in jobs if not job.done]
-    paused = bool(running) and all(job.status().state == "paused" for job in running)
+@dataclass(frozen=True)
+class RunsReading:
+    """One reading of a group of jobs' states, taken once per rerun: the Start label, the Pause/Stop
+    buttons and the live refresh of that rerun all render from it, so a job that ends while the page is
+    drawn can never leave "Running…" beside a disabled Stop, or a page that stops refreshing."""
+
+    jobs: tuple[Job, ...] = ()
+    states: tuple[str, ...] = ()
+    pending: bool = False  # stages of an experiment not started yet
+
+    @property
+    def running(self) -> list[Job]:
+        return [job for job, state in zip(self.jobs, self.states) if state not in FINAL_STATES]
+
+    @property
+    def live(self) -> bool:
+        """True while any job or stage has not ended."""
+        return bool(self.running) or self.pending
+
+    @property
+    def paused(self) -> bool:
+        states = [state for state in self.states if state not in FINAL_STATES]
+        return bool(states) and all(state == "paused" for state in states)
+
+
+def read_runs(source: Experiment | Sequence[Job] | None) -> RunsReading:
+    """Read the states of an experiment's jobs (its stages polled first) or of a list of jobs, once."""
+    if source is None:
+        return RunsReading()
+    if isinstance(source, Experiment):
+        source.poll()
+        pending, jobs = bool(source.pending), tuple(source.jobs.values())
+    else:
+        pending, jobs = False, tuple(source)
+    return RunsReading(jobs, tuple(job.status().state for job in jobs), pending)
+
+
+def run_controls(runs: RunsReading | Sequence[Job], key: str, on_start: Callable[[], None] | None = None,
+                 start_label: str = "Start", start_disabled: bool = False, running_label: str | None = None,
+                 on_continue: Callable[[], None] | None = None) -> None:
+    """Start, Pause/Resume and Stop buttons for a group of jobs, drawn from one reading of their states
+    (``read_runs``; a list of jobs is read here). The Start button only when ``on_start`` is given,
+    disabled (and labelled ``running_label``) while a job runs, or when ``start_disabled``; Pause and
+    Stop act on every job of the group that was still running. With ``on_continue``, a group that
+    has ended with stopped runs offers "Continue" in Pause's place (resume them from their checkpoints)."""
+    runs = runs if isinstance(runs, RunsReading) else read_runs(runs)
+    running, paused = runs.running, runs.paused
     cols = st.columns(3)
     if on_start is not None:
-        cols[0].button(start_label, key=f"{key}-start", type="primary", icon=":material/play_arrow:",
-                       disabled=bool(running) or start_disabled, on_click=on_start, width="stretch")
-    cols[1].button("Resume" if paused else "Pause", key=f"{key}-pause", disabled=not running, width="stretch",
-                   icon=":material/play_circle:" if paused else ":material/pause:",
-                   on_click=lambda: [job.resume() if paused else job.pause() for job in running])
+        label = running_label if runs.live and running_label else start_label
+        cols[0].button(label, key=f"{key}-start", type="primary", icon=":material/play_arrow:",
+                       disabled=runs.live or start_disabled, on_click=on_start, width="stretch")
+    if on_continue is not None and not runs.live and "stopped" in runs.states:
+        cols[1].button("Continue the stopped runs", key=f"{key}-continue", icon=":material/resume:", width="stretch",
+                       on_click=on_continue, help="Resume them from their last checkpoints, in their own run folders.")
+    else:
+        cols[1].button("Resume" if paused else "Pause", key=f"{key}-pause", disabled=not running, width="stretch",
+                       icon=":material/play_circle:" if paused else ":material/pause:",
+                       on_click=lambda: [job.resume() if paused else job.pause() for job in running])
     cols[2].button("Stop", key=f"{key}-stop", disabled=not running, icon=":material/stop:", width="stretch",
                    on_click=lambda: [job.stop() for job in running])
 
 
 def live_experiment(title: str, draw: Callable[[Any], None], idle: Callable[[], None],
-                    refresh_s: float = 1.0, action: str | None = None) -> None:
+                    refresh_s: float = 1.0, action: str | None = None, runs: RunsReading | None = None,
+                    dataset: str | None = None) -> None:
     """The wait-for-job fragment every training page shares: ``draw(experiment)`` for this session's
     latest experiment titled ``title`` (its stages polled first), redrawn every ``refresh_s`` seconds
     while it trains and once more, with the whole page, when it ends (so Start is enabled again);
-    ``idle()`` before the first Start. With ``action``, bad input inside is shown naming it."""
+    ``idle()`` before the first Start. With ``action``, bad input inside is shown naming it. Pass the
+    rerun's ``runs`` reading (``read_runs``) so the refresh is on exactly when the controls say it runs,
+    and the sidebar's ``dataset`` so an experiment on another data set is not drawn as this one's."""
     from . import session  # late: keeps this module importable in tests without a script run
 
     def panel(live: bool) -> None:
         session.touch()
-        experiment = session.current_experiment(title)
+        experiment = session.current_experiment(title, dataset)
         if experiment is None:
             idle()
             return
@@ -160,17 +251,132 @@ def live_experiment(title: str, draw: Callable[[Any], None], idle: Callable[[], 
         draw(experiment)
 
     body = guarded(action, panel) if action else panel
-    experiment = session.current_experiment(title)
-    live = experiment is not None and not experiment.done
+    live = (runs if runs is not None else read_runs(session.current_experiment(title, dataset))).live
     st.fragment(run_every=refresh_s if live else None)(body)(live)
 
 
+KEPT_KEY = "kdviz_kept_settings"  # {widget key: its latest value}: every page's settings seen so far
+
+
 def page_state(defaults: Mapping[str, Any]) -> Any:
-    """This session's widget state with a page's ``defaults`` filled in where unset (``st.session_state``)."""
+    """This session's settings with a page's ``defaults`` filled in where unset, kept for the whole
+    session (``st.session_state``). Call it at the top of the page and, for widgets drawn inside a
+    fragment, at the top of the fragment too: before the widgets are drawn.
+
+    Streamlit deletes a widget's state at the end of any run that does not draw the widget (another
+    page, a fragment rerun that hides it, even a timed refresh of an unrelated fragment), and a value
+    written under the key before the widget was first drawn lingers and shows again later: a stale
+    slider beside a chart drawn from the current value. So each setting's latest value is kept in one
+    plain session dict (``KEPT_KEY``, which Streamlit never deletes), taken from the widget while the
+    widget holds one, and written back under the widget's key whenever it does not."""
     state = st.session_state
+    kept = state.setdefault(KEPT_KEY, {})
     for key, value in defaults.items():
-        state.setdefault(key, value)
+        kept.setdefault(key, value)
+    keep_settings(defaults)
     return state
+
+
+def keep_settings(keys: Iterable[str] | None = None) -> None:
+    """Sync each kept setting (``keys``, or every key any page has passed to ``page_state``) with its
+    widget: the widget's value when it holds one, else the kept value written back under its key.
+    ``app.py`` calls it before anything is drawn, so a value set in the last run of a page is kept
+    before the run of another page deletes its widget."""
+    kept = st.session_state.setdefault(KEPT_KEY, {})
+    for key in list(kept if keys is None else keys):
+        value = _widget_value(key)
+        if value is _NOT_HELD:
+            _seed(key, kept[key])
+        else:
+            kept[key] = value
+
+
+URL_READ_KEY = "kdviz_url_read"  # the settings this session has already taken from its URL
+
+
+def url_number(low: float, high: float, kind: type = float) -> Callable[[str], Any]:
+    """A URL parameter's parser for a number in [low, high] (``kind`` int or float)."""
+    def parse(raw: str) -> Any:
+        value = kind(float(raw)) if kind is int and float(raw).is_integer() else kind(raw)
+        if not low <= value <= high:
+            raise ValueError(f"{raw} is outside {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def url_settings(parsers: Mapping[str, Callable[[str], Any]]) -> None:
+    """A page's settings in its URL (``st.query_params``, one parameter per session key), so a link
+    reproduces them: on the session's first visit each parameter present is parsed (``parsers``: raw
+    text -> value, ``ValueError`` for a bad one, shown naming the parameter) and becomes the setting;
+    on every run the current settings are written back. Call it after ``page_state``, before drawing."""
+    state = st.session_state
+    kept = state.setdefault(KEPT_KEY, {})
+    read = state.setdefault(URL_READ_KEY, set())
+    bad = []
+    for key, parse in parsers.items():
+        raw = st.query_params.get(key)
+        if key in read or raw is None:
+            continue
+        read.add(key)
+        try:
+            value = parse(str(raw))
+        except (TypeError, ValueError) as exc:
+            bad.append(f"`{key}={raw}` ({plain_message(exc)})")
+            continue
+        if key in kept:
+            kept[key] = value
+        _seed(key, value)
+    if bad:
+        st.warning("Ignored in the link: " + "; ".join(bad), icon=":material/link_off:")
+    for key in parsers:
+        read.add(key)
+        if key in state:
+            st.query_params[key] = str(state[key])
+
+
+def copy_link(parsers: Mapping[str, Any], label: str = "Copy link") -> None:
+    """A "copy link" popover: this page's address with its settings (``url_settings``) and nothing else
+    (never the lab session, so a shared link shares settings, not runs), in a box with a copy button."""
+    state = st.session_state
+    params = {key: str(state[key]) for key in parsers if key in state}
+    base = urlsplit(str(st.context.url or ""))
+    link = urlunsplit((base.scheme, base.netloc, base.path, urlencode(params), ""))
+    with st.popover(label, icon=":material/link:"):
+        st.code(link, language=None, wrap_lines=True)
+        st.caption("The copy icon at the box's right copies it. Opening it reproduces this page's settings, "
+                   "not your runs.")
+
+
+_NOT_HELD = object()
+
+
+def _widget_value(key: str) -> Any:
+    """The value ``key``'s widget holds (set in this run, or drawn in a recent one), or ``_NOT_HELD``
+    once Streamlit has deleted the widget's state: whatever is left under the key is then stale, so it
+    is never read (``st.session_state[key]`` would fall back to it)."""
+    try:
+        from streamlit.runtime.state.session_state_proxy import get_session_state
+
+        inner = get_session_state()._state
+        if key in inner._new_session_state:
+            return inner._new_session_state[key]
+        widget_id = inner._key_id_mapper.get_id_from_key(key, None)
+        if widget_id is None:
+            return _NOT_HELD
+        # A value written under the key before its widget was first drawn stays under the key for good;
+        # Streamlit copies it back onto the widget when it compacts its state after the widget's own
+        # state was deleted (a hidden quantizer option came back as its default). Drop it: once the key
+        # names a widget, its values are stored under the widget's id.
+        inner._old_state.pop(key, None)
+        for source in (inner._new_widget_state, inner._old_state):
+            try:
+                return source[widget_id]
+            except KeyError:
+                continue
+        return _NOT_HELD
+    except (AttributeError, ImportError, TypeError):  # another Streamlit's internals: trust the key
+        return st.session_state[key] if key in st.session_state else _NOT_HELD
 
 
 def dataset_and_run(settings: Any, make_run: Callable[[], Job], what: str = "Teacher") -> tuple[Any, Job | None]:

@@ -10,6 +10,11 @@ seconds which sessions still exist:
   live-chart refresh calls ``touch()``; a session silent for ``KDVIZ_HEARTBEAT_TIMEOUT_S`` seconds
   (default 300) is gone.
 
+A tab is one *lab session*, named by an id in its URL (``?lab=<id>``, written on every run by
+``attach``): reloading the tab opens a new Streamlit session with the same URL, which ``attach``
+reattaches to the lab session's experiments, and the watchdog counts a lab session gone only once
+every tab attached to it has gone. A copied settings link never carries the id.
+
 The jobs of a gone session are stopped (each saves a checkpoint; its run folder stays on disk and
 can be reopened). This module is the one owner of a session's job bookkeeping: its experiments
 (``kdviz.engine.experiment.Experiment``, named jobs and stages) are started and kept here
@@ -22,8 +27,10 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -35,7 +42,8 @@ from ..engine import JobManager, TrainConfig
 from ..engine.experiment import Experiment
 
 EXPERIMENTS_KEY = "kdviz_experiments"
-WATCHED_KEY = "kdviz_watched_jobs"
+LAB_KEY = "kdviz_lab_session"  # this Streamlit session's lab session id
+LAB_PARAM = "lab"  # the URL query parameter that names it
 LOG = logging.getLogger("kdviz.app")
 
 
@@ -84,8 +92,59 @@ def _stop_all_jobs() -> None:
         manager.stop_all(wait=True, timeout=5.0)
 
 
+@dataclass
+class _Lab:
+    """One lab session: its experiments, those handed to the watchdog, the Streamlit sessions (tabs,
+    reloads) attached to it."""
+
+    experiments: list[Experiment] = field(default_factory=list)
+    jobs: dict[str, Stoppable] = field(default_factory=dict)  # a page's single live job, by session key
+    watched: set[int] = field(default_factory=set)
+    runtime_ids: set[str] = field(default_factory=set)
+
+
+_LABS: dict[str, _Lab] = {}
+
+
+def _lab(lab_id: str) -> _Lab:
+    with _MANAGER_LOCK:
+        return _LABS.setdefault(lab_id, _Lab())
+
+
+def attach() -> str:
+    """This tab's lab session id, written into the URL (``?lab=<id>``). A new Streamlit session
+    opened with the id of a lab session of this server (a reload) is attached to its experiments, so
+    the page shows the runs still training; an unknown or malformed id gets a new session."""
+    state = st.session_state
+    lab_id = state.get(LAB_KEY)
+    if lab_id is None:
+        raw = str(st.query_params.get(LAB_PARAM, ""))
+        lab_id = raw if re.fullmatch(r"[0-9a-f]{32}", raw) and raw in _LABS else uuid.uuid4().hex
+        state[LAB_KEY] = lab_id
+    lab = _lab(lab_id)
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is not None:
+        with _MANAGER_LOCK:
+            lab.runtime_ids.add(ctx.session_id)
+    state.setdefault(EXPERIMENTS_KEY, lab.experiments)
+    if st.query_params.get(LAB_PARAM) != lab_id:
+        st.query_params[LAB_PARAM] = lab_id
+    return lab_id
+
+
 def runtime_session_active(session_id: str) -> bool | None:
-    """True/False from Streamlit's runtime, or None when there is no (real) runtime to ask."""
+    """True/False from Streamlit's runtime, or None when there is no (real) runtime to ask. For a lab
+    session: True while any tab attached to it is connected, False once all have gone."""
+    lab = _LABS.get(session_id)
+    if lab is not None and lab.runtime_ids:
+        answers = [_runtime_answer(rid) for rid in list(lab.runtime_ids)]
+        if any(answer is True for answer in answers):
+            return True
+        return False if answers and all(answer is False for answer in answers) else None
+    return _runtime_answer(session_id)
+
+
+def _runtime_answer(session_id: str) -> bool | None:
     try:
         from streamlit.runtime import Runtime
 
@@ -212,9 +271,11 @@ def watchdog() -> SessionWatchdog:
 
 
 def session_id() -> str:
-    """This browser session's id ("local" outside a Streamlit script run)."""
+    """This tab's lab session id (``attach``), else its Streamlit session id ("local" outside a run)."""
     ctx = get_script_run_ctx(suppress_warning=True)
-    return ctx.session_id if ctx is not None else "local"
+    if ctx is None:
+        return "local"
+    return st.session_state.get(LAB_KEY) or ctx.session_id
 
 
 def touch() -> None:
@@ -222,17 +283,25 @@ def touch() -> None:
     watchdog().touch(session_id())
 
 
-def experiments(title: str | None = None) -> list[Experiment]:
-    """This session's experiments, oldest first (only those titled ``title`` when given)."""
+def experiments(title: str | None = None, dataset: str | None = None) -> list[Experiment]:
+    """This session's experiments, oldest first (only those titled ``title``, and only those whose
+    runs train on ``dataset``, when given)."""
     kept = st.session_state.setdefault(EXPERIMENTS_KEY, [])
-    return [exp for exp in kept if title is None or exp.title == title]
+    return [exp for exp in kept if (title is None or exp.title == title)
+            and (dataset is None or on_dataset(exp, dataset))]
+
+
+def on_dataset(experiment: Experiment, dataset: str) -> bool:
+    """True when the experiment's runs train on ``dataset`` (one started before the sidebar switched
+    data sets belongs to the other one and is not shown as this data set's)."""
+    return all(job.config.dataset == dataset for job in experiment.jobs.values())
 
 
 def _watch(experiment: Experiment) -> None:
     """Hand the experiment to the watchdog, once: when the tab closes, ``experiment.stop()`` stops
     every job it has started and cancels its stages not started yet (also those a background
     thread would start while the user is on another page)."""
-    watched = st.session_state.setdefault(WATCHED_KEY, set())
+    watched = _lab(session_id()).watched
     if id(experiment) not in watched:
         watched.add(id(experiment))
         watchdog().add_job(session_id(), experiment)
@@ -260,10 +329,35 @@ def start_experiment(title: str, configs: Mapping[str, TrainConfig]) -> Experime
     return add_experiment(experiment)
 
 
-def current_experiment(title: str | None = None) -> Experiment | None:
-    """This session's latest experiment (titled ``title`` when given), its stages polled and any
-    job they started handed to the watchdog; None before the first."""
-    exps = experiments(title)
+def keep_job(key: str, job) -> None:
+    """Keep a page's single live job (a fine-tune) under ``key``, in the tab's session state and in its
+    lab session (a reloaded tab finds it), and hand it to the watchdog."""
+    st.session_state[key] = job
+    _lab(session_id()).jobs[key] = job
+    watchdog().add_job(session_id(), job)
+
+
+def kept_job(key: str):
+    """The job ``keep_job`` kept under ``key`` in this tab or its lab session; None when there is none."""
+    return st.session_state.get(key) or _lab(session_id()).jobs.get(key)
+
+
+def resume_experiment(experiment: Experiment) -> Experiment:
+    """Continue ``experiment``'s stopped runs from their last checkpoints, in their own folders
+    (``kdviz.engine.resume``), as this session's newest experiment with the same title and job names;
+    its other runs are kept as they are."""
+    from ..engine import resume
+
+    again = Experiment(lab_manager(), experiment.title)
+    for name, job in experiment.jobs.items():
+        again.adopt(name, resume(job.path, lab_manager()) if job.status().state == "stopped" else job)
+    return add_experiment(again)
+
+
+def current_experiment(title: str | None = None, dataset: str | None = None) -> Experiment | None:
+    """This session's latest experiment (titled ``title``, on ``dataset``, when given), its stages
+    polled and any job they started handed to the watchdog; None before the first."""
+    exps = experiments(title, dataset)
     if not exps:
         return None
     exps[-1].poll()

@@ -22,10 +22,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, {repo!r})
 import streamlit as st
 from kdviz.app import session
+from kdviz.app.components import keep_settings
 from kdviz.app.errors import user_errors
 from kdviz.app.sidebar import render_sidebar
 st.set_page_config(page_title="kdviz lab", layout="wide")
 page = st.navigation([{pages}])
+session.attach()
+keep_settings()
 render_sidebar()
 session.touch()
 with user_errors(page.title):
@@ -35,7 +38,7 @@ with user_errors(page.title):
 
 def harness(*pages: tuple[str | Path, str]) -> str:
     """A script running ``pages`` ((path, title) pairs) as ``app.py`` does: ``st.navigation``, the shared
-    sidebar, the session heartbeat and ``user_errors`` around the page."""
+    sidebar, the kept page settings, the session heartbeat and ``user_errors`` around the page."""
     listed = ", ".join(f"st.Page({str(path)!r}, title={title!r})" for path, title in pages)
     return HARNESS.format(repo=str(REPO), pages=listed)
 

@@ -16,7 +16,7 @@ import streamlit as st
 from kdviz.app import session
 from kdviz.app.charts import show_chart
 from kdviz.app.components import (
-    dataset_and_run, live_experiment, page_state, pick_layer, run_controls, show_run_status, status_row,
+    dataset_and_run, live_experiment, page_state, pick_layer, read_runs, run_controls, show_run_status, status_row,
 )
 from kdviz.app.errors import plain_message
 from kdviz.app.fsp_view import teacher_job
@@ -62,8 +62,8 @@ ready = teacher is not None and show_run_status(
     teacher, f"teacher ResNet-20 ({settings.dataset})",
     lambda: teacher_job(settings, TEACHER_BLOCKS, TEACHER_CHANNELS, retry=True), "at-teacher")
 
-exp = session.current_experiment(EXPERIMENT)
-running = exp is not None and not exp.done
+exp = session.current_experiment(EXPERIMENT, settings.dataset)  # none started on another data set
+runs = read_runs(exp)  # read once: the buttons and the live refresh of this rerun all agree
 c1, c2, c3, c4 = st.columns(4, vertical_alignment="bottom")
 c1.selectbox("Student channels per stage (ResNet-8)", list(STUDENT_CHANNELS), key=K["channels"])
 c2.number_input("β (weight of the attention term)", min_value=0.0, max_value=1000.0, step=0.5, key=K["beta"],
@@ -88,8 +88,8 @@ def start_students() -> None:
         state[K["error"]] = plain_message(exc)
 
 
-run_controls(list(exp.jobs.values()) if exp is not None else [], "at", on_start=start_students,
-             start_label="Running…" if running else "Start AT and scratch students", start_disabled=not ready)
+run_controls(runs, "at", on_start=start_students, start_label="Start AT and scratch students",
+             running_label="Running…", start_disabled=not ready)
 if state.get(K["error"]):
     st.error(f"**Start:** {state[K['error']]}", icon=":material/warning:")
 st.divider()
@@ -141,4 +141,4 @@ def panel(exp) -> None:
 
 
 if bundle is not None:
-    live_experiment(EXPERIMENT, panel, idle, REFRESH_S)
+    live_experiment(EXPERIMENT, panel, idle, REFRESH_S, runs=runs, dataset=settings.dataset)

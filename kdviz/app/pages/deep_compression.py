@@ -16,7 +16,7 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import csv_button, show_chart
-from kdviz.app.components import guarded, pick_layer, run_controls, status_row
+from kdviz.app.components import guarded, page_state, pick_layer, read_runs, run_controls, status_row
 from kdviz.app.pruning_view import ready_baseline
 from kdviz.app.sidebar import current_settings
 from kdviz.figures.quantization import codebook_histogram, size_waterfall
@@ -41,7 +41,7 @@ def current_view() -> DeepCompressionView | None:
     """This session's latest Deep Compression experiment (``session`` keeps it, polls it and hands
     its stage jobs to the watchdog), seen through a view kept between reruns so each refresh reads
     only what is new."""
-    exp = session.current_experiment(TITLE)
+    exp = session.current_experiment(TITLE, settings.dataset)  # none started on another data set
     if exp is None:
         return None
     kept = state.get(K["view"])
@@ -62,10 +62,9 @@ st.markdown(
 session.touch()
 settings = current_settings()
 defaults = preset(settings.dataset)
-for key, value in {K["hidden"]: defaults.hidden_sparsity, K["output"]: defaults.output_sparsity, K["bits"]: defaults.bits,
-                   K["init"]: defaults.init, K["rounds"]: defaults.prune_rounds, K["round_epochs"]: defaults.round_epochs,
-                   K["retrain"]: defaults.retrain_epochs, K["finetune"]: defaults.finetune_epochs}.items():
-    state.setdefault(key, value)
+page_state({K["hidden"]: defaults.hidden_sparsity, K["output"]: defaults.output_sparsity, K["bits"]: defaults.bits,
+            K["init"]: defaults.init, K["rounds"]: defaults.prune_rounds, K["round_epochs"]: defaults.round_epochs,
+            K["retrain"]: defaults.retrain_epochs, K["finetune"]: defaults.finetune_epochs})
 bundle, job, ready_job = ready_baseline(settings, K["model"], "dc")
 ready = ready_job is not None
 
@@ -94,9 +93,9 @@ def start_pipeline() -> None:
 
 
 view = current_view()
-stage_jobs = list(view.experiment.jobs.values()) if view is not None else []
+runs = read_runs(view.experiment if view is not None else None)  # once: the buttons and the refresh agree
 if ready:
-    run_controls(stage_jobs, "dc", on_start=guarded("Start", start_pipeline), start_label="Compress")
+    run_controls(runs, "dc", on_start=guarded("Start", start_pipeline), start_label="Compress")
 else:
     st.caption("**Compress** appears once the baseline has finished training.")
 
@@ -176,5 +175,5 @@ def experiment_panel(live: bool) -> None:
 
 
 st.header("Prune → quantize → Huffman", divider="gray")
-live = view is not None and not view.done
+live = runs.live
 st.fragment(run_every=REFRESH_S if live else None)(guarded("Deep Compression", experiment_panel))(live)

@@ -15,7 +15,7 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import show_chart
-from kdviz.app.components import live_experiment, page_state, show_run_status, status_row
+from kdviz.app.components import live_experiment, page_state, read_runs, show_run_status, status_row
 from kdviz.app.errors import user_errors
 from kdviz.app.fsp_view import (
     CHANNELS, DEPTHS, SAME, FSPChoice, check_fsp_pairs, check_hint_layers, experiment_views, feature_shapes,
@@ -114,8 +114,9 @@ with user_errors("Setup"):
         choice = FSPChoice(student_blocks=s_blocks, channels=s_channels, method=method.name, stage1=stage1,
                            epochs=int(state[K["epochs"]]), lr=float(state[K["lr"]]), seed=int(state[K["seed"]]))
 
-exp = session.current_experiment(TwoStageFSP.TITLE)  # polled: stage 2 starts once stage 1 has finished
-running = exp is not None and not exp.done
+exp = session.current_experiment(TwoStageFSP.TITLE, settings.dataset)  # polled: stage 2 starts once stage 1 has finished
+runs = read_runs(exp)  # read once: the buttons and the live refresh of this rerun all agree
+running = runs.live
 c1, c2, c3, c4 = st.columns([2, 2, 1, 2], vertical_alignment="bottom")
 c1.slider("Stage-1 iterations", 10, 1000, step=10, key=K["s1"], help="Optimizer steps on the stage-1 loss alone.")
 c2.slider("Main-task epochs (stage 2 and scratch)", 1, 30, key=K["epochs"])
@@ -182,7 +183,7 @@ def charts(exp, views: dict, stage1_method) -> None:
             show_chart(fig, "fsp-loss", caption="Stage-1 loss on the same 64 test images at every evaluation, "
                        "total and per pair (log scale). It should fall by an order of magnitude or more.")
     with b:
-        state.setdefault(K["count"], True)  # the toggle lives in this fragment: its state may be new here
+        page_state({K["count"]: True})  # the toggle lives in this fragment: keep its value across fragment reruns
         st.toggle("Count stage-1 iterations on the x axis", key=K["count"],
                   help="Off: both curves start at 0, comparing main-task iterations only, as in the paper.")
         stage2 = views[STAGE2].evals if STAGE2 in views else []
@@ -214,4 +215,4 @@ def panel(exp: TwoStageFSP) -> None:
 
 
 if bundle is not None:
-    live_experiment(TwoStageFSP.TITLE, panel, idle, REFRESH_S)
+    live_experiment(TwoStageFSP.TITLE, panel, idle, REFRESH_S, runs=runs, dataset=settings.dataset)

@@ -17,7 +17,8 @@ import streamlit as st
 from kdviz.app import session
 from kdviz.app.charts import csv_button, show_chart
 from kdviz.app.components import (
-    ExactKeys, exact_callbacks, exact_error, guarded, pick_layer, run_controls, status_row,
+    ExactKeys, exact_callbacks, exact_error, guarded, job_on_dataset, page_state, pick_layer, read_runs, run_controls,
+    status_row,
 )
 from kdviz.app.errors import user_errors
 from kdviz.app.live import job_view
@@ -45,11 +46,9 @@ SPARSITY_CAPTIONS = {
               "whose few weights each matter more.",
 }
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.0"))
-state = st.session_state
-for key, value in {SPARSITY.value: 0.8, SPARSITY.slider: 0.8, SPARSITY.exact: 0.8, K["scope"]: "layer",
-                   K["target"]: 0.9, K["epochs"]: 8, K["live_scope"]: "layer", K["follow"]: True, K["amount"]: 0.5,
-                   K["norm"]: "l1"}.items():
-    state.setdefault(key, value)
+state = page_state({K["scope"]: "layer", K["target"]: 0.9, K["epochs"]: 8, K["live_scope"]: "layer", K["follow"]: True,
+                    K["amount"]: 0.5, K["norm"]: "l1"})
+state.setdefault(SPARSITY.value, 0.8)  # the sparsity both the slider and its exact box show (not a widget key)
 
 st.title("Pruning")
 st.markdown(
@@ -125,8 +124,8 @@ def start_live() -> None:
         config = prune_fine_tune_config(job, float(state[K["target"]]), scope=state[K["live_scope"]],
                                         epochs=int(state[K["epochs"]]), runs_root=session.runs_root())
         live_job = start(config, session.lab_manager())
-        session.watchdog().add_job(session.session_id(), live_job)
-        state[K["job"]], state[K["follow"]] = live_job, True
+        session.keep_job(K["job"], live_job)  # a reloaded tab finds it; closing the tab stops it
+        state[K["follow"]] = True
 
 
 def scrubbed(found: list, total: int) -> int:
@@ -144,7 +143,7 @@ def scrubbed(found: list, total: int) -> int:
 def live_panel(live: bool) -> None:
     """Status, scrubber and the four live charts of this session's prune-and-fine-tune job."""
     session.touch()
-    live_job = state.get(K["job"])
+    live_job = job_on_dataset(K["job"], settings.dataset)
     if live and live_job is not None and live_job.done:
         st.rerun(scope="app")
     if live_job is None:
@@ -189,9 +188,10 @@ c1, c2, c3 = st.columns(3, vertical_alignment="bottom")
 c1.slider("Target sparsity", 0.5, 0.98, step=0.01, key=K["target"])
 c2.slider("Epochs", 1, 30, key=K["epochs"])
 c3.radio("Scope", list(SCOPES), format_func=SCOPES.get, key=K["live_scope"], horizontal=True)
-live_jobs = [state[K["job"]]] if state.get(K["job"]) is not None else []
-run_controls(live_jobs, "pr-live", on_start=start_live, start_label="Start pruning", start_disabled=b is None)
-live = any(not j.done for j in live_jobs)
+live_jobs = [job for job in [job_on_dataset(K["job"], settings.dataset)] if job is not None]
+runs = read_runs(live_jobs)  # read once: the buttons and the live refresh of this rerun all agree
+run_controls(runs, "pr-live", on_start=start_live, start_label="Start pruning", start_disabled=b is None)
+live = runs.live
 st.fragment(run_every=REFRESH_S if live else None)(guarded("Live pruning", live_panel))(live)
 
 if b is not None:

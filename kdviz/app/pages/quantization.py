@@ -17,7 +17,8 @@ import streamlit as st
 from kdviz.app import session
 from kdviz.app.charts import csv_button, show_chart
 from kdviz.app.components import (
-    ExactKeys, exact_callbacks, exact_error, guarded, pick_layer, run_controls, status_row,
+    ExactKeys, exact_callbacks, exact_error, guarded, job_on_dataset, page_state, pick_layer, read_runs, run_controls,
+    status_row,
 )
 from kdviz.app.errors import user_errors
 from kdviz.app.live import job_view
@@ -49,10 +50,10 @@ DEFAULT = QuantChoice()
 # The options of every quantizer (``QuantChoice`` fields); only the chosen quantizer's controls are drawn.
 CHOICE_DEFAULTS = {K["init"]: DEFAULT.init, K["granularity"]: DEFAULT.per_channel, K["scheme"]: DEFAULT.symmetric,
                    K["binarizer"]: DEFAULT.binarizer, K["subvector"]: DEFAULT.subvector}
-state = st.session_state
-for key, value in {**CHOICE_DEFAULTS, K["method"]: DEFAULT_METHOD, BITS.value: 3, BITS.slider: 3, BITS.exact: 3,
-                   K["product"]: False, K["live_bits"]: 2, K["live_init"]: DEFAULT.init, K["lr"]: 1e-3}.items():
-    state.setdefault(key, value)
+EXPLORER_DEFAULTS = {**CHOICE_DEFAULTS, K["method"]: DEFAULT_METHOD}
+state = page_state({**EXPLORER_DEFAULTS, K["product"]: False, K["live_bits"]: 2, K["live_init"]: DEFAULT.init,
+                    K["lr"]: 1e-3})
+state.setdefault(BITS.value, 3)  # the bits both the slider and its exact box show (not a widget key)
 
 st.title("Quantization")
 st.markdown(
@@ -87,6 +88,7 @@ def current_choice() -> QuantChoice:
 
 def method_controls() -> QuantChoice:
     """The method menu, its own options and the bits slider with its exact box; the choice they make."""
+    page_state(EXPLORER_DEFAULTS)  # a fragment rerun may have hidden some options: keep their values
     c1, c2 = st.columns([1, 1], vertical_alignment="bottom")
     c1.segmented_control("Method", list(KINDS), format_func=lambda n: KINDS[n].title, key=K["method"], required=True)
     kind = KINDS[state[K["method"]]]
@@ -178,14 +180,13 @@ def start_live() -> None:
                                          epochs=int(state[K["epochs"]]), lr=float(state[K["lr"]]),
                                          runs_root=session.runs_root())
         live_job = start(config, session.lab_manager())
-        session.watchdog().add_job(session.session_id(), live_job)
-        state[K["job"]] = live_job
+        session.keep_job(K["job"], live_job)  # a reloaded tab finds it; closing the tab stops it
 
 
 def live_panel(live: bool) -> None:
     """Status and the live codebook of this session's centroid fine-tuning job."""
     session.touch()
-    live_job = state.get(K["job"])
+    live_job = job_on_dataset(K["job"], settings.dataset)
     if live and live_job is not None and live_job.done:
         st.rerun(scope="app")
     if live_job is None:
@@ -226,13 +227,14 @@ if b is not None:
 st.header("4. Fine-tune the shared values, live", divider="gray")
 st.caption("Clusters the baseline with k-means, fixes every weight's index and trains only the shared values and "
            "the biases (Han et al. 2016, eq. 3). The learning rate is small: a centroid's gradient sums its whole cluster.")
-state.setdefault(K["epochs"], 4 if settings.dataset == "digits" else 1)
+page_state({K["epochs"]: 4 if settings.dataset == "digits" else 1})
 c1, c2, c3, c4 = st.columns(4, vertical_alignment="bottom")
 c1.slider("Bits", 1, 8, key=K["live_bits"])
 c2.selectbox("Initialisation", OPTIONS["init"], format_func=lambda n: INIT_LABELS.get(n, n), key=K["live_init"])
 c3.slider("Epochs", 1, 20, key=K["epochs"])
 c4.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], key=K["lr"], format_func=lambda v: f"{v:g}")
-live_jobs = [state[K["job"]]] if state.get(K["job"]) is not None else []
-run_controls(live_jobs, "qz-live", on_start=start_live, start_label="Start fine-tuning", start_disabled=b is None)
-live = any(not j.done for j in live_jobs)
+live_jobs = [job for job in [job_on_dataset(K["job"], settings.dataset)] if job is not None]
+runs = read_runs(live_jobs)  # read once: the buttons and the live refresh of this rerun all agree
+run_controls(runs, "qz-live", on_start=start_live, start_label="Start fine-tuning", start_disabled=b is None)
+live = runs.live
 st.fragment(run_every=REFRESH_S if live else None)(guarded("Live fine-tuning", live_panel))(live)

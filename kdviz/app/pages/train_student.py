@@ -14,12 +14,14 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import show_chart
-from kdviz.app.components import dataset_and_run, live_experiment, page_state, run_controls, status_row
+from kdviz.app.components import (
+    copy_link, dataset_and_run, live_experiment, page_state, read_runs, run_controls, status_row, url_number, url_settings,
+)
 from kdviz.app.errors import parse_temperature, plain_message, user_errors
 from kdviz.app.live import folder_view, job_view
 from kdviz.app.sidebar import current_settings
 from kdviz.app.teacher import show_teacher_status, teacher_job
-from kdviz.app.training_view import accuracy_chart, cached_figure, loss_chart, probe_chart
+from kdviz.app.training_view import accuracy_chart, accuracy_story, cached_figure, loss_chart, probe_chart, probe_story
 from kdviz.engine import list_runs
 from kdviz.engine.run_folder import read_config
 from kdviz.methods import method_of
@@ -33,21 +35,25 @@ EXPERIMENT = "KD beside scratch"  # this page's experiments in the session
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.5"))
 REBUILD_S = 3.0 * REFRESH_S  # while a run is live, the slower charts are rebuilt at most this often
 state = page_state(DEFAULTS)
+# The settings a link carries (``?tr_T=8&tr_alpha=0.5...``), each checked as its control would.
+IN_URL = {K["T"]: url_number(1e-3, 1e4), K["alpha"]: url_number(0.0, 1.0), K["epochs"]: url_number(1, 100, int),
+          K["lr"]: url_number(1e-4, 1.0), K["seed"]: url_number(0, 2**31 - 1, int)}
+url_settings(IN_URL)
 
 st.title("Train a student")
 st.markdown(
     "Two copies of the same small student start from the same weights and see the same batches. "
     "The **KD student** learns from the teacher's soft targets at temperature *T* as well as the labels "
     r"($\alpha T^2\,\mathrm{KL}(p_T \| q_T) + (1-\alpha)\,\mathrm{CE}$, Hinton et al. 2015); "
-    "the **scratch student** learns from the labels alone. Watch the gap open."
+    "the **scratch student** learns from the labels alone. The captions say who leads, and why."
 )
 session.touch()
 settings = current_settings()
 bundle, teacher = dataset_and_run(settings, lambda: teacher_job(settings))
 ready = teacher is not None and show_teacher_status(teacher, settings, key="tr-teacher")
 
-exp = session.current_experiment(EXPERIMENT)
-running = exp is not None and not exp.done
+exp = session.current_experiment(EXPERIMENT, settings.dataset)  # none started on another data set
+runs = read_runs(exp)  # read once: the buttons and the live refresh of this rerun all agree
 c1, c2, c3, c4 = st.columns([1, 1, 1, 1], vertical_alignment="bottom")
 c1.number_input("Temperature T", key=K["T"], step=1.0, format="%g", help="Any positive number; 2 to 20 is typical.")
 c2.slider("alpha: weight of the soft targets", 0.0, 1.0, step=0.05, key=K["alpha"])
@@ -76,9 +82,18 @@ def start_students() -> None:
 
 
 # Pause and Stop live outside the refreshing fragment, so they stay clickable while it redraws.
-run_controls(list(exp.jobs.values()) if exp is not None else [], "tr", on_start=start_students,
-             start_label="Running…" if running else "Start KD and scratch students",
-             start_disabled=not ready or T_value is None)
+def continue_students() -> None:
+    """Continue: the stopped students resume from their checkpoints (a failure is shown, never raised)."""
+    state[K["start_error"]] = None
+    try:
+        session.resume_experiment(exp)
+    except (ValueError, TypeError, OSError) as exc:
+        state[K["start_error"]] = plain_message(exc)
+
+
+run_controls(runs, "tr", on_start=start_students, start_label="Start KD and scratch students",
+             running_label="Running…", start_disabled=not ready or T_value is None, on_continue=continue_students)
+copy_link(IN_URL)
 if state.get(K["start_error"]):
     st.error(f"**Start:** {state[K['start_error']]}", icon=":material/warning:")
 
@@ -86,7 +101,8 @@ st.divider()
 earlier = []
 with user_errors("Earlier runs"):
     current = {str(job.path) for e in session.experiments() for job in e.jobs.values()}
-    earlier = [r for r in list_runs(session.runs_root()) if r["path"] not in current]
+    earlier = [r for r in list_runs(session.runs_root())  # the sidebar's data set only: no digits run on MNIST
+               if r["path"] not in current and r["dataset"] == settings.dataset]
     for row in earlier:
         row["kind"] = method_of(read_config(row["path"])).label
 
@@ -97,7 +113,7 @@ def describe_run(path: str) -> str:
     if row is None:
         return path
     acc = f" · {row['test_acc']:.1%}" if row.get("test_acc") else ""
-    return f"{row['name']} · {row['kind']} · {row['state']}{acc}"
+    return f"{row['name']} · {row['kind']} · {row['dataset']} · {row['state']}{acc}"
 
 
 def charts(exp, overlays: list) -> None:
@@ -111,8 +127,8 @@ def charts(exp, overlays: list) -> None:
         version = (kd.metric_version, scratch.metric_version, tuple(v.metric_version for v in overlays), t_acc)
         fig = cached_figure(f"acc-{kd.path}", version, lambda: accuracy_chart([kd, scratch], overlays, t_acc),
                             0.0 if exp.done else REFRESH_S)
-        show_chart(fig, "test-accuracy", caption="Evaluated on the held-out test set about four times per epoch. "
-                   f"The {kd.label} should climb faster and stay above the {scratch.label}.")
+        show_chart(fig, "test-accuracy", caption=accuracy_story(kd, scratch, exp.done, t_acc, len(bundle.train_labels),
+                                                                 len(bundle.class_names)))
     with b:
         probe(kd, scratch, exp.done)
     a, b = st.columns(2)
@@ -143,8 +159,7 @@ def probe(kd, scratch, done: bool) -> None:
     fig = cached_figure(f"probe-{kd.path}-{sample}-{t_index}", (kd.snapshot_version, scratch.snapshot_version),
                         lambda: probe_chart(kd, scratch, bundle.class_names, sample, t_index), 0.0 if done else REBUILD_S)
     if fig is not None:
-        show_chart(fig, "probe-soft-targets", caption="Blue: the teacher. As training goes on the KD student's "
-                   "bars take the teacher's shape, small ones included; the scratch student's do not.")
+        show_chart(fig, "probe-soft-targets", caption=probe_story(kd, scratch, t_index, done))
 
 
 def overlays() -> list:
@@ -167,4 +182,4 @@ def idle() -> None:
 if bundle is not None:
     st.multiselect("Overlay earlier runs (dotted)", [r["path"] for r in earlier], key=K["overlay"],
                    format_func=describe_run, placeholder="Pick earlier runs from the runs folder to compare")
-    live_experiment(EXPERIMENT, lambda exp: charts(exp, overlays()), idle, REFRESH_S)
+    live_experiment(EXPERIMENT, lambda exp: charts(exp, overlays()), idle, REFRESH_S, runs=runs, dataset=settings.dataset)
