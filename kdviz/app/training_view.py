@@ -2,7 +2,8 @@
 
 Each chart comes from ``kdviz.figures.training`` (data in, figure out); this module passes each
 run's legend label and colour from its ``kdviz.present.RunView`` (the colour is its method's:
-``MethodSpec.colour``), thins long loss curves, and draws reopened earlier runs dotted.
+``MethodSpec.colour``), thins long loss curves, and draws reopened earlier runs dotted. The captions
+of the KD-vs-scratch charts come from ``kdviz.present.story``, fed with what the charts show.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import streamlit as st
 from ..figures import theme
 from ..figures.training import accuracy_comparison, loss_curves, probe_soft_targets
 from ..present import RunView
+from ..present.distill_configs import TRANSFER_FIELD
+from ..present.story import RaceSettings, accuracy_caption, mean_top_probability, probe_caption, probe_distances
 
 MAX_LINE_POINTS = 400  # a loss curve of a long run is drawn from at most this many steps
 
@@ -84,3 +87,52 @@ def probe_chart(student: RunView, baseline: RunView, class_names: Sequence[str],
                              f"the {student.label} is {tv:.2f} from the teacher (total variation)</span>")
     fig.update_layout(margin={"t": 80}, height=420)
     return theme.legend_below(fig)
+
+
+def last_test_accuracy(view: RunView) -> float | None:
+    """The run's last evaluated test accuracy read so far (a fraction), or None before the first."""
+    values = view.eval_series("test_acc")[1]
+    return float(values[-1]) if values else None
+
+
+def _probe_at(kd: RunView, scratch: RunView, t_index: int):
+    """``ProbeDistances`` of the students' latest snapshots at probe temperature ``t_index``, or None."""
+    ref = kd.reference()
+    if not kd.snapshots or "teacher/soft" not in ref or "probe/temperatures" not in ref:
+        return None
+    scratch_soft = scratch.snapshots[-1].arrays.get("probe/soft") if scratch.snapshots else None
+    return probe_distances(ref["teacher/soft"][t_index], kd.snapshots[-1].arrays["probe/soft"][t_index],
+                           None if scratch_soft is None else scratch_soft[t_index],
+                           float(ref["probe/temperatures"][t_index]))
+
+
+def race_settings(kd: RunView, train_size: int | None = None, num_classes: int = 10) -> RaceSettings:
+    """The KD student's T and alpha, the labelled images it saw (``train_size``, the training set,
+    or its transfer set if smaller), and (from the probe, at T) how sure the teacher is: what
+    ``story`` reads its reasons from."""
+    seen = [n for n in (train_size, getattr(kd.config, TRANSFER_FIELD, None)) if n]
+    train_size = min(seen) if seen else None
+    ref = kd.reference()
+    temps = [float(t) for t in ref.get("probe/temperatures", [])]
+    T = float(kd.config.T)
+    top = mean_top_probability(ref["teacher/soft"][temps.index(T)]) if T in temps and "teacher/soft" in ref else None
+    return RaceSettings(T=T, alpha=float(kd.config.alpha), train_size=train_size, num_classes=num_classes,
+                        teacher_top_prob=top)
+
+
+def accuracy_story(kd: RunView, scratch: RunView, finished: bool, teacher_accuracy: float | None = None,
+                   train_size: int | None = None, num_classes: int = 10) -> str:
+    """The test-accuracy chart's caption, written from the two students' last evaluations."""
+    return accuracy_caption(last_test_accuracy(kd), last_test_accuracy(scratch),
+                            race_settings(kd, train_size, num_classes), finished=finished,
+                            teacher_acc=teacher_accuracy, kd_label=kd.label, scratch_label=scratch.label)
+
+
+def probe_story(kd: RunView, scratch: RunView, t_index: int, finished: bool) -> str:
+    """The probe chart's caption, from the students' distances to the teacher over every probe image."""
+    distances = _probe_at(kd, scratch, t_index)
+    if distances is None:
+        return "Blue: the teacher. The students' bars appear with their first snapshot."
+    count = len(kd.reference()["probe/labels"])
+    return probe_caption(distances, finished=finished, probe_count=count, kd_label=kd.label,
+                         scratch_label=scratch.label)

@@ -32,8 +32,11 @@
 # gradients comparable to the hard-label term. On MNIST, Hinton et al. report 146 test errors for a
 # small net trained alone and 74 for the same net distilled from a big teacher (section 3).
 #
-# The jobs train in background threads, so the charts update while you read. On digits the lab takes
-# about a minute on two CPU cores.
+# Soft targets matter most when labelled data are scarce: Hinton et al. (section 3) train a speech
+# model on 3 % of the data and keep most of the full model's accuracy. So both students here learn
+# from a small **transfer set**: `TRANSFER` below is how many labelled images they see (the app's
+# defaults, `kdviz.present.distill_configs.distill_defaults`: 100 on digits, 10 per class). The jobs train in background threads, so the
+# charts update while you read; on digits the two students take about half a minute on two CPU cores.
 
 # %%
 from kdviz.present.labs import lab_settings, lab_teacher
@@ -42,8 +45,14 @@ LAB = lab_settings(dataset="digits")  # or dataset="mnist", mnist_root="/path/to
 LAB  # run folders go to LAB.runs ($KDVIZ_RUNS, default "runs"): reopen them later, or in the app
 
 # %%
-STUDENT = dict(model="mlp", model_options={"hidden": [16]}, epochs=LAB.epochs_or(10), lr=0.02)
-T, ALPHA = 4.0, 0.9  # the distillation temperature and the weight of the soft-target term
+from kdviz.present.distill_configs import distill_defaults
+
+DEFAULTS = distill_defaults(LAB.dataset)  # the Train-a-student page's defaults for this dataset
+T, ALPHA = DEFAULTS.T, DEFAULTS.alpha  # the distillation temperature and the weight of the soft-target term
+TRANSFER = DEFAULTS.transfer_size  # labelled images each student learns from (None: the whole training set)
+STUDENT = dict(model=DEFAULTS.student_model, model_options=dict(DEFAULTS.student_options),
+               epochs=LAB.epochs_or(DEFAULTS.epochs), lr=DEFAULTS.lr, batch_size=DEFAULTS.batch_size)
+DEFAULTS
 
 # %% [markdown]
 # ## 1. The teacher (reused from lab 1 when it is already trained)
@@ -56,14 +65,18 @@ print(teacher.wait().message)  # a finished teacher with the same settings is re
 # ## 2. Start two students
 #
 # `start` returns at once: each job trains in its own thread and writes a run folder under `LAB.runs`.
-# The two students share everything (architecture, seed, learning rate, epochs) except the loss.
+# The two students share everything (architecture, seed, transfer set, learning rate, epochs) except
+# the loss: `student_pair_configs` builds the pair exactly as the app's Start button does.
 
 # %%
 from kdviz.engine import start
+from kdviz.present.distill_configs import KD_JOB, SCRATCH_JOB, student_pair_configs
 from kdviz.widgets import RunComparison, TrainingMonitor  # imported before training starts
 
-kd = start(LAB.config(method="kd", teacher=str(teacher.path), T=T, alpha=ALPHA, name="kd-student", **STUDENT))
-scratch = start(LAB.config(method="ce", name="scratch-student", **STUDENT))
+configs = student_pair_configs(teacher=str(teacher.path), T=T, alpha=ALPHA, dataset=LAB.dataset,
+                               data_root=LAB.data_root, seed=0, train_size=len(LAB.data().train_labels),
+                               runs_root=LAB.runs, transfer_size=TRANSFER, **STUDENT)
+kd, scratch = start(configs[KD_JOB]), start(configs[SCRATCH_JOB])
 kd, scratch
 
 # %% [markdown]
@@ -71,14 +84,13 @@ kd, scratch
 #
 # **What to look for:**
 #
-# * **Accuracy** (left): the KD student (vermillion) usually climbs faster than the scratch student
-#   (green) at the same learning rate, and ends closer to the teacher (dashed blue line).
-# * **Loss** (right, for the run picked under *details of*): for the KD student the soft-target term
-#   dominates the total, because α = 0.9 and T² = 16. Its hard-label term still falls, although it gets
-#   only 10 % of the weight.
-# * **Soft targets on a probe image** (bottom): at T = 4 the KD student's bars move towards the
-#   teacher's, wrong classes included. Switch *details of* to the scratch student: it has no teacher
-#   bars, and its runner-up classes need not match the teacher's.
+# * **Accuracy** (left): which student, the KD student (vermillion) or the scratch student (green),
+#   is higher, and how far both stay below the teacher (dashed blue line). Section 5 says who won, by
+#   how much, and if the scratch student won, why that can happen.
+# * **Loss** (right, for the run picked under *details of*): for the KD student the total is the
+#   soft-target term (scaled by T²) plus the hard-label term weighted by 1 - α.
+# * **Soft targets on a probe image** (bottom): do the KD student's bars move towards the teacher's,
+#   wrong classes included? Switch *details of* to the scratch student and compare its runner-up classes.
 #
 # **Pause** and **Stop** act between two steps. They respond while no other cell runs.
 
@@ -101,7 +113,8 @@ for job in (kd, scratch):
 #
 # `RunComparison` reads the run folders, so the same cell works tomorrow with folder paths instead of
 # jobs. Switch the metric to *agreement with the teacher*: how often the student predicts the same
-# class as the teacher on the test set.
+# class as the teacher on the test set. The sentence under the table is written from the numbers
+# (`kdviz.present.story`), the same as the app's captions.
 
 # %%
 RunComparison({"teacher": teacher, "KD student": kd, "scratch student": scratch})
@@ -111,15 +124,24 @@ import pandas as pd
 from kdviz.engine import open_run
 
 n_test = len(LAB.data().test_labels)
-rows = []
+final, rows = {}, []
 for label, job in {"teacher": teacher, "KD student": kd, "scratch student": scratch}.items():
-    acc = [r["test_acc"] for r in open_run(job.path).metrics("eval")][-1]
+    final[label] = acc = [r["test_acc"] for r in open_run(job.path).metrics("eval")][-1]
     rows.append({"run": label, "test accuracy": f"{acc:.2%}", "test errors": round((1 - acc) * n_test)})
 pd.DataFrame(rows).set_index("run")
+
+# %%
+from kdviz.present.story import RaceSettings, accuracy_caption
+
+seen = TRANSFER or len(LAB.data().train_labels)  # labelled images each student saw
+print(accuracy_caption(final["KD student"], final["scratch student"], RaceSettings(T=T, alpha=ALPHA, train_size=seen),
+                       finished=True, teacher_acc=final["teacher"]))
 
 # %% [markdown]
 # **Try next** (change the settings cell and run everything again; each run gets its own folder):
 #
 # * T = 1: the soft targets are nearly the hard labels. Does KD still help?
 # * T = 20, or α = 0.5: more or less weight on the teacher.
-# * `"hidden": [8]` or `[64]`: a smaller or a bigger student. When does the teacher help most?
+# * `TRANSFER = None` and `STUDENT["epochs"] = 8`: both students see every labelled image. Does the gap
+#   shrink, and what happens with 100 epochs?
+# * `"hidden": [16]` or `[64]`: a bigger student. When does the teacher help most?

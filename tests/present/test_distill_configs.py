@@ -36,3 +36,30 @@ def test_evaluation_interval_and_bad_settings():
     with pytest.raises(ValueError, match="T"):
         student_pair_configs(**{**ARGS, "T": -1.0})
     assert run_name("Pruned fine-tune (50%)") == "pruned-fine-tune-50"
+
+
+def test_a_long_run_on_a_small_set_evaluates_at_most_about_max_evals_times():
+    # 200 images in batches of 16: 13 steps per epoch, 3 by the per-epoch rule; 200 epochs = 2600 steps
+    assert evaluation_interval(200, 16, 4, epochs=200, max_evals=400) == 2600 // 400 == 6
+    assert evaluation_interval(200, 16, 4, epochs=2, max_evals=400) == 13 // 4  # short run: the per-epoch rule
+    with pytest.raises(ValueError, match="max_evals"):
+        evaluation_interval(200, 16, 4, epochs=2, max_evals=0)
+    kd = student_pair_configs(**{**ARGS, "epochs": 200, "train_size": 200}, batch_size=16)[KD_JOB]
+    assert kd.eval_every == kd.snapshot_every == 6
+
+
+def test_defaults_per_dataset_and_the_transfer_set():
+    from kdviz.present.distill_configs import (FULL_SET_DEFAULTS, TRANSFER_FIELD, distill_defaults,
+                                               transfer_sets_supported)
+    assert distill_defaults("fashion-mnist") == distill_defaults("mnist")
+    if not transfer_sets_supported():
+        assert distill_defaults("digits") is FULL_SET_DEFAULTS and FULL_SET_DEFAULTS.transfer_size is None
+        with pytest.raises(ValueError, match=f"TrainConfig.{TRANSFER_FIELD}"):
+            student_pair_configs(**ARGS, transfer_size=200)
+        return
+    d = distill_defaults("digits")
+    pair = student_pair_configs(**{**ARGS, "train_size": 1347}, batch_size=d.batch_size, transfer_size=d.transfer_size)
+    kd, scratch = pair[KD_JOB], pair[SCRATCH_JOB]
+    assert getattr(kd, TRANSFER_FIELD) == getattr(scratch, TRANSFER_FIELD) == d.transfer_size
+    # the evaluation interval counts the transfer set's steps, not the whole training set's
+    assert kd.eval_every == evaluation_interval(d.transfer_size, d.batch_size, 4, epochs=ARGS["epochs"])
