@@ -46,9 +46,39 @@ class DatasetBundle:
                     f"{self.name}: {len(images)} {split} images but {len(labels)} {split} labels"
                 )
 
+    def with_train_subset(self, indices: torch.Tensor) -> "DatasetBundle":
+        """The same dataset trained on ``train_images[indices]`` only (the test set unchanged)."""
+        return DatasetBundle(self.name, self.train_images[indices], self.train_labels[indices], self.test_images,
+                             self.test_labels, self.class_names, f"{self.description} ({len(indices)} training images)")
+
     def __repr__(self) -> str:
         c, h, w = self.input_shape
         return (
             f"DatasetBundle({self.name!r}: {len(self.train_labels)} train / {len(self.test_labels)} test, "
             f"{c}x{h}x{w}, {self.num_classes} classes)"
         )
+
+
+def balanced_subset(labels: torch.Tensor, size: int, seed: int) -> torch.Tensor:
+    """Sorted indices of ``size`` training images, as even across classes as ``size`` allows
+    (the first ``size % K`` classes get one more), drawn with ``seed``: the small labelled transfer
+    set of Hinton et al. (2015, section 3) experiments, where soft targets matter most.
+
+    Raises ``ValueError`` when ``size`` is below 1 or above the number of images, or a class has too
+    few images for its share.
+    """
+    n = len(labels)
+    if not 1 <= size <= n:
+        raise ValueError(f"train_subset must be 1..{n} (the training set's size), got {size}")
+    classes = torch.unique(labels).tolist()
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    picked = []
+    for i, c in enumerate(classes):
+        share = size // len(classes) + (1 if i < size % len(classes) else 0)
+        members = perm[labels[perm] == c]
+        if len(members) < share:
+            raise ValueError(f"train_subset {size}: class {c} has only {len(members)} training images, "
+                             f"fewer than its share of {share}")
+        picked.append(members[:share])
+    return torch.sort(torch.cat(picked)).values
+

@@ -44,6 +44,7 @@ class TrainConfig:
     batch_size: int = 64
     epochs: int = 5
     max_steps: int | None = None  # stop early after this many steps (None: train all epochs)
+    train_subset: int | None = None  # train on a class-balanced subset of this many images (None: all)
     seed: int = 0
     device: str = "auto"
     jitter_px: int = 0  # random shifts of up to this many pixels per training image (0..2)
@@ -141,6 +142,8 @@ class TrainConfig:
         _check_int("epochs", self.epochs, low=1)
         if self.max_steps is not None:
             _check_int("max_steps", self.max_steps, low=1)
+        if self.train_subset is not None:
+            _check_int("train_subset", self.train_subset, low=1)
         _check_int("seed", self.seed, low=0)
         _check_choice("device", self.device, DEVICES)
         _check_int("jitter_px", self.jitter_px, low=0)

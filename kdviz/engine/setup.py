@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..data import DatasetBundle, load_dataset
+from ..data.bundle import balanced_subset
 from ..models import INIT_LOCK, build_model
 from .config import TrainConfig
 from .hooks import TrainContext, TrainingHook, build_hook, hook_labels
@@ -34,11 +35,14 @@ def _load_dataset_cached(name: str, root: str | None) -> DatasetBundle:
 
 
 def dataset_for(config: TrainConfig) -> DatasetBundle:
-    """The run's dataset, loaded once per process and shared (read-only) by all jobs."""
+    """The run's dataset, loaded once per process and shared (read-only) by all jobs; with
+    ``train_subset`` set, its class-balanced training subset for the run's seed."""
     root = str(Path(config.data_root).expanduser()) if config.data_root else None
     with _DATA_LOCK:
         dataset = _load_dataset_cached(config.dataset, root)
     where = f" in {root}" if root else ""
+    if config.train_subset is not None:
+        dataset = dataset.with_train_subset(balanced_subset(dataset.train_labels, config.train_subset, config.seed))
     for split, labels in (("training", dataset.train_labels), ("test", dataset.test_labels)):
         if len(labels) == 0:
             raise ValueError(f"dataset {config.dataset!r}{where} has no {split} images (its {split} split is empty); "

@@ -56,22 +56,8 @@ DISTILL_DEFAULTS: Mapping[str, DistillDefaults] = {
 }
 
 
-# Until the engine trains on a transfer set (TrainConfig.train_subset), the whole training set for a
-# few epochs: the KD student climbs faster early but the gap closes with longer training (issue 14).
-FULL_SET_DEFAULTS = DistillDefaults("mlp", {"hidden": [8]}, T=4.0, alpha=0.9, transfer_size=None, epochs=8,
-                                    lr=0.02, batch_size=64, note="whole training set (no transfer-set support)")
-
-
-def transfer_sets_supported() -> bool:
-    """Whether ``TrainConfig`` can train on a subset of the training set (``TRANSFER_FIELD``)."""
-    return TRANSFER_FIELD in TrainConfig.__dataclass_fields__
-
-
 def distill_defaults(dataset: str) -> DistillDefaults:
-    """The defaults for ``dataset``: its own row, else the MNIST row (the other 28x28 sets);
-    ``FULL_SET_DEFAULTS`` while the engine has no transfer sets."""
-    if not transfer_sets_supported():
-        return FULL_SET_DEFAULTS
+    """The defaults for ``dataset``: its own row, else the MNIST row (the other 28x28 sets)."""
     return DISTILL_DEFAULTS.get(dataset, DISTILL_DEFAULTS["mnist"])
 
 
@@ -106,9 +92,6 @@ def student_pair_configs(
     batch = TrainConfig().batch_size if batch_size is None else batch_size
     subset = {}
     if transfer_size is not None:
-        if not transfer_sets_supported():
-            raise ValueError(f"a transfer set of {transfer_size} images needs TrainConfig.{TRANSFER_FIELD}, "
-                             "which this kdviz does not have yet")
         subset = {TRANSFER_FIELD: transfer_size}
         train_size = min(train_size, transfer_size) if isinstance(transfer_size, int) and transfer_size > 0 else train_size
     every = evaluation_interval(train_size, batch, evals_per_epoch, epochs if isinstance(epochs, int) and epochs > 0 else 1)
@@ -121,5 +104,5 @@ def student_pair_configs(
 
 
 __all__ = ["DISTILL_DEFAULTS", "KD_JOB", "SCRATCH_JOB", "EVALS_PER_EPOCH", "MAX_EVALS_PER_RUN", "PROBE_COUNT",
-           "FULL_SET_DEFAULTS", "TRANSFER_FIELD", "DistillDefaults", "distill_defaults", "transfer_sets_supported", "evaluation_interval", "run_name",
+           "TRANSFER_FIELD", "DistillDefaults", "distill_defaults", "evaluation_interval", "run_name",
            "student_pair_configs"]

@@ -49,14 +49,8 @@ def test_a_long_run_on_a_small_set_evaluates_at_most_about_max_evals_times():
 
 
 def test_defaults_per_dataset_and_the_transfer_set():
-    from kdviz.present.distill_configs import (FULL_SET_DEFAULTS, TRANSFER_FIELD, distill_defaults,
-                                               transfer_sets_supported)
+    from kdviz.present.distill_configs import TRANSFER_FIELD, distill_defaults
     assert distill_defaults("fashion-mnist") == distill_defaults("mnist")
-    if not transfer_sets_supported():
-        assert distill_defaults("digits") is FULL_SET_DEFAULTS and FULL_SET_DEFAULTS.transfer_size is None
-        with pytest.raises(ValueError, match=f"TrainConfig.{TRANSFER_FIELD}"):
-            student_pair_configs(**ARGS, transfer_size=200)
-        return
     d = distill_defaults("digits")
     pair = student_pair_configs(**{**ARGS, "train_size": 1347}, batch_size=d.batch_size, transfer_size=d.transfer_size)
     kd, scratch = pair[KD_JOB], pair[SCRATCH_JOB]

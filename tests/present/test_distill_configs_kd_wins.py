@@ -12,7 +12,7 @@ from kdviz.app.training_view import accuracy_story, probe_story
 from kdviz.engine import JobManager, start, train_teacher_cached
 from kdviz.present import as_run_view
 from kdviz.present.distill_configs import (
-    KD_JOB, SCRATCH_JOB, distill_defaults, student_pair_configs, transfer_sets_supported,
+    KD_JOB, SCRATCH_JOB, distill_defaults, student_pair_configs,
 )
 from kdviz.present.story import LEVEL_POINTS, race_summary
 
@@ -26,7 +26,7 @@ def test_the_defaults_are_the_apps_first_choices():
     student = STUDENTS[next(iter(STUDENTS))]
     assert (student.model, student.options) == (d.student_model, dict(d.student_options))
     assert distill_defaults("fashion-mnist") == distill_defaults("mnist")
-    assert (d.transfer_size is not None) == transfer_sets_supported()  # until TrainConfig.train_subset: all images
+    assert d.transfer_size == 100 and d.epochs == 400  # 10 labelled images per class (Hinton et al.'s small transfer sets)
 
 
 def test_kd_beats_scratch_on_five_of_five_seeds_with_the_digits_defaults(tmp_path, one_thread):
