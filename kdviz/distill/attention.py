@@ -41,6 +41,9 @@ def _check_map(a: torch.Tensor, which: str) -> torch.Tensor:
             f"attention: {which} must be a 4-D conv feature map (B, C, H, W), got shape {tuple(a.shape)}; "
             "a fully connected layer has no spatial positions to attend to"
         )
+    if a.numel() == 0:
+        raise ValueError(f"attention: {which} is empty (shape {tuple(a.shape)}); it needs at least one sample, "
+                         "channel and position (the mean over no samples is NaN)")
     return a
 
 

@@ -31,14 +31,15 @@ def _as_map(x: torch.Tensor, which: str) -> torch.Tensor:
     """(B, C, H, W) as is; (B, D) as a (B, D, 1, 1) map; anything else is an error."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"fsp_matrix: {which} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim == 4:
-        return x
-    if x.ndim == 2:
-        return x[:, :, None, None]
-    raise ValueError(
-        f"fsp_matrix: {which} must be a 4-D conv feature map (B, C, H, W) or 2-D MLP features (B, D), "
-        f"got shape {tuple(x.shape)}"
-    )
+    if x.ndim not in (2, 4):
+        raise ValueError(
+            f"fsp_matrix: {which} must be a 4-D conv feature map (B, C, H, W) or 2-D MLP features (B, D), "
+            f"got shape {tuple(x.shape)}"
+        )
+    if x.numel() == 0:  # an empty batch, or no channels or positions: eq. (1) would average nothing (NaN)
+        raise ValueError(f"fsp_matrix: {which} is empty (shape {tuple(x.shape)}); it needs at least one sample, "
+                         "channel and position")
+    return x if x.ndim == 4 else x[:, :, None, None]
 
 
 def fsp_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -68,6 +69,9 @@ def _as_list(matrices: torch.Tensor | Sequence[torch.Tensor], which: str) -> lis
         if not isinstance(g, torch.Tensor) or g.ndim != 3:
             shape = tuple(g.shape) if isinstance(g, torch.Tensor) else type(g).__name__
             raise ValueError(f"fsp_loss: {which}[{i}] must be a (B, C1, C2) FSP matrix, got {shape}")
+        if g.shape[0] == 0:
+            raise ValueError(f"fsp_loss: {which}[{i}] has an empty batch (shape {tuple(g.shape)}); "
+                             "the mean over no samples is NaN")
     return list(matrices)
 
 

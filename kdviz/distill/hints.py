@@ -70,8 +70,15 @@ def hint_loss(teacher_hint: torch.Tensor, regressed: torch.Tensor) -> torch.Tens
     """FitNets eq. (3): 0.5 * ||u_h - r(v_g)||^2 summed per sample, averaged over the batch.
 
     ``teacher_hint`` (the fixed teacher's hint features) is detached; ``regressed`` is the
-    regressor's output on the student's guided features, of the same shape.
+    regressor's output on the student's guided features, of the same shape (B, ...) with B >= 1;
+    a 1-D tensor or an empty batch is a ``ValueError``.
     """
+    for which, x in (("teacher hint", teacher_hint), ("regressed student features", regressed)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"hints: {which} must be a torch.Tensor, got {type(x).__name__}")
+        if x.ndim < 2 or x.shape[0] == 0:
+            raise ValueError(f"hints: {which} must be a batch (B, ...) with B >= 1, got shape {tuple(x.shape)} "
+                             "(the mean over no samples is NaN)")
     if teacher_hint.shape != regressed.shape:
         raise ValueError(
             f"hints: teacher hint {tuple(teacher_hint.shape)} and regressed student features "

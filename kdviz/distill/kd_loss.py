@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .soft_targets import check_temperature
+from .soft_targets import check_temperature, log_soften
 
 
 class KDLossParts(NamedTuple):
@@ -25,18 +25,58 @@ class KDLossParts(NamedTuple):
     hard: torch.Tensor
 
 
+def check_logits(logits: object, which: str = "student logits") -> torch.Tensor:
+    """``logits`` if it is a 2-D (B, K) floating tensor with B >= 1 and K >= 1; a ``ValueError``
+    (``TypeError`` for a non-tensor) naming ``which`` and the shape otherwise.
+
+    1-D logits are refused rather than read as one sample: the soft part's batch mean would divide
+    by K instead of B and silently shrink the loss K times."""
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"{which} must be a torch.Tensor, got {type(logits).__name__}")
+    if logits.ndim != 2:
+        raise ValueError(f"{which} must be 2-D (batch, classes), got shape {tuple(logits.shape)}")
+    if logits.shape[0] == 0:
+        raise ValueError(f"{which}: the batch is empty (shape {tuple(logits.shape)}); the batch mean of nothing is NaN")
+    if logits.shape[1] == 0:
+        raise ValueError(f"{which} have no classes (shape {tuple(logits.shape)})")
+    if not torch.is_floating_point(logits):
+        raise ValueError(f"{which} must be floating point, got {logits.dtype}")
+    return logits
+
+
+def check_targets(targets: object, batch: int, classes: int) -> torch.Tensor:
+    """``targets`` if it is a (B,) integer tensor of class indices in 0..K-1; a ``ValueError`` otherwise."""
+    if not isinstance(targets, torch.Tensor):
+        raise TypeError(f"targets must be a torch.Tensor of class indices, got {type(targets).__name__}")
+    if tuple(targets.shape) != (batch,):
+        raise ValueError(f"targets must have shape ({batch},), one class index per sample, got {tuple(targets.shape)}")
+    if targets.dtype.is_floating_point or targets.dtype.is_complex or targets.dtype == torch.bool:
+        raise ValueError(f"targets must be integer class indices, got {targets.dtype}")
+    low, high = int(targets.min()), int(targets.max())
+    if low < 0 or high >= classes:
+        raise ValueError(f"targets must be class indices in 0..{classes - 1}, got values from {low} to {high}")
+    return targets
+
+
 def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
-    """T^2 * KL(softmax(t/T) || softmax(s/T)), averaged over the batch (unweighted by alpha)."""
+    """T^2 * KL(softmax(t/T) || softmax(s/T)), averaged over the batch (unweighted by alpha).
+
+    Both logits are (B, K) with B >= 1 (``check_logits``). The KL is summed as
+    sum_k p_k (log p_k - log q_k) over the classes with p_k > 0 (0 log 0 = 0), so a tiny T, where
+    some probabilities underflow to exactly 0, gives the one-hot limit rather than 0 * inf = NaN."""
     T = check_temperature(T)
+    check_logits(student_logits, "student logits")
+    check_logits(teacher_logits, "teacher logits")
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(
             f"student logits {tuple(student_logits.shape)} and teacher logits "
             f"{tuple(teacher_logits.shape)} must have the same shape"
         )
-    log_q = F.log_softmax(student_logits / T, dim=-1)
-    log_p = F.log_softmax(teacher_logits.detach() / T, dim=-1)
-    kl = F.kl_div(log_q, log_p, reduction="batchmean", log_target=True)
-    return kl * (T * T)
+    log_q = log_soften(student_logits, T)
+    log_p = log_soften(teacher_logits.detach(), T)
+    p = log_p.exp()
+    terms = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p))
+    return terms.sum() / student_logits.shape[0] * (T * T)
 
 
 def kd_loss(
@@ -48,7 +88,8 @@ def kd_loss(
 ) -> KDLossParts:
     """Hinton et al. 2015's distillation loss; returns ``KDLossParts(total, soft, hard)``.
 
-    Shapes: logits (B, K), targets (B,) int64. ``alpha`` in [0, 1] weights the soft part;
+    Shapes: logits (B, K) with B >= 1, targets (B,) integer class indices; anything else (1-D logits,
+    an empty batch, mismatched shapes, out-of-range labels) is a ``ValueError`` naming the problem. ``alpha`` in [0, 1] weights the soft part;
     ``alpha = 1`` uses soft targets only (``targets`` may be None), ``alpha = 0`` hard labels only
     (``teacher_logits`` may be None). ``soft`` and ``hard`` are already multiplied by their weights,
     so ``total == soft + hard``.
@@ -56,6 +97,7 @@ def kd_loss(
     alpha = float(alpha)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    check_logits(student_logits, "student logits")
     zero = student_logits.new_zeros(())
     if alpha > 0:
         if teacher_logits is None:
@@ -67,6 +109,7 @@ def kd_loss(
     if alpha < 1:
         if targets is None:
             raise ValueError("targets are required when alpha < 1")
+        check_targets(targets, *student_logits.shape)
         hard = (1.0 - alpha) * F.cross_entropy(student_logits, targets)
     else:
         hard = zero

@@ -12,11 +12,17 @@ Two ways to choose what to drop:
   multiplied by the standard deviation of a layer's weights". We prune ``|w| <= quality * std(W)``
   and keep ``|w| > threshold`` (as Distiller's ``SensitivityPruner``), where ``std`` is the
   population standard deviation (ddof = 0) of all entries of the layer's current weight tensor.
+
+**Emptied layers.** At s >= 1 - 0.5/n the count rule prunes all n weights of a layer (and a global
+cut or a high Han quality can empty a layer too): the layer then outputs only its bias and the
+network is silently broken. Every mask builder here refuses that with a ``ValueError`` naming the
+layers unless the caller passes ``allow_empty=True``; ``layers_emptied`` says in advance which
+layers a sparsity would empty, so a UI can warn before it prunes.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -61,10 +67,29 @@ def mask_from_order(order: torch.Tensor, k: int, shape: torch.Size) -> torch.Ten
     return keep.reshape(shape)
 
 
+def emptied_in(masks: Mapping[str, torch.Tensor]) -> list[str]:
+    """The names of the masks that prune every weight of their (non-empty) layer."""
+    return [n for n, m in masks.items() if m.numel() > 0 and not bool(m.any())]
+
+
+def refuse_emptied(masks: Mapping[str, torch.Tensor], allow_empty: bool, rule: str) -> None:
+    """A ``ValueError`` naming each layer ``masks`` prune whole, unless ``allow_empty``."""
+    emptied = emptied_in(masks)
+    if emptied and not allow_empty:
+        sizes = ", ".join(f"{n} ({masks[n].numel()} weights)" for n in emptied)
+        raise ValueError(
+            f"{rule} would prune every weight of {sizes}: the layer would output only its bias. "
+            "Lower it (per layer, s >= 1 - 0.5/n prunes all n weights), or pass allow_empty=True to do it anyway"
+        )
+
+
 def layerwise_magnitude_masks(
-    model: nn.Module, sparsity: SparsitySpec, previous: PruningMasks | None = None, names: Iterable[str] | None = None
+    model: nn.Module, sparsity: SparsitySpec, previous: PruningMasks | None = None, names: Iterable[str] | None = None,
+    allow_empty: bool = False,
 ) -> PruningMasks:
-    """Prune each layer to its own exact sparsity (one float for all, or a dict per parameter name)."""
+    """Prune each layer to its own exact sparsity (one float for all, or a dict per parameter name).
+
+    A layer pruned whole is a ``ValueError`` unless ``allow_empty`` (see the module docstring)."""
     weights = prunable_weights(model, _names(sparsity, names))
     targets = _per_layer(sparsity, weights)
     masks = {}
@@ -74,21 +99,15 @@ def layerwise_magnitude_masks(
         if prev is not None:
             k = max(k, int((~prev).sum()))
         masks[name] = mask_from_order(pruning_order(ranking_scores(w, prev)), k, w.shape)
+    refuse_emptied(masks, allow_empty, f"sparsity {sparsity}")
     return PruningMasks(masks)
 
 
-def global_magnitude_masks(
-    model: nn.Module, sparsity: float, previous: PruningMasks | None = None, names: Iterable[str] | None = None
-) -> PruningMasks:
-    """Prune the smallest |w| over all layers together to one exact overall sparsity.
-
-    Layers with many small weights (large FC layers) end up sparser than small ones; that is the
-    point of a global threshold (Zhu & Gupta 2017 and See et al. 2016 compare both).
-    """
-    if isinstance(sparsity, Mapping):
-        raise TypeError("global pruning takes one overall sparsity, not a dict per layer")
+def global_keep(
+    weights: Mapping[str, torch.Tensor], sparsity: float, previous: PruningMasks | None = None
+) -> dict[str, torch.Tensor]:
+    """The global cut's bool masks (True = kept) of ``weights`` at one overall ``sparsity``."""
     sparsity = check_sparsity(sparsity)
-    weights = prunable_weights(model, names)
     scores = [ranking_scores(w, previous[n] if previous is not None and n in previous else None) for n, w in weights.items()]
     flat = torch.cat(scores)
     k = num_to_prune(flat.numel(), sparsity)
@@ -98,6 +117,23 @@ def global_magnitude_masks(
     for name, w in weights.items():
         masks[name] = keep[start : start + w.numel()].reshape(w.shape)
         start += w.numel()
+    return masks
+
+
+def global_magnitude_masks(
+    model: nn.Module, sparsity: float, previous: PruningMasks | None = None, names: Iterable[str] | None = None,
+    allow_empty: bool = False,
+) -> PruningMasks:
+    """Prune the smallest |w| over all layers together to one exact overall sparsity.
+
+    Layers with many small weights (large FC layers) end up sparser than small ones; that is the
+    point of a global threshold (Zhu & Gupta 2017 and See et al. 2016 compare both). A layer the
+    cut prunes whole is a ``ValueError`` unless ``allow_empty``.
+    """
+    if isinstance(sparsity, Mapping):
+        raise TypeError("global pruning takes one overall sparsity, not a dict per layer")
+    masks = global_keep(prunable_weights(model, names), sparsity, previous)
+    refuse_emptied(masks, allow_empty, f"global sparsity {sparsity}")
     return PruningMasks(masks)
 
 
@@ -108,10 +144,58 @@ SCOPES.register("global")(global_magnitude_masks)
 
 def magnitude_masks(
     model: nn.Module, sparsity: SparsitySpec, scope: str = "layer", previous: PruningMasks | None = None,
-    names: Iterable[str] | None = None,
+    names: Iterable[str] | None = None, allow_empty: bool = False,
 ) -> PruningMasks:
-    """Exact-sparsity magnitude masks; ``scope`` is ``"layer"`` (each layer to its target) or ``"global"``."""
-    return SCOPES.get(scope)(model, sparsity, previous=previous, names=names)
+    """Exact-sparsity magnitude masks; ``scope`` is ``"layer"`` (each layer to its target) or ``"global"``.
+
+    Refuses to prune a layer whole unless ``allow_empty`` (``layers_emptied`` tells in advance)."""
+    return SCOPES.get(scope)(model, sparsity, previous=previous, names=names, allow_empty=allow_empty)
+
+
+def layers_emptied(
+    model_or_weights: nn.Module | Mapping[str, torch.Tensor | Sequence[int] | int], sparsity: SparsitySpec,
+    scope: str = "layer",
+) -> list[str]:
+    """The layers (parameter names) that magnitude pruning to ``sparsity`` would prune whole.
+
+    Pure: nothing is pruned. Takes a model, or a mapping of parameter name to weight tensor (e.g.
+    ``MaskedEvaluator.dense``), shape or weight count. ``scope="layer"``: the layers with
+    floor(s * n + 0.5) = n, i.e. s >= 1 - 0.5/n (shapes suffice). ``scope="global"``: the layers the
+    global cut would empty, which depends on the weights, so it needs tensors. A UI calls this to
+    warn before it prunes; ``magnitude_masks`` refuses those sparsities unless ``allow_empty``.
+    """
+    SCOPES.get(scope)
+    if isinstance(model_or_weights, nn.Module):
+        weights: Mapping[str, object] = prunable_weights(model_or_weights, _names(sparsity, None))
+    elif isinstance(model_or_weights, Mapping):
+        weights = model_or_weights
+    else:
+        raise TypeError(f"give a model or a mapping of parameter name -> weight, got {type(model_or_weights).__name__}")
+    if scope == "global":
+        if isinstance(sparsity, Mapping):
+            raise TypeError("global pruning takes one overall sparsity, not a dict per layer")
+        if not all(isinstance(w, torch.Tensor) for w in weights.values()):
+            raise TypeError("the global cut depends on the weights' values: give a model or weight tensors")
+        return emptied_in(global_keep(weights, sparsity))
+    if isinstance(sparsity, Mapping):
+        unknown = [n for n in sparsity if n not in weights]
+        if unknown:
+            raise ValueError(f"sparsity given for unknown layers {unknown} (known: {list(weights)})")
+        targets = {n: check_sparsity(s, f"sparsity of {n!r}") for n, s in sparsity.items()}
+    else:
+        targets = {n: check_sparsity(sparsity) for n in weights}
+    counts = {n: _weight_count(n, weights[n]) for n in targets}
+    return [n for n in targets if counts[n] > 0 and num_to_prune(counts[n], targets[n]) >= counts[n]]
+
+
+def _weight_count(name: str, weight: object) -> int:
+    if isinstance(weight, torch.Tensor):
+        return weight.numel()
+    if isinstance(weight, int) and not isinstance(weight, bool) and weight >= 0:
+        return weight
+    if isinstance(weight, Sequence) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in weight):
+        return math.prod(weight)
+    raise TypeError(f"weight of {name!r} must be a tensor, a shape or a weight count, got {weight!r}")
 
 
 def han_thresholds(model: nn.Module, quality: float | Mapping[str, float], names: Iterable[str] | None = None) -> dict[str, float]:
@@ -128,9 +212,11 @@ def han_thresholds(model: nn.Module, quality: float | Mapping[str, float], names
 
 def threshold_masks(
     model: nn.Module, quality: float | Mapping[str, float], previous: PruningMasks | None = None,
-    names: Iterable[str] | None = None,
+    names: Iterable[str] | None = None, allow_empty: bool = False,
 ) -> tuple[PruningMasks, dict[str, float]]:
-    """Masks keeping ``|w| > quality * std(W)`` per layer (Han et al. 2015), and the thresholds used."""
+    """Masks keeping ``|w| > quality * std(W)`` per layer (Han et al. 2015), and the thresholds used.
+
+    A quality so high that it prunes a layer whole is a ``ValueError`` unless ``allow_empty``."""
     thresholds = han_thresholds(model, quality, names)
     weights = prunable_weights(model, thresholds)
     masks = {}
@@ -139,6 +225,7 @@ def threshold_masks(
         if previous is not None and name in previous:
             keep &= previous[name].to(keep.device)
         masks[name] = keep
+    refuse_emptied(masks, allow_empty, f"quality {quality}")
     return PruningMasks(masks), thresholds
 
 

@@ -24,7 +24,17 @@ from .magnitude import check_sparsity
 
 
 def agp_sparsity(step: int, initial: float, final: float, start_step: int, end_step: int, frequency: int = 1) -> float:
-    """Zhu & Gupta's cubic target at ``step`` (held constant between pruning steps)."""
+    """Zhu & Gupta's cubic target at ``step`` (held constant between pruning steps).
+
+    ``initial`` and ``final`` are sparsities in [0, 1) with initial <= final (``check_sparsity``:
+    1 would remove every weight); anything else is a ``ValueError`` naming the value."""
+    initial = check_sparsity(initial, "initial sparsity")
+    final = check_sparsity(final, "final sparsity")
+    if initial > final:
+        raise ValueError(f"initial sparsity {initial} exceeds final sparsity {final}")
+    for name, value in (("step", step), ("start_step", start_step), ("end_step", end_step), ("frequency", frequency)):
+        if isinstance(value, bool) or not hasattr(value, "__index__"):
+            raise TypeError(f"{name} must be an integer, got {value!r}")
     if end_step <= start_step:
         raise ValueError(f"end_step ({end_step}) must come after start_step ({start_step})")
     if frequency < 1:

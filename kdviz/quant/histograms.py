@@ -24,7 +24,9 @@ def weight_histogram(values: np.ndarray, bins: int = 60) -> tuple[np.ndarray, np
 
 def index_map(shared: SharedWeights, max_side: int = 128) -> np.ndarray:
     """The cluster index of each weight as a 2-D int32 map (out, in*kh*kw), pruned weights -1,
-    evenly subsampled to at most ``max_side`` rows and columns."""
+    evenly subsampled to at most ``max_side`` rows and columns (``max_side`` >= 1)."""
+    if isinstance(max_side, bool) or not hasattr(max_side, "__index__") or max_side < 1:
+        raise ValueError(f"max_side must be an integer >= 1, got {max_side!r}")
     idx = torch.where(shared.mask, shared.indices, torch.full_like(shared.indices, -1))
     idx = idx.reshape(idx.shape[0], -1) if idx.dim() > 1 else idx.reshape(1, -1)
     rows = np.unique(np.linspace(0, idx.shape[0] - 1, min(max_side, idx.shape[0])).round().astype(int))

@@ -44,6 +44,15 @@ def check_bits(bits: int) -> int:
     return bits
 
 
+def check_iterations(max_iter: int, tol: float | None = None) -> None:
+    """A ``ValueError`` unless ``max_iter`` is an integer >= 0 (0: the initial centroids only) and
+    ``tol`` (when given) a finite number >= 0."""
+    if isinstance(max_iter, bool) or not hasattr(max_iter, "__index__") or operator.index(max_iter) < 0:
+        raise ValueError(f"max_iter must be an integer >= 0, got {max_iter!r}")
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < float("inf")):
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+
+
 @INITS.register("linear")
 def linear_init(values: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """k centroids evenly spaced over [min, max] of the sorted ``values`` (Han 2016, sec. 3.2)."""
@@ -174,6 +183,7 @@ class SortedWeights:
         """k-means with 2^bits clusters; see ``kmeans_quantize``."""
         bits = check_bits(bits)
         init_fn = INITS.get(init)
+        check_iterations(max_iter, tol)
         if self.sorted.numel() == 0:  # every weight pruned: a one-entry codebook {0}, nothing kept
             return SharedWeights(torch.zeros(1), torch.zeros(self.shape, dtype=torch.long), self.mask.clone(), bits)
         gen = torch.Generator().manual_seed(int(seed))

@@ -37,7 +37,22 @@ def singular_values(weight: torch.Tensor) -> torch.Tensor:
 
 
 def energy_kept(s: torch.Tensor, rank: int) -> float:
-    """Share of the squared Frobenius norm kept at rank r: sum_{i<=r} s_i^2 / sum_i s_i^2."""
+    """Share of the squared Frobenius norm kept at rank r: sum_{i<=r} s_i^2 / sum_i s_i^2
+    (Eckart-Young: 1 - ||W - W_r||_F^2 / ||W||_F^2).
+
+    ``s`` are singular values (1-D, finite, non-negative, descending as ``singular_values`` gives
+    them); ``rank`` an integer in 0..len(s). Anything else is a ``ValueError``: a negative rank
+    would otherwise slice from the end and return a plausible but wrong share."""
+    if not isinstance(s, torch.Tensor) or s.ndim != 1 or s.numel() == 0:
+        shape = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
+        raise ValueError(f"singular values must be a non-empty 1-D tensor, got {shape}")
+    if not bool(torch.isfinite(s).all()) or bool((s < 0).any()):
+        raise ValueError("singular values must be finite and non-negative")
+    if isinstance(rank, bool) or not hasattr(rank, "__index__"):
+        raise TypeError(f"rank must be an integer, got {type(rank).__name__}")
+    if not 0 <= int(rank) <= s.numel():
+        raise ValueError(f"rank must be in 0..{s.numel()} for {s.numel()} singular values, got {int(rank)}")
+    rank = int(rank)
     s2 = s.to(torch.float64) ** 2
     total = float(s2.sum())
     return float(s2[:rank].sum()) / total if total > 0 else 1.0

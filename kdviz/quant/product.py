@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .kmeans import check_bits
+from .kmeans import check_bits, check_iterations
 
 
 @dataclass
@@ -65,7 +65,7 @@ def kmeans_vectors(x: torch.Tensor, k: int, seed: int = 0, max_iter: int = 50) -
 def product_quantize(weight: torch.Tensor, bits: int, subvector: int = 4, seed: int = 0, max_iter: int = 50) -> ProductQuantized:
     """Product-quantize ``weight`` with sub-vectors of length ``subvector`` and 2^bits codewords
     per sub-space. Raises ``ValueError`` for an empty tensor, a tensor of fewer than 2 dimensions,
-    bits outside 1..16 or a sub-vector length outside 1..n."""
+    bits outside 1..16, a sub-vector length outside 1..n, NaN or inf weights or a negative ``max_iter``."""
     bits = check_bits(bits)
     if not isinstance(weight, torch.Tensor):
         raise TypeError(f"weight must be a torch.Tensor, got {type(weight).__name__}")
@@ -73,8 +73,13 @@ def product_quantize(weight: torch.Tensor, bits: int, subvector: int = 4, seed: 
         raise ValueError("cannot product-quantize an empty tensor")
     if weight.dim() < 2:
         raise ValueError(f"product quantization needs a matrix (or conv weight), got shape {tuple(weight.shape)}")
+    check_iterations(max_iter)
     w = weight.detach().to("cpu", torch.float32).reshape(weight.shape[0], -1)
+    if not bool(torch.isfinite(w).all()):
+        raise ValueError("weight contains NaN or inf; product quantization of it is undefined")
     n = w.shape[1]
+    if isinstance(subvector, bool) or not hasattr(subvector, "__index__"):
+        raise TypeError(f"subvector must be an integer, got {subvector!r}")
     if not 1 <= int(subvector) <= n:
         raise ValueError(f"subvector must be in 1..{n} for a matrix with {n} columns, got {subvector}")
     codebooks, codes = [], []

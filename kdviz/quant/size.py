@@ -200,7 +200,9 @@ class ModelSize:
 
 
 def model_size(encoded: dict[str, EncodedLayer] | list[LayerSize], bias_count: int = 0) -> ModelSize:
-    """Totals over ``encode_model``'s layers (or any list of ``LayerSize``)."""
+    """Totals over ``encode_model``'s layers (or any list of ``LayerSize``); ``bias_count`` >= 0."""
+    if isinstance(bias_count, bool) or not hasattr(bias_count, "__index__") or bias_count < 0:
+        raise ValueError(f"bias_count must be an integer >= 0, got {bias_count!r}")
     layers = [e.size() for e in encoded.values()] if isinstance(encoded, dict) else list(encoded)
     return ModelSize(layers, bias_count)
 

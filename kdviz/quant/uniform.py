@@ -58,7 +58,18 @@ def _amin_amax(x: torch.Tensor, per_channel: bool) -> tuple[torch.Tensor, torch.
 
 
 def quant_params(x: torch.Tensor, bits: int, symmetric: bool = True, per_channel: bool = False) -> QuantParams:
-    """Scale and zero point for ``x`` from its min and max (per tensor, or per slice of axis 0)."""
+    """Scale and zero point for ``x`` from its min and max (per tensor, or per slice of axis 0).
+
+    NaN or inf in ``x`` is a ``ValueError``: the range, and so every code, would be garbage."""
+    params = _params(x, bits, symmetric, per_channel)
+    if not bool(torch.isfinite(x.detach()).all()):
+        raise ValueError("cannot quantize a tensor that holds NaN or inf (its range is undefined)")
+    return params
+
+
+def _params(x: torch.Tensor, bits: int, symmetric: bool, per_channel: bool) -> QuantParams:
+    """``quant_params`` without the finiteness check: in QAT (``fake_quantize``) a diverging weight's
+    NaN must flow on to the trainer's divergence check instead of raising inside the forward pass."""
     bits = check_bits(bits)
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
@@ -107,7 +118,7 @@ def fake_quantize(x: torch.Tensor, bits: int, symmetric: bool = True, per_channe
     zero point shifted (by at most S / 2, asymmetric only) are clamped, as in TensorFlow's
     ``FakeQuantWithMinMaxVars`` with its "nudged" range.
     """
-    params = quant_params(x, bits, symmetric=symmetric, per_channel=per_channel)
+    params = _params(x, bits, symmetric, per_channel)
     q = torch.round(x.detach() / params.scale) + params.zero_point
     inside = (q >= params.qmin) & (q <= params.qmax)
     xq = dequantize(torch.clamp(q, params.qmin, params.qmax), params).to(x.dtype)
