@@ -129,14 +129,15 @@ function kdvizTemperaturePlayer(root, Plotly, onPick) {
   const make = (tag, cls, parent) => { const e = document.createElement(tag); if (cls) e.className = cls; (parent || root).appendChild(e); return e; };
   root.innerHTML = "";
   make("style").textContent = `
-    .kdviz-tp { font-family: "Source Sans Pro", "Source Sans 3", sans-serif; color: #222; }
+    .kdviz-tp { font-family: "Source Sans Pro", "Source Sans 3", sans-serif; color: var(--kdviz-tp-text, #222);
+      background: var(--kdviz-tp-background, transparent); }
     .kdviz-tp-controls { display: flex; align-items: center; gap: 12px; flex-wrap: wrap; margin: 4px 0 8px; }
     .kdviz-tp-controls label { font-size: 14px; }
     .kdviz-tp-slider { flex: 1 1 260px; min-width: 200px; accent-color: #d55e00; }
     .kdviz-tp-readout { font-weight: 600; min-width: 64px; font-variant-numeric: tabular-nums; }
     .kdviz-tp-charts { display: flex; flex-wrap: wrap; gap: 16px; }
     .kdviz-tp-chart { flex: 1 1 380px; min-width: 320px; }
-    .kdviz-tp-caption { font-size: 13px; color: #666; margin: 2px 8px 0; }`;
+    .kdviz-tp-caption { font-size: 13px; color: var(--kdviz-tp-muted, #666); margin: 2px 8px 0; }`;
   root.classList.add("kdviz-tp");
   const controls = make("div", "kdviz-tp-controls");
   const label = make("label", "", controls);
@@ -150,7 +151,50 @@ function kdvizTemperaturePlayer(root, Plotly, onPick) {
   const barsDiv = make("div", "kdviz-tp-bars", barsBox), barsCaption = make("div", "kdviz-tp-caption", barsBox);
   const curveDiv = make("div", "kdviz-tp-curve", curveBox), curveCaption = make("div", "kdviz-tp-caption", curveBox);
   const FAST = { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" };
-  let spec = null, index = -1;
+  let spec = null, index = -1, look = null, imageFormat = "png";
+  const probe = make("span"); probe.hidden = true;
+  function rgbOf(css) {  // [r, g, b] of any CSS colour (hex, rgb(a), a var(...) of the page)
+    probe.style.color = ""; probe.style.color = css || "";
+    const parts = (getComputedStyle(probe).color.match(/[\d.]+/g) || []).map(Number);
+    return probe.style.color && parts.length >= 3 ? parts.slice(0, 3) : null;
+  }
+  const css = (rgb) => `rgb(${rgb.map(Math.round).join(", ")})`;
+  const mix = (a, b, share) => a.map((v, k) => v * share + b[k] * (1 - share));
+  const brightness = (rgb) => (0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]) / 255;
+  // A dark look ({background, text, muted, grid}: rgb() strings) from the host's colours, or null: the
+  // figures' own light colours (a light host, or none given).
+  function darkLook(colours) {
+    const bg = colours && rgbOf(colours.background), fg = colours && rgbOf(colours.text);
+    if (!bg || !fg || brightness(bg) >= 0.5) return null;
+    return { background: css(bg), text: css(fg), muted: css(mix(fg, bg, 0.7)), grid: css(mix(fg, bg, 0.18)) };
+  }
+  const INK = new Set(["#000000", "#000", "black"]);  // outlines drawn in the text colour on dark
+  const mute = (title) => look ? String(title).replace(/color:\s*#(555555|555)\b/g, "color:" + look.muted) : title;
+  function themed(fig) {  // a copy of fig in the current look (data colours kept)
+    const data = JSON.parse(JSON.stringify(fig.data)), layout = JSON.parse(JSON.stringify(fig.layout));
+    if (!look) return { data, layout };
+    const text = look.text, withColour = (o) => Object.assign({}, o, { color: text });
+    Object.assign(layout, { paper_bgcolor: look.background, plot_bgcolor: look.background, font: withColour(layout.font),
+      modebar: { bgcolor: "rgba(0,0,0,0)", color: look.muted, activecolor: text } });
+    layout.legend = Object.assign({}, layout.legend, { font: withColour((layout.legend || {}).font) });
+    if (layout.title) layout.title = Object.assign({}, layout.title, { text: mute(layout.title.text), font: withColour(layout.title.font) });
+    for (const key of Object.keys(layout).filter((k) => /^[xy]axis\d*$/.test(k)))
+      layout[key] = Object.assign({}, layout[key], { color: text, tickfont: withColour(layout[key].tickfont),
+        gridcolor: look.grid, linecolor: look.grid, zerolinecolor: look.grid });
+    for (const note of layout.annotations || []) note.font = withColour(note.font);
+    for (const trace of data)
+      for (const part of [trace.line, trace.marker && trace.marker.line])
+        if (part && INK.has(String(part.color).toLowerCase())) part.color = text;
+    return { data, layout };
+  }
+  function paint() {
+    root.style.setProperty("--kdviz-tp-text", look ? look.text : "");
+    root.style.setProperty("--kdviz-tp-muted", look ? look.muted : "");
+    root.style.setProperty("--kdviz-tp-background", look ? look.background : "");
+    root.style.colorScheme = look ? "dark" : "";  // the slider's own parts too
+    root.dataset.theme = look ? "dark" : "light";
+  }
+  paint();
   function rename(gd, trace, name) {
     gd.data[trace].name = name;
     for (const item of gd.querySelectorAll(".legend .traces")) {
@@ -163,10 +207,13 @@ function kdvizTemperaturePlayer(root, Plotly, onPick) {
     index = i; input.value = i; readout.textContent = "T = " + T;
     input.setAttribute("aria-valuetext", "T = " + T);
     // animate without redraw moves only the changed points (a full restyle recalculates the figure)
-    Plotly.animate(barsDiv, { data: [{ y: f.bars.y }], traces: [0] }, FAST);
+    // Both bar traces go into the animation: animating the bars alone drops the T = 1 outlines' trace
+    // from the drawing (plotly.js, overlay bars, redraw: false)
+    const bars = barsDiv.data.length > 1 ? [{ y: f.bars.y }, { y: barsDiv.data[1].y }] : [{ y: f.bars.y }];
+    Plotly.animate(barsDiv, { data: bars, traces: bars.map((_, k) => k) }, FAST);
     if (barsDiv.data.length > 1 && barsDiv.data[1].visible !== f.bars.reference_visible)
       Plotly.restyle(barsDiv, { visible: [f.bars.reference_visible] }, [1]);
-    Plotly.relayout(barsDiv, { "title.text": f.bars.title });
+    Plotly.relayout(barsDiv, { "title.text": mute(f.bars.title) });
     const last = curveDiv.data.length - 1;
     Plotly.animate(curveDiv, { data: [{ x: f.marker.x, y: f.marker.y }], traces: [last] }, FAST);
     // A restyle of a legend name recalculates the whole figure (about 20 ms): set the name in the
@@ -180,14 +227,23 @@ function kdvizTemperaturePlayer(root, Plotly, onPick) {
   input.addEventListener("change", () => { if (onPick && spec) onPick(index, spec.temperatures[index]); });
   const config = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
   return {
-    show(next, i, imageFormat) {
-      spec = next; input.max = spec.frames.length - 1;
+    show(next, i, format) {
+      spec = next; input.max = spec.frames.length - 1; imageFormat = format || imageFormat;
       curveCaption.textContent = spec.curve_caption;
-      const cfg = (stem) => Object.assign({}, config, { toImageButtonOptions: { format: imageFormat || "png", filename: stem, scale: 2 } });
+      const cfg = (stem) => Object.assign({}, config, { toImageButtonOptions: { format: imageFormat, filename: stem, scale: 2 } });
+      const bars = themed(spec.bars), curve = themed(spec.curve);
       return Promise.all([
-        Plotly.react(barsDiv, spec.bars.data, spec.bars.layout, cfg("soft-targets")),
-        Plotly.react(curveDiv, spec.curve.data, spec.curve.layout, cfg("entropy-vs-temperature")),
+        Plotly.react(barsDiv, bars.data, bars.layout, cfg("soft-targets")),
+        Plotly.react(curveDiv, curve.data, curve.layout, cfg("entropy-vs-temperature")),
       ]).then(() => draw(Math.max(0, Math.min(i, spec.frames.length - 1))));
+    },
+    // The host's theme ({background, text}: any CSS colours; null: light). A dark one redraws the
+    // background, text, axes and gridlines in its colours; the bars keep their data colours.
+    theme(colours, redraw = true) {
+      const next = darkLook(colours);
+      if (JSON.stringify(next) === JSON.stringify(look)) return Promise.resolve();
+      look = next; paint();
+      return redraw && spec ? this.show(spec, index) : Promise.resolve();
     },
     select(i) { if (spec && i !== index) draw(i); },
     get index() { return index; },

@@ -9,7 +9,8 @@ T (bars, with the T = 1 answer as outlines) and the entropy of the soft targets 
 The slider and both charts are one anywidget, ``TemperaturePlayer``: a slider move redraws in the
 browser from frames precomputed per slider stop (``kdviz.present.temperature.explorer_spec``, the
 Streamlit page's too), with no round trip to the kernel, then tells the kernel the new stop
-(``explorer.T``). An exact T typed in the box becomes a stop of its own. The temperature range and
+(``explorer.T``); it follows JupyterLab's dark theme (its ``--jp-*`` colours). An exact T typed in
+the box becomes a stop of its own. The temperature range and
 "most confused" (the smallest gap between the teacher's two most likely classes at T = 1,
 ``kdviz.present.confusion``) are the page's too.
 """
@@ -89,6 +90,16 @@ function loadPlotly() {  // plotly.js, compiled once per page (it sets window.Pl
   return globalThis[KEY];
 }
 __PLAYER__
+// The notebook's colours: JupyterLab's --jp-* variables (body's data-jp-theme-light says which
+// kind), else VS Code's; null (the player's light colours) when the host names none.
+function hostColours(el) {
+  if (document.body.dataset.jpThemeLight === "true") return null;
+  const style = getComputedStyle(el);
+  const pick = (...names) => names.map((name) => style.getPropertyValue(name).trim()).find(Boolean);
+  const background = pick("--jp-layout-color0", "--vscode-editor-background");
+  const text = pick("--jp-ui-font-color1", "--jp-content-font-color1", "--vscode-editor-foreground");
+  return background && text ? { background, text } : null;
+}
 export default {
   render({ model, el }) {
     const box = document.createElement("div");
@@ -99,13 +110,18 @@ export default {
     let player = null;
     const show = () => player && player.show(model.get("spec"), model.get("index"));
     const select = () => player && player.select(model.get("index"));
+    const follow = () => player && player.theme(hostColours(el));
     loadPlotly().then((Plotly) => {
       player = kdvizTemperaturePlayer(box, Plotly, (index) => { model.set("index", index); model.save_changes(); });
+      player.theme(hostColours(el), false);
       return show();
     });
     model.on("change:spec", show);
     model.on("change:index", select);
-    return () => { model.off("change:spec", show); model.off("change:index", select); };
+    // JupyterLab switches theme by changing body's data-jp-theme-* attributes (VS Code: its class)
+    const watcher = new MutationObserver(follow);
+    watcher.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name", "class"] });
+    return () => { watcher.disconnect(); model.off("change:spec", show); model.off("change:index", select); };
   },
 };
 """

@@ -172,3 +172,44 @@ def test_sidebar_mnist_without_a_folder_gives_a_clear_message(teacher):
     at.selectbox(key="kdviz_student").set_value("MLP 64-64").run()
     n = 64 * 64 + 64 + 64 * 64 + 64 + 64 * 10 + 10  # 64 inputs -> 64 -> 64 -> 10
     assert any(f"{n:,} parameters" in c.value for c in ok(at).sidebar.caption)
+
+
+def test_writing_the_component_removes_only_its_own_stale_versions(tmp_path):
+    """Earlier player folders older than a day go (bar the newest); everything else stays."""
+    import os
+    import time
+    from pathlib import Path
+
+    from kdviz.app.temperature import KEEP_NEWEST, component_folder
+
+    parent = tmp_path / "streamlit-components"
+    parent.mkdir()
+    day_ago = time.time() - 25 * 3600
+
+    def old_version(name: str, age_s: float) -> Path:
+        folder = parent / name
+        folder.mkdir()
+        (folder / "index.html").write_text("old")
+        os.utime(folder, (time.time() - age_s,) * 2)
+        return folder
+
+    stale = [old_version(f"soft-targets-{i:012x}", 30 * 3600 + i * 3600) for i in range(4)]
+    recent = old_version("soft-targets-aaaaaaaaaaaa", 600)  # written minutes ago: another server may use it
+    others = [old_version("soft-targets-notes", 90 * 3600), old_version("soft-targets-ABCDEF123456", 90 * 3600),
+              old_version("other-component-0123456789ab", 90 * 3600)]
+    (parent / "soft-targets-bbbbbbbbbbbb").write_text("a file, not ours")
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (parent / "soft-targets-cccccccccccc").symlink_to(target)
+    os.utime(parent / "soft-targets-cccccccccccc", (day_ago,) * 2, follow_symlinks=False)
+
+    current = component_folder(tmp_path)
+    assert (current / "index.html").is_file() and (current / "plotly.min.js").stat().st_size > 1_000_000
+    left = {p.name for p in parent.iterdir()}
+    # the newest KEEP_NEWEST - 1 earlier versions stay; the stale older ones are gone
+    assert recent.name in left and KEEP_NEWEST == 3 and stale[0].name in left
+    assert not any(p.exists() for p in stale[1:]), left
+    assert all(p.is_dir() for p in others) and (parent / "soft-targets-bbbbbbbbbbbb").is_file()
+    assert (parent / "soft-targets-cccccccccccc").is_symlink() and target.is_dir()
+    # a second process finding the folder written keeps it and removes nothing more
+    assert component_folder(tmp_path) == current and {p.name for p in parent.iterdir()} == left

@@ -5,6 +5,8 @@
   numbers (recomputed here from the teacher's checkpoint); once released, the page's exact box follows.
 * Bug 3: the exact box, the slider and the chart agree after typing T = 100 and visiting two other
   pages, after a reload, and after switching the dataset to MNIST with T = 7.3 typed.
+* The player follows Streamlit's theme: with ``--theme.base dark`` its background is dark and its
+  text, titles and ticks light, the bars keep their colour; the light theme keeps the light look.
 
 Skipped without /usr/bin/chromium unless KDVIZ_REQUIRE_BROWSER=1; the MNIST step needs the IDX
 files (``$KDVIZ_TEST_MNIST`` or /work/shared/data/mnist) and is skipped without them.
@@ -13,7 +15,10 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -175,3 +180,84 @@ def test_control_and_chart_agree_after_navigation_reload_and_dataset_switch(serv
     y = np.asarray(frame.evaluate(JS_SHOWN)["y"])
     np.testing.assert_allclose(y, softmax(teacher_logits(runs_root, "mnist")[0], 7.3), rtol=1e-9)
     page.close()
+
+
+@pytest.fixture(scope="module")
+def dark_server(request, runs_root):
+    """A second `streamlit run app.py` on 127.0.0.1 in Streamlit's dark theme (the same runs folder,
+    so it finds the teacher the other tests trained), terminated at the end."""
+    from _support.browser import free_port
+
+    port = free_port()
+    env = dict(os.environ, KDVIZ_RUNS=str(runs_root), KDVIZ_SESSION_GRACE_S="2")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+         "--theme.base", "dark"], cwd=Path(__file__).resolve().parents[2], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    request.addfinalizer(lambda: (proc.terminate(), proc.wait(20)))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                return url
+        except OSError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "the dark-theme server did not start"
+        time.sleep(0.3)
+
+
+# The colours the player shows: its box, the bars' chart (paper, title, a tick, a gridline, the bars)
+# and a caption, as computed by the browser.
+JS_LOOK = """() => {
+  const css = (sel, prop) => { const e = document.querySelector(sel); return e ? getComputedStyle(e)[prop] : null; };
+  return {theme: document.querySelector('.kdviz-tp').dataset.theme, box_text: css('.kdviz-tp', 'color'),
+          label: css('.kdviz-tp-controls label', 'color'), caption: css('.kdviz-tp-caption', 'color'),
+          paper: css('.kdviz-tp-bars .main-svg', 'backgroundColor'), title: css('.kdviz-tp-bars .gtitle', 'fill'),
+          tick: css('.kdviz-tp-bars .ytick text', 'fill'), grid: css('.kdviz-tp-bars .gridlayer .ygrid', 'stroke'),
+          bars: [...document.querySelectorAll('.kdviz-tp-bars .barlayer .point path')].map(e => {
+            const style = getComputedStyle(e); return [style.fill, style.stroke, style.strokeWidth]; }),
+          curve_paper: css('.kdviz-tp-curve .main-svg', 'backgroundColor'), curve_tick: css('.kdviz-tp-curve .xtick text', 'fill')};
+}"""
+
+
+def luminance(css: str) -> float:
+    """Relative brightness 0-1 of a CSS ``rgb(r, g, b)`` colour."""
+    r, g, b = (float(v) for v in re.findall(r"[\d.]+", css)[:3])
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+
+
+@pytest.mark.timeout(900)
+def test_the_player_follows_the_dark_theme_and_keeps_the_light_one(server, dark_server, browser):
+    looks = {}
+    for name, url in (("light", server), ("dark", dark_server)):
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(url)
+        frame = player_frame(page)
+        seen = {}
+
+        def drawn():
+            seen.update(frame.evaluate(JS_LOOK))
+            return dict(seen) if seen["title"] and seen["bars"] else None
+        try:
+            looks[name] = wait_for(drawn, 30, f"the player drawn in the {name} theme")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last seen: {seen}") from None
+        page.close()
+    for look in looks.values():  # the T = 4 bars (filled) and the T = 1 outlines (1.5 px, no fill)
+        look["bar"] = next((fill for fill, _, width in look["bars"] if width != "1.5px"), None)
+        look["outline"] = next((stroke for _, stroke, width in look["bars"] if width == "1.5px"), None)
+        assert look["bar"] and look["outline"], sorted({tuple(b) for b in look["bars"]})
+    light, dark = looks["light"], looks["dark"]
+    assert light["theme"] == "light" and dark["theme"] == "dark", (light, dark)
+    # light: white paper, dark text (the figures' own colours, as before)
+    assert luminance(light["paper"]) > 0.95 and luminance(light["title"]) < 0.2 and luminance(light["label"]) < 0.2, light
+    assert luminance(light["outline"]) < 0.1, light  # the T = 1 outlines stay black
+    # dark: dark paper on both charts, light text, titles, ticks and captions, dim gridlines
+    assert luminance(dark["paper"]) < 0.15 and luminance(dark["curve_paper"]) < 0.15, dark
+    for part in ("box_text", "label", "title", "tick", "curve_tick", "outline"):
+        assert luminance(dark[part]) > 0.7, (part, dark)
+    assert 0.45 < luminance(dark["caption"]) < luminance(dark["box_text"]), dark  # muted, still readable
+    assert luminance(dark["paper"]) < luminance(dark["grid"]) < 0.35, dark  # visible, not glaring
+    assert dark["bar"].replace(" ", "") == light["bar"].replace(" ", "") == "rgb(0,114,178)"  # data colour kept

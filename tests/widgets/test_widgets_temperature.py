@@ -97,3 +97,55 @@ def test_explorer_rejects_bad_input():
         TemperatureExplorer(good, "digits", T=500)
     with pytest.raises(TypeError, match="teacher"):
         TemperatureExplorer(42, "digits")
+
+
+# A page laid out as JupyterLab does it: its theme in --jp-* variables, light or dark in body's
+# data-jp-theme-light. The widget's module is rendered with a minimal model holding the real spec.
+JUPYTER_PAGE = """<!doctype html><html><head><style>
+  body[data-jp-theme-light="false"] { --jp-layout-color0: #111111; --jp-ui-font-color1: rgba(255, 255, 255, 0.87); }
+  body[data-jp-theme-light="true"] { --jp-layout-color0: white; --jp-ui-font-color1: rgba(0, 0, 0, 0.87); }
+</style></head><body data-jp-theme-light="false"><div id="cell"></div></body></html>"""
+JS_RENDER = """async ([esm, spec]) => {
+  const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
+  const widget = (await import(url)).default, values = { spec, index: 4 }, handlers = {};
+  const model = { get: (k) => values[k], set: (k, v) => { values[k] = v; }, save_changes() {},
+                  on: (e, f) => { handlers[e] = f; }, off: () => {} };
+  widget.render({ model, el: document.getElementById("cell") });
+}"""
+JS_LOOK = """() => {
+  const root = document.querySelector('.kdviz-tp'), paper = document.querySelector('.kdviz-tp-bars .main-svg');
+  if (!root || !paper || !document.querySelector('.kdviz-tp-bars .gtitle')) return null;
+  return { theme: root.dataset.theme, text: getComputedStyle(root).color, paper: getComputedStyle(paper).backgroundColor,
+           title: getComputedStyle(document.querySelector('.kdviz-tp-bars .gtitle')).fill,
+           bar: getComputedStyle(document.querySelector('.kdviz-tp-bars .barlayer .point path')).fill };
+}"""
+
+
+def brightness(css: str) -> float:
+    import re
+
+    r, g, b = (float(v) for v in re.findall(r"[\d.]+", css)[:3])
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+
+
+def test_the_player_follows_jupyterlabs_dark_theme_and_a_switch_to_light(explorer):
+    from _support.browser import launch_chromium, playwright_or_skip
+    from _support.polling import wait_for
+
+    sync_api = playwright_or_skip()
+    with sync_api.sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            page = browser.new_page()
+            page.set_content(JUPYTER_PAGE)
+            page.evaluate(JS_RENDER, [player_esm(), explorer.player.spec])
+            dark = wait_for(lambda: page.evaluate(JS_LOOK), 60, "the player drawn")
+            assert dark["theme"] == "dark" and brightness(dark["paper"]) < 0.1, dark  # #111111
+            assert brightness(dark["text"]) > 0.8 and brightness(dark["title"]) > 0.8, dark
+            page.evaluate("() => { document.body.dataset.jpThemeLight = 'true'; }")  # the user picks JupyterLab Light
+            light = wait_for(lambda: (lambda s: s if s and s["theme"] == "light" else None)(page.evaluate(JS_LOOK)), 10,
+                             "the player to follow the switch to light")
+            assert brightness(light["paper"]) > 0.95 and brightness(light["title"]) < 0.2, light
+            assert dark["bar"] == light["bar"] == "rgb(0, 114, 178)"  # the bars keep their data colour
+        finally:
+            browser.close()
