@@ -15,6 +15,7 @@ import streamlit as st
 from ..data import DatasetBundle, load_dataset
 from ..models import build_model, count_parameters
 from ..paths import confine
+from ..present.distill_configs import distill_defaults
 from .charts import IMAGE_FORMAT_KEY, IMAGE_FORMATS
 from .errors import user_errors
 
@@ -118,11 +119,35 @@ def _params(choice: ModelChoice, shape: tuple[int, int, int], classes: int) -> s
     return f"{n:,} parameters" + (f" · {choice.note}" if choice.note else "")
 
 
+_LAST_DATASET = "kdviz_sidebar_last_dataset"
+
+
+def default_student(dataset: str) -> str:
+    """The student preset the Train-a-student defaults were measured with on ``dataset``
+    (``distill_defaults``): MLP 8 on digits, MLP 64-64 on the 28x28 sets, where 8 units lose."""
+    d = distill_defaults(dataset)
+    for name, choice in STUDENTS.items():
+        if choice.model == d.student_model and choice.options == dict(d.student_options):
+            return name
+    return next(iter(STUDENTS))
+
+
+def _follow_dataset() -> None:
+    """On a dataset switch, move the student to the new dataset's default, unless the user chose
+    another student than the old dataset's default (their choice is kept)."""
+    s = st.session_state
+    old, new = s.get(_LAST_DATASET, "digits"), s[KEYS["dataset"]]
+    if s.get(KEYS["student"], default_student(old)) == default_student(old):
+        s[KEYS["student"]] = default_student(new)
+    s[_LAST_DATASET] = new
+
+
 def render_sidebar() -> LabSettings:
     """Draw the sidebar's widgets and return the choices."""
     with st.sidebar:
         st.subheader("Data and models")
-        st.selectbox("Dataset", list(DATASETS), format_func=DATASETS.get, key=KEYS["dataset"], help=DATASET_HELP)
+        st.selectbox("Dataset", list(DATASETS), format_func=DATASETS.get, key=KEYS["dataset"], help=DATASET_HELP,
+                     on_change=_follow_dataset)
         if st.session_state[KEYS["dataset"]] != "digits":
             st.session_state.setdefault(KEYS["root"], os.environ.get("KDVIZ_DATA", ""))
             st.text_input("Folder with the four IDX files", key=KEYS["root"], placeholder="/path/to/mnist")

@@ -109,7 +109,7 @@ def entropy_curve(logits: Sequence[float], T: float, t_min: float = 0.1, t_max: 
     """
     temps = np.logspace(np.log10(t_min), np.log10(t_max), 200)
     z = np.asarray(logits, dtype=np.float64)
-    h = np.asarray(entropy(soften(np.tile(z, (len(temps), 1)) / temps[:, None], 1.0)))
+    h = np.asarray([entropy(soften(z, float(t))) for t in temps])  # soften divides stably (max first)
     h_now = float(entropy(soften(z, T)))
     fig = go.Figure()
     fig.add_scatter(x=temps, y=h, mode="lines", name="entropy", line={"color": colour, "width": 2.5},
