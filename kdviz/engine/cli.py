@@ -34,6 +34,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..paths import runs_root
 from .config import TrainConfig
 
 EXIT_CODES = {"finished": 0, "failed": 1, "diverged": 3, "stopped": 4}  # 2: bad arguments
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_flags(train)
     runs = sub.add_parser("runs", parents=[common], help="list run folders")
-    runs.add_argument("--runs-root", default="runs")
+    runs.add_argument("--runs-root", default=None, help="default: kdviz's runs root ($KDVIZ_RUNS, else runs/ in the checkout)")
     resume = sub.add_parser("resume", parents=[common], help="continue a stopped run from its last checkpoint")
     resume.add_argument("path")
     resume.add_argument("--epochs", type=int, default=None, help="train to this many epochs in total")
@@ -198,6 +199,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     from .run_reader import list_runs
 
     rows = list_runs(args.runs_root)
+    args.runs_root = args.runs_root or str(runs_root())
     if not rows:
         print(f"no runs under {args.runs_root}")
         return 0

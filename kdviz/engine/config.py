@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..paths import runs_root
 from .hooks import validate_hook_spec
 from .losses import LOSSES
 from .optim import LR_SCHEDULES, OPTIMIZERS
@@ -58,7 +59,7 @@ class TrainConfig:
     hooks: list = field(default_factory=list)
     init_from: str | None = None  # run folder whose last checkpoint initialises the model
     name: str = ""
-    runs_root: str = "runs"
+    runs_root: str = field(default_factory=lambda: str(runs_root()))  # kdviz.paths: one root for app, labs, CLI
 
     # ---- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..paths import runs_root as default_runs_root
 from .config import TrainConfig
 from .lock import describe_holder, lock_holder, writer_alive
 from .run_folder import OutsideRunFolder, inside_run, load_npz, read_config
@@ -211,10 +212,11 @@ def read_status(path: str | os.PathLike) -> dict[str, Any]:
     return status
 
 
-def list_runs(runs_root: str | os.PathLike = "runs") -> list[dict[str, Any]]:
+def list_runs(runs_root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """One summary per run folder under ``runs_root`` (newest first): path, name, method, model,
-    dataset, state, step, total_steps, last test accuracy. Folders without config.json are skipped."""
-    root = Path(runs_root)
+    dataset, state, step, total_steps, last test accuracy. Folders without config.json are skipped.
+    ``runs_root`` defaults to kdviz's one runs root (``kdviz.paths.runs_root``)."""
+    root = Path(runs_root) if runs_root is not None else default_runs_root()
     if not root.is_dir():
         return []
     rows = []

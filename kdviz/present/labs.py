@@ -34,10 +34,10 @@ from ..data import DATASETS, DatasetBundle, load_dataset
 from ..engine import Job, TrainConfig, train_teacher_cached
 from ..engine.setup import dataset_for
 from ..models import FeatureModel, build_model
+from ..paths import runs_root
 
-RUNS_ENV = "KDVIZ_RUNS"
+RUNS_ENV = "KDVIZ_RUNS"  # read by kdviz.paths.runs_root
 EPOCHS_ENV = "KDVIZ_LAB_EPOCHS"
-DEFAULT_RUNS = "runs"
 TEACHER_LR = 0.05  # the ResNet teacher and the LeNet baseline (the app's teachers use the same)
 # ResNet-20 (He et al. 2016): 3 basic blocks per stage; a student with these channels per stage has
 # FSP matrices of the teacher's shape (lab 3).
@@ -94,12 +94,12 @@ class LabSettings:
 
 def lab_settings(dataset: str = "digits", mnist_root: str | os.PathLike | None = None) -> LabSettings:
     """The settings of a lab on ``dataset`` (``mnist_root``: the folder with the four MNIST IDX files),
-    with the runs folder from ``$KDVIZ_RUNS`` and the epochs override from ``$KDVIZ_LAB_EPOCHS``."""
+    with kdviz's one runs folder (``kdviz.paths.runs_root``: ``$KDVIZ_RUNS`` or the checkout's runs/) and the epochs override from ``$KDVIZ_LAB_EPOCHS``."""
     if not isinstance(dataset, str) or dataset not in DATASETS:
         raise ValueError(f"dataset {dataset!r} is not registered (known: {', '.join(DATASETS.names())})")
     if mnist_root is not None and not isinstance(mnist_root, (str, os.PathLike)):
         raise ValueError(f"mnist_root must be a folder path (or None), got {mnist_root!r}")
-    runs = os.environ.get(RUNS_ENV, "").strip() or DEFAULT_RUNS
+    runs = str(runs_root())  # $KDVIZ_RUNS, else the checkout's runs/: the app lists these runs too
     root = os.fspath(mnist_root) if mnist_root is not None else None
     return LabSettings(dataset, root, runs, _lab_epochs(os.environ.get(EPOCHS_ENV)))
 
@@ -160,7 +160,7 @@ def probe_features(model: FeatureModel, images: torch.Tensor) -> dict[str, torch
 
 
 __all__ = [
-    "DEFAULT_RUNS", "EPOCHS_ENV", "RESNET20", "RUNS_ENV", "TEACHER_LR", "LabSettings", "baseline_config",
+    "EPOCHS_ENV", "RESNET20", "RUNS_ENV", "TEACHER_LR", "LabSettings", "baseline_config",
     "cached_run", "lab_baseline", "lab_resnet_teacher", "lab_settings", "lab_teacher", "probe_features",
     "resnet_teacher_config", "teacher_config", "untrained_student",
 ]
