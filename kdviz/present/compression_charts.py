@@ -6,10 +6,19 @@ arrays: a layer's mask grid, histogram and sparsity (Han et al. 2015; Zhu & Gupt
 codebook before and after centroid fine-tuning (Han, Mao, Dally 2016, eq. 3). Live metrics are read
 under the key the method's hook logs them with (``MethodSpec.metric_key``), so a hook used twice
 in one run is read correctly. Colours are the method's own (``MethodSpec.colour``).
+
+A slider dragged back and forth, or a scrubber, shows the same snapshot again: the sparsity slider's
+arrays are kept per position (``kdviz.prune.explore.slider_arrays``) and a run's snapshots are kept
+by the store, so the figures of a snapshot are kept too, keyed by its arrays object and the chart's
+arguments (``_figures_of``: the last ``FIGURE_CACHE`` of them, each holding its arrays so the key
+stays theirs). Callers never change a figure (``app.charts.ink_for_theme`` copies before it does).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -18,10 +27,13 @@ import plotly.graph_objects as go
 from ..engine import Snapshot
 from ..figures.pruning import mask_heatmap, sparsity_bars, weight_histogram
 from ..figures.pruning_live import accuracy_over_training, wrap_title
-from ..figures.quantization_explorer import codebook_progress, finetune_accuracy
+from ..figures.quantization import index_map_heatmap
+from ..figures.quantization_explorer import codebook_progress, finetune_accuracy, levels_histogram, levels_table
 from ..methods import MethodSpec
 from ..methods.prune import PRUNE, PruneSnapshot
 from ..methods.quantize import KMEANS, QuantSnapshot
+from ..quant import SliderEvaluator
+from ..quant.explore import Quantized, layer_histogram
 from .runs import last_eval
 
 
@@ -40,10 +52,34 @@ def readings(spec: MethodSpec, snapshots: Iterable[Snapshot], config: Any, which
     return found
 
 
+FIGURE_CACHE = 0 if os.environ.get("KDVIZ_SLIDER_CACHE", "").strip() == "0" else 64  # 0: no cache (bench baseline)
+_figures: OrderedDict[tuple, tuple[Any, Any]] = OrderedDict()
+_figures_lock = threading.Lock()
+
+
+def _figures_of(owner: Any, chart: tuple, build: Callable[[], Any]) -> Any:
+    """``build()``, kept for ``owner`` (a snapshot's arrays, a ``Quantized``: objects the explorers
+    keep per position) and ``chart`` (the chart's name and arguments)."""
+    if FIGURE_CACHE <= 0:
+        return build()
+    key = (id(owner), *chart)
+    with _figures_lock:
+        hit = _figures.get(key)
+        if hit is not None and hit[0] is owner:
+            _figures.move_to_end(key)
+            return hit[1]
+    built = build()
+    with _figures_lock:
+        _figures[key] = (owner, built)
+        while len(_figures) > FIGURE_CACHE:
+            _figures.popitem(last=False)
+    return built
+
+
 def sparsity_chart(snap: PruneSnapshot, live: bool = False, colour: str = PRUNE.colour) -> go.Figure:
     """Sparsity per layer of one pruning snapshot (``live``: with the schedule's targets)."""
-    return sparsity_bars(snap.layers, snap.sparsity, targets=snap.target if live else None, sizes=snap.weights,
-                         colour=colour)
+    return _figures_of(snap.arrays, ("bars", live, colour), lambda: sparsity_bars(
+        snap.layers, snap.sparsity, targets=snap.target if live else None, sizes=snap.weights, colour=colour))
 
 
 def layer_charts(snap: PruneSnapshot, layer: str, step: int | None = None, live: bool = False) -> dict[str, go.Figure]:
@@ -54,8 +90,9 @@ def layer_charts(snap: PruneSnapshot, layer: str, step: int | None = None, live:
     i = snap.layers.index(layer)
     threshold = float(snap.threshold[i]) or None  # 0: nothing pruned yet, no band to draw
     pruned = None if live else int(round(float(snap.sparsity[i]) * int(snap.weights[i])))
-    return {"mask": mask_heatmap(grid, layer, block=block, step=step),
-            "histogram": wrap_title(weight_histogram(counts, edges, layer, thresholds=threshold, pruned=pruned))}
+    return dict(_figures_of(snap.arrays, ("layer", layer, step, live), lambda: {
+        "mask": mask_heatmap(grid, layer, block=block, step=step),
+        "histogram": wrap_title(weight_histogram(counts, edges, layer, thresholds=threshold, pruned=pruned))}))
 
 
 def pruning_charts(snap: PruneSnapshot, layer: str, step: int | None = None, live: bool = False,
@@ -69,6 +106,25 @@ def pruning_accuracy(records: Sequence[Mapping[str, Any]], config: Any, dense_ac
     """Accuracy over a pruning run, its title naming the sparsity logged at the last evaluation."""
     sparsity = last_eval(records, PRUNE.metric_key(config, "sparsity", which))
     return accuracy_over_training(records, dense_accuracy, epoch, label, sparsity=sparsity, colour=PRUNE.colour)
+
+
+def quantized_charts(evaluator: SliderEvaluator, q: Quantized, layer: str) -> dict[str, Any]:
+    """The bits slider's charts of one layer (Han, Mao, Dally 2016, sec. 3; and the other quantizers):
+    ``histogram`` (the float weights with the method's values), ``index_map`` (each weight's index),
+    ``table`` and ``frame`` (the codebook as a table figure and a data frame; None for product
+    quantization, which has no scalar values). Kept per ``Quantized`` (``MethodExplorer`` keeps one
+    per choice), so moving the slider back redraws at once."""
+    def build() -> dict[str, Any]:
+        counts, edges = layer_histogram(evaluator, layer)
+        choice = q.choice
+        charts = {"histogram": levels_histogram(counts, edges, q.levels[layer], layer, choice.label(), choice.bits,
+                                                q.n_weights[layer], shared=choice.kind.shared, per_row=q.per_row),
+                  "index_map": index_map_heatmap(q.codes[layer], layer=layer), "table": None, "frame": None}
+        if q.levels[layer].size:
+            charts["table"], charts["frame"] = levels_table(q.levels[layer], q.counts[layer], q.per_row)
+        return charts
+
+    return dict(_figures_of(q, ("quantized", layer), build))
 
 
 def codebook_charts(snap: QuantSnapshot, layer: str) -> tuple[go.Figure, go.Figure, pd.DataFrame]:
@@ -85,5 +141,5 @@ def centroid_accuracy(records: Sequence[Mapping[str, Any]], float_accuracy: floa
     return finetune_accuracy(records, float_accuracy, epoch, label=label, colour=KMEANS.colour)
 
 
-__all__ = ["centroid_accuracy", "codebook_charts", "layer_charts", "pruning_accuracy", "pruning_charts", "readings",
-           "sparsity_chart"]
+__all__ = ["centroid_accuracy", "codebook_charts", "layer_charts", "pruning_accuracy", "pruning_charts", "quantized_charts",
+           "readings", "sparsity_chart"]

@@ -71,6 +71,7 @@ class SliderEvaluator:
         self._shared: dict[tuple, dict[str, SharedWeights]] = {}
         self._fixed = self._wrap_input_layers() if self.batch_size >= len(self.images) else {}
         self._projection: dict[str, torch.Tensor] = {}
+        self.derived: dict[tuple, object] = {}  # what callers derive once from the original weights (explore.py)
 
     def _wrap_input_layers(self) -> dict[str, FixedInputLinear]:
         """Find the Linear slider layers fed directly with the flattened images (same storage) by

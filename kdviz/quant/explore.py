@@ -379,10 +379,14 @@ class MethodExplorer:
 
 
 def layer_histogram(ev: SliderEvaluator, layer: str, bins: int = 60) -> tuple[np.ndarray, np.ndarray]:
-    """(counts, edges) of the layer's float weights, as the kmeans hook's ``hist_counts/hist_edges``."""
+    """(counts, edges) of the layer's float weights, as the kmeans hook's ``hist_counts/hist_edges``
+    (computed once per layer: the float weights never change)."""
     if layer not in ev.original:
         raise ValueError(f"unknown layer {layer!r} (slider layers: {', '.join(ev.original)})")
-    return weight_histogram(ev.original[layer].numpy(), bins)
+    key = ("weight_histogram", layer, int(bins))
+    if key not in ev.derived:
+        ev.derived[key] = weight_histogram(ev.original[layer].numpy(), bins)
+    return ev.derived[key]
 
 
 __all__ = ["BINARY_POINTS", "CURVE_METHODS", "DEFAULT_METHOD", "KINDS", "LowRankPoint", "MethodExplorer", "QUANTIZERS",

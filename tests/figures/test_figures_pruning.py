@@ -111,3 +111,18 @@ def test_accuracy_over_training_names_the_sparsity_and_takes_the_run_colour():
     assert "sparsity" not in accuracy_over_training(records).layout.title.text
     with pytest.raises(ValueError, match="dense_accuracy"):
         accuracy_over_training(records, dense_accuracy=97.0)
+
+
+def test_mask_heatmap_sends_whole_percents_as_bytes():
+    """Issue 14: the mask travels at every slider move, so its cells go as uint8 typed data."""
+    import plotly.io as pio
+
+    from kdviz.figures.pruning import mask_heatmap
+
+    grid = np.random.default_rng(0).integers(0, 101, (128, 112)).astype(np.uint8)
+    fig = mask_heatmap(grid, "fc1", block=(3, 7))
+    assert fig.data[0].z.dtype == np.uint8 and np.array_equal(fig.data[0].z, grid)
+    assert len(pio.to_json(fig.to_dict(), validate=False)) < 40_000  # float64 cells made it 130 KB
+    bools = mask_heatmap(np.eye(3, dtype=bool), "fc3")
+    assert bools.data[0].z.tolist() == [[100, 0, 0], [0, 100, 0], [0, 0, 100]]
+    assert "33.3% of weights kept" in bools.layout.title.text

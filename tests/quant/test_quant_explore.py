@@ -120,3 +120,16 @@ def test_every_quantizer_has_a_kind_whose_options_are_choice_fields():
     assert not QuantChoice("uniform").kind.shared and QuantChoice("uniform").kind.options == ("per_channel", "symmetric")
     with pytest.raises(ValueError, match="No quantization method 'ternary'"):
         QuantChoice("ternary").kind
+
+
+def test_layer_histogram_is_computed_once_per_layer_and_bins(ex):
+    """Issue 14: the bits slider redraws the float weights' histogram at every move; it never changes."""
+    from kdviz.quant.explore import layer_histogram
+
+    counts, edges = layer_histogram(ex.evaluator, "fc1")
+    w = ex.evaluator.original["fc1"].numpy()
+    assert counts.sum() == w.size and edges[0] <= w.min() and edges[-1] >= w.max()
+    assert layer_histogram(ex.evaluator, "fc1")[0] is counts  # kept, not recomputed
+    assert len(layer_histogram(ex.evaluator, "fc1", bins=13)[0]) == 13
+    with pytest.raises(ValueError, match="unknown layer"):
+        layer_histogram(ex.evaluator, "nope")
