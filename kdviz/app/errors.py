@@ -15,6 +15,8 @@ from contextlib import contextmanager
 import streamlit as st
 from streamlit.errors import FragmentHandledException
 
+from ..distill import check_temperature
+
 LOG = logging.getLogger("kdviz.app")
 
 # Errors that describe bad input (the core's contract) or an unreadable file.
@@ -49,8 +51,9 @@ def plain_message(exc: BaseException) -> str:
 
 
 def parse_temperature(value: float | None) -> float:
-    """A temperature typed by the user, checked: positive and finite, else a ``ValueError`` that
-    says why (softmax(z / T) divides by T, Hinton et al. 2015, eq. 1)."""
+    """A temperature typed by the user, checked: positive, finite and with a finite 1/T
+    (``kdviz.distill.check_temperature``), else a ``ValueError`` that says why (softmax(z / T)
+    divides by T, Hinton et al. 2015, eq. 1)."""
     if value is None:
         raise ValueError("type a temperature T, e.g. 4 (any positive number; 1 is the ordinary softmax)")
     try:
@@ -64,4 +67,4 @@ def parse_temperature(value: float | None) -> float:
             f"T = {T:g} is not allowed: soft targets are softmax(z / T), so T must be greater than 0 "
             "(try 0.1 for nearly one-hot targets, 1 for the ordinary softmax, 20 for very soft ones)"
         )
-    return T
+    return check_temperature(T)  # the core's rule: also refuses a T so small that 1/T overflows

@@ -15,6 +15,14 @@ Config entry (plain JSON), e.g. gradual pruning of a trained model (``init_from`
   ``frequency`` steps; ``end_step`` defaults to 75% of the run, ``frequency`` to a tenth of the ramp).
 * ``l1``: weight of an L1 penalty on the prunable weights (0 = off).
 * ``layers``: restrict pruning to these layers (default: every Linear and Conv2d weight).
+* ``allow_empty``: ``false`` (default) refuses a target that prunes a layer whole (the layer would
+  output only its bias; ``kdviz.prune.magnitude``, "Emptied layers"). ``scope="layer"``: checked
+  exactly at the start of the run (s >= 1 - 0.5/n empties a layer of n weights), so the run fails
+  at once with a message naming the layers, before any step. ``scope="global"``: the cut depends on
+  the weights, so the start checks the final target on the starting weights (the trained model of
+  ``init_from``) and refuses the same way; should the weights drift so that a later pruning step of
+  the ramp would still empty a layer, that step stops the run with the same message rather than
+  train a silently broken network (the run's records so far are kept). ``true``: prune anyway.
 
 After every optimizer step the masks are re-applied, so pruned weights stay exactly zero.
 ``state_dict`` holds the masks, so a resumed run is still pruned. Snapshot arrays (stored by the
@@ -36,7 +44,7 @@ import torch
 
 from ..engine.hooks import HOOKS, StepBatch, TrainContext, TrainingHook, validate_hook_spec
 from ..palette import ROLE_COLORS
-from ..prune.magnitude import SCOPES, check_sparsity, kept_magnitude_threshold, magnitude_masks
+from ..prune.magnitude import SCOPES, check_sparsity, kept_magnitude_threshold, layers_emptied, magnitude_masks
 from ..prune.masks import PruningMasks, downsample_mask, layer_name, prunable_weights
 from ..prune.penalty import l1_penalty
 from ..prune.schedule import SCHEDULES, build_schedule
@@ -51,7 +59,7 @@ class PruneHook(TrainingHook):
         self, sparsity: float | Mapping[str, float] = 0.9, scope: str = "layer", schedule: str = "agp",
         start_step: int = 0, end_step: int | None = None, frequency: int | None = None,
         initial_sparsity: float = 0.0, l1: float = 0.0, layers: list[str] | None = None,
-        mask_max_side: int = 128, histogram_bins: int = 60,
+        mask_max_side: int = 128, histogram_bins: int = 60, allow_empty: bool = False,
     ) -> None:
         SCOPES.get(scope)
         SCHEDULES.get(schedule)
@@ -67,7 +75,9 @@ class PruneHook(TrainingHook):
         for name, value in (("start_step", start_step), ("mask_max_side", mask_max_side), ("histogram_bins", histogram_bins)):
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "start_step" else 1):
                 raise ValueError(f"{name} must be a {'non-negative' if name == 'start_step' else 'positive'} integer, got {value!r}")
-        self.scope, self.schedule_name, self.l1 = scope, schedule, float(l1)
+        if not isinstance(allow_empty, bool):
+            raise ValueError(f"allow_empty must be true or false, got {allow_empty!r}")
+        self.scope, self.schedule_name, self.l1, self.allow_empty = scope, schedule, float(l1), allow_empty
         self.start_step, self.end_step, self.frequency = start_step, end_step, frequency
         self.initial_sparsity, self.layers = float(initial_sparsity), layers
         self.mask_max_side, self.histogram_bins = mask_max_side, histogram_bins
@@ -96,11 +106,30 @@ class PruneHook(TrainingHook):
                               frequency=freq, initial=min(self.initial_sparsity, finals.get(n, 0.0)))
             for n in self.names
         }
+        self._refuse_emptied(ctx.model, {n: finals.get(n, 0.0) for n in self.names})
         self.masks = PruningMasks.dense(ctx.model, self.names)
         self.current = {n: 0.0 for n in self.names}
         if self._pending_state is not None:
             self.load_state_dict(self._pending_state)
         self._update(ctx.model, ctx.step)
+
+    def _refuse_emptied(self, model, finals: dict[str, float]) -> None:
+        """Before any step: a ``ValueError`` naming the layers the final target prunes whole (unless
+        ``allow_empty``). Exact for ``scope="layer"``; for ``"global"`` judged on the starting weights."""
+        if self.allow_empty:
+            return
+        if self.scope == "global":
+            weights = prunable_weights(model, self.names)
+            emptied = layers_emptied(weights, next(iter(finals.values()), 0.0), scope="global")
+        else:
+            emptied = layers_emptied(prunable_weights(model, self.names), finals, scope="layer")
+        if emptied:
+            sizes = ", ".join(f"{layer_name(n)} ({prunable_weights(model, [n])[n].numel()} weights)" for n in emptied)
+            raise ValueError(
+                f"prune: the {self.scope} target would prune every weight of {sizes}, leaving a layer that outputs "
+                "only its bias. Lower the sparsity (a layer of n weights is emptied at s >= 1 - 0.5/n), prune "
+                "other layers, or set allow_empty to true to prune it anyway"
+            )
 
     def _param_names(self, model) -> list[str] | None:
         if self.layers is None:
@@ -121,7 +150,8 @@ class PruneHook(TrainingHook):
         target = self.target_at(step)
         if any(target[n] > self.current[n] for n in self.names):
             spec = next(iter(target.values())) if self.scope == "global" else target
-            self.masks = magnitude_masks(model, spec, scope=self.scope, previous=self.masks, names=self.names)
+            self.masks = magnitude_masks(model, spec, scope=self.scope, previous=self.masks, names=self.names,
+                                         allow_empty=self.allow_empty)
             params = prunable_weights(model, self.names)
             self.thresholds = {n: kept_magnitude_threshold(params[n], self.masks[n]) for n in self.names}
             self.current = target

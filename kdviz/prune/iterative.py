@@ -83,15 +83,18 @@ class PruneRound:
 def iterative_prune(
     model: nn.Module, targets: Sequence[SparsitySpec], retrain: Callable[[nn.Module, PruningMasks], None],
     evaluate: Callable[[nn.Module], float], scope: str = "layer", masks: PruningMasks | None = None,
-    on_round: Callable[[PruneRound], None] | None = None,
+    on_round: Callable[[PruneRound], None] | None = None, allow_empty: bool = False,
 ) -> tuple[PruningMasks, list[PruneRound]]:
     """For each target: magnitude-prune (already pruned weights stay pruned), evaluate, call
     ``retrain(model, masks)`` (which must re-apply the masks after each step, e.g. ``fine_tune``),
-    evaluate again. Returns the final masks and one ``PruneRound`` per target."""
+    evaluate again. Returns the final masks and one ``PruneRound`` per target.
+
+    A target that would prune a layer whole is a ``ValueError`` naming it, raised before that round
+    changes the model, unless ``allow_empty`` (``kdviz.prune.magnitude``, "Emptied layers")."""
     history: list[PruneRound] = []
     for r, target in enumerate(targets, start=1):
         start = time.perf_counter()
-        masks = magnitude_masks(model, target, scope=scope, previous=masks)
+        masks = magnitude_masks(model, target, scope=scope, previous=masks, allow_empty=allow_empty)
         masks.apply(model)
         pruned_acc = evaluate(model)
         retrain(model, masks)

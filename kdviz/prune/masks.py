@@ -217,6 +217,8 @@ def downsample_mask(mask: np.ndarray, max_side: int) -> tuple[np.ndarray, tuple[
 
     Returns the grid and the block size (rows, columns); a block at the edge may be smaller and its
     percentage is over its own cells."""
+    if isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer)) or max_side < 1:
+        raise ValueError(f"max_side must be a positive integer (cells per axis), got {max_side!r}")
     m = np.asarray(mask, dtype=np.float64)
     m = m.reshape(m.shape[0], -1)
     br, bc = max(1, math.ceil(m.shape[0] / max_side)), max(1, math.ceil(m.shape[1] / max_side))

@@ -28,7 +28,8 @@ from ..figures.pruning import accuracy_vs_sparsity
 from ..methods.prune import PRUNE, PruneSnapshot, read_prune_arrays
 from ..present import as_run_view, last_eval
 from ..present.compression_charts import layer_charts, pruning_accuracy, pruning_charts, readings, sparsity_chart
-from ..prune import MaskedEvaluator, check_sparsity
+from ..palette import OKABE_ITO
+from ..prune import MaskedEvaluator, PruningMasks, check_sparsity, layers_emptied
 from ..prune.explore import accuracy_curve, slider_arrays
 from ._live import LiveFigure, LiveMonitor, Poller, Throttle
 from ._replay import ReplayBar
@@ -36,6 +37,7 @@ from .monitor import placeholder, status_line
 from .temperature import resolve_dataset
 
 CHART_WIDTH = 560
+WARNING_STYLE = f"color:{OKABE_ITO['orange']};font-weight:600"
 SCOPES = [("each layer alike", "layer"), ("one global cut", "global")]
 
 
@@ -78,6 +80,8 @@ class PruningExplorer(W.VBox):
         self.layer_picker = W.Dropdown(options=self.layers, value=self.layers[0], description="layer",
                                        layout=W.Layout(width="200px"))
         self.info = W.HTML()
+        self.warning = W.HTML()
+        self.emptied: list[str] = []
         self.errors = W.Output()
         self.bars_chart = LiveFigure(placeholder("Sparsity per layer"), width=CHART_WIDTH)
         self.curve_chart = LiveFigure(placeholder("Accuracy against sparsity"), width=CHART_WIDTH)
@@ -94,7 +98,7 @@ class PruningExplorer(W.VBox):
             "off a knee; compare one cut per layer with one global cut."
         )
         row = lambda *ws: W.Box(list(ws), layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))  # noqa: E731
-        super().__init__([header, row(self.slider, self.scope_buttons), self.info,
+        super().__init__([header, row(self.slider, self.scope_buttons), self.info, self.warning,
                           row(self.bars_chart.widget, self.curve_chart.widget), self.layer_picker,
                           row(self.histogram_chart.widget, self.mask_chart.widget), self.errors])
         self._draw()
@@ -133,10 +137,32 @@ class PruningExplorer(W.VBox):
         self.info.value = (f"Test accuracy <b>{acc:.2%}</b> ({100 * (acc - self.dense_accuracy):+.2f} points against "
                            f"the dense {self.dense_accuracy:.2%}); {kept:,} of {total:,} weights kept "
                            f"({total / max(kept, 1):.1f}x fewer).")
+        self._warn_emptied(s, scope, masks)
         self.bars_chart.show(sparsity_chart(snap, colour=PRUNE.colour))
         self.curve_chart.show(accuracy_vs_sparsity({"pruned, no retraining": self._curves[scope]},
                                                    baseline=self.dense_accuracy, current=(snap.overall_sparsity(), acc)))
         self._draw_layer()
+
+    def _warn_emptied(self, sparsity: float, scope: str, masks: PruningMasks) -> None:
+        """An orange line naming the layers this sparsity prunes whole (they output only their bias).
+
+        Per layer the rule is exact from the shapes (``layers_emptied``: s >= 1 - 0.5/n); the global
+        cut's emptied layers are read off the masks just built, which are the ones ``layers_emptied``
+        would compute (same dense weights), without sorting them again on every move."""
+        if scope == "layer":
+            self.emptied = layers_emptied(self.evaluator.dense, sparsity, scope="layer")
+        else:
+            self.emptied = [n for n, k in masks.kept().items() if k == 0 and masks[n].numel() > 0]
+        if not self.emptied:
+            self.warning.value = ""
+            return
+        names = ", ".join(f"{n.removesuffix('.weight')} ({self.evaluator.dense[n].numel():,} weights)" for n in self.emptied)
+        self.warning.value = (
+            f"<span style=\"{WARNING_STYLE}\">&#9888; At sparsity {sparsity:.2f} every weight of {names} is pruned: "
+            "that layer outputs only its bias, so the network is cut in two. The pruning API refuses this unless "
+            "asked (<code>allow_empty=True</code>); lower the sparsity"
+            f"{' or use one cut per layer' if scope == 'global' else ''}.</span>"
+        )
 
     def _draw_layer(self) -> None:
         if self.snapshot is None:

@@ -155,3 +155,76 @@ def test_hook_through_the_engine(tmp_path, one_thread):
     for name in ("fc1.weight", "fc2.weight", "fc3.weight"):
         mask = ckpt["hooks"]["prune"][f"mask/{name}"]
         assert torch.all(ckpt["model"][name][~mask] == 0)
+
+
+def test_layer_target_that_empties_a_layer_is_refused_at_setup(digits, one_thread):
+    # fc3 of hidden (48, 24) has 240 weights: s >= 1 - 0.5/240 = 0.99792 empties it, fc1/fc2 stay
+    hook = build_hook({"name": "prune", "sparsity": 0.998, "schedule": "agp", "start_step": 5, "end_step": 20})
+    with pytest.raises(ValueError, match=r"every weight of fc3 \(240 weights\).*allow_empty") as info:
+        run_loop(hook, digits, steps=30)
+    assert "fc1" not in str(info.value) and hook.masks is None  # refused before any mask or step
+    per_layer = build_hook({"name": "prune", "sparsity": {"fc2": 0.9996, "fc3": 0.5}, "schedule": "one-shot"})
+    with pytest.raises(ValueError, match=r"every weight of fc2 \(1152 weights\)"):
+        run_loop(per_layer, digits, steps=2)
+    allowed = build_hook({"name": "prune", "sparsity": 0.998, "schedule": "one-shot", "allow_empty": True})
+    run_loop(allowed, digits, steps=3)
+    assert allowed.masks.kept()["fc3.weight"] == 0 and allowed.masks.kept()["fc1.weight"] == 6  # 3072 - 3066
+
+
+def test_global_target_that_empties_a_layer_is_refused_at_setup(digits, one_thread):
+    torch.manual_seed(0)
+    model = build_model("mlp", input_shape=digits.input_shape, num_classes=10, hidden=(48, 24))
+    with torch.no_grad():
+        model.fc3.weight.mul_(1e-3)  # the smallest weights of the whole net: the global cut takes fc3 first
+    ctx = TrainContext(model=model, teacher=None, config=None, dataset=digits, device=torch.device("cpu"),
+                       optimizer=torch.optim.SGD(model.parameters(), lr=0.1), total_steps=20)
+    hook = build_hook({"name": "prune", "sparsity": 0.2, "scope": "global", "schedule": "one-shot"})
+    with pytest.raises(ValueError, match=r"global target would prune every weight of fc3 \(240 weights\)"):
+        hook.setup(ctx)
+    allowed = build_hook({"name": "prune", "sparsity": 0.2, "scope": "global", "schedule": "one-shot",
+                          "allow_empty": True})
+    allowed.setup(ctx)
+    assert allowed.masks.kept()["fc3.weight"] == 0 and allowed.masks.overall_sparsity() == pytest.approx(0.2, abs=1e-3)
+
+
+def test_allow_empty_is_a_typed_option():
+    with pytest.raises(ValueError, match="allow_empty"):
+        build_hook({"name": "prune", "sparsity": 0.5, "allow_empty": "yes"})
+    assert build_hook({"name": "prune", "sparsity": 0.5, "allow_empty": True}).allow_empty is True
+
+
+def test_engine_run_that_would_empty_a_layer_fails_at_start_with_the_message(tmp_path, one_thread):
+    from kdviz.engine import JobManager, TrainConfig, open_run, start
+
+    config = TrainConfig(dataset="digits", model="mlp", model_options={"hidden": [32, 16]}, epochs=1, max_steps=12,
+                         batch_size=32, runs_root=str(tmp_path),
+                         hooks=[{"name": "prune", "sparsity": 0.997, "schedule": "one-shot"}])
+    config.validate()  # the option is typed, the value is only wrong for this model
+    with pytest.raises(ValueError, match="allow_empty"):
+        TrainConfig(**{**config.__dict__, "hooks": [{"name": "prune", "sparsity": 0.5, "allow_empty": 1}]}).validate()
+    try:
+        job = start(config, manager=JobManager(max_concurrent=1, cpu_threads=1))
+    except ValueError as exc:  # refused before the job starts: equally fine
+        assert "every weight of fc3 (160 weights)" in str(exc)
+        return
+    status = job.wait(timeout=240)
+    assert status.state == "failed" and status.step == 0
+    assert "every weight of fc3 (160 weights)" in status.message and "allow_empty" in status.message
+    assert not [r for r in open_run(job.path).metrics() if r.get("kind") == "train"]  # no step was trained
+
+
+def test_global_cut_that_empties_a_layer_later_stops_with_the_message(digits, one_thread):
+    """The documented rule for scope "global": the start judges the starting weights; if the weights
+    drift so that a later step of the ramp would empty a layer, that step raises the same message."""
+    torch.manual_seed(0)
+    model = build_model("mlp", input_shape=digits.input_shape, num_classes=10, hidden=(48, 24))
+    ctx = TrainContext(model=model, teacher=None, config=None, dataset=digits, device=torch.device("cpu"),
+                       optimizer=torch.optim.SGD(model.parameters(), lr=0.1), total_steps=20)
+    hook = build_hook({"name": "prune", "sparsity": 0.3, "scope": "global", "schedule": "agp", "start_step": 2,
+                       "end_step": 10, "frequency": 2})
+    hook.setup(ctx)  # the starting weights: no layer emptied
+    with torch.no_grad():
+        model.fc3.weight.mul_(1e-4)  # as if training had shrunk fc3 below every other weight
+    ctx.step = 10
+    with pytest.raises(ValueError, match=r"would prune every weight of fc3.weight \(240 weights\).*allow_empty"):
+        hook.after_step(ctx)

@@ -300,3 +300,65 @@ def test_han_threshold_that_empties_a_layer_is_refused():
         threshold_masks(net, 100.0)
     masks, _ = threshold_masks(net, 100.0, allow_empty=True)
     assert masks.kept() == {"0.weight": 0, "2.weight": 0}
+
+
+def test_layers_emptied_is_part_of_the_pruning_api():
+    import kdviz.prune
+
+    assert "layers_emptied" in kdviz.prune.__all__ and kdviz.prune.layers_emptied is layers_emptied
+    assert kdviz.prune.layers_emptied({"fc3.weight": (10, 4)}, 0.99) == ["fc3.weight"]  # 1 - 0.5/40 = 0.9875
+
+
+def test_iterative_prune_refuses_a_round_that_empties_a_layer_unless_asked():
+    from kdviz.prune import iterative_prune
+
+    retrained: list[dict[str, int]] = []
+    retrain = lambda model, masks: retrained.append(masks.kept())  # noqa: E731
+    net = _net()
+    with pytest.raises(ValueError, match=r"every weight of 2.weight \(16 weights\).*allow_empty=True"):
+        iterative_prune(net, [0.5, 0.97], retrain, lambda m: 0.0)
+    assert retrained == [{"0.weight": 64, "2.weight": 8}]  # round 1 ran; round 2 was refused before pruning
+    assert int((net[2].weight != 0).sum()) == 8  # the model still holds round 1's masks
+    net, retrained[:] = _net(), []
+    masks, history = iterative_prune(net, [0.5, 0.97], retrain, lambda m: 0.0, allow_empty=True)
+    assert masks.kept() == {"0.weight": 4, "2.weight": 0} and len(history) == 2
+    assert int((net[2].weight != 0).sum()) == 0
+
+
+def test_downsample_mask_refuses_a_max_side_below_one():
+    from kdviz.prune.masks import downsample_mask
+
+    mask = np.ones((6, 4), dtype=bool)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match=rf"max_side must be a positive integer.*{bad!r}"):
+            downsample_mask(mask, bad)
+    grid, block = downsample_mask(np.eye(6, 4, dtype=bool), 1)
+    assert block == (6, 4) and grid.tolist() == [[round(100 * 4 / 24)]]
+
+
+def test_parse_temperature_refuses_a_T_whose_reciprocal_overflows():
+    from kdviz.app.errors import parse_temperature
+
+    for T in (1e-320, 5e-309):
+        with pytest.raises(ValueError, match=rf"T = {T!r} is too small: 1/T overflows"):
+            parse_temperature(T)
+    assert parse_temperature(MIN_TEMPERATURE) == MIN_TEMPERATURE and parse_temperature("1e-300") == 1e-300
+    with pytest.raises(ValueError, match="T = 0 is not allowed"):
+        parse_temperature(0.0)
+
+
+def test_soft_targets_page_names_a_T_of_1e_320_and_keeps_its_T(tmp_path):
+    """The exact-T box: 1e-320 gets the clear message, the bars stay at the last good T, no NaN."""
+    from _support.apptest import lab_app, lab_environment, ok
+
+    with lab_environment(tmp_path, 1):
+        from kdviz.app.sidebar import LabSettings
+        from kdviz.app.teacher import teacher_job
+
+        assert teacher_job(LabSettings()).wait(120).state == "finished"
+        at = ok(lab_app().run())
+        at.number_input(key="st_T_exact").set_value(2.5).run()
+        at.number_input(key="st_T_exact").set_value(1e-320).run()
+        ok(at)
+        assert any("1/T overflows" in e.value and "too small" in e.value for e in at.error), [e.value for e in at.error]
+        assert at.session_state["st_T"] == 2.5

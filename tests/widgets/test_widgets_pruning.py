@@ -243,3 +243,28 @@ def test_monitor_of_a_finished_run_replays_the_masks(tmp_path):
     assert np.array_equal(shown()[0], snapshot_array(job.path, first, "prune/mask/fc3"))
     assert not monitor.errors.outputs
     monitor.close()
+
+
+def test_a_sparsity_that_empties_a_layer_is_named_in_an_orange_warning(digits):
+    """Layer scope: a 40-weight layer is emptied at s >= 1 - 0.5/40 = 0.9875 (0.98 keeps 1 weight).
+    Global scope: a layer of tiny weights is the first the one cut takes whole."""
+    from kdviz.prune import layers_emptied
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 24), torch.nn.ReLU(), torch.nn.Linear(24, 4),
+                              torch.nn.ReLU(), torch.nn.Linear(4, 10))
+    ex = PruningExplorer(net, digits, sparsity=0.98)
+    assert ex.emptied == [] and ex.warning.value == ""
+    ex.set_sparsity(0.99)
+    ex.flush()
+    assert ex.emptied == ["5.weight"] == layers_emptied(net, 0.99)
+    assert "every weight of 5 (40 weights)" in ex.warning.value and "#E69F00" in ex.warning.value
+    assert ex.snapshot.sparsity[-1] == 1.0  # the warning tells the truth: the layer is pruned whole
+    with torch.no_grad():
+        net[3].weight.mul_(1e-4)  # 96 tiny weights: a global cut of 0.1 (167 of 1672) takes them all
+    ex = PruningExplorer(net, digits, sparsity=0.1, scope="global")
+    assert ex.emptied == ["3.weight"] == layers_emptied(net, 0.1, scope="global")
+    assert "every weight of 3 (96 weights)" in ex.warning.value and "one cut per layer" in ex.warning.value
+    ex.scope_buttons.value = "layer"
+    ex.flush()
+    assert ex.emptied == [] and ex.warning.value == ""  # 10% per layer leaves every layer alive
