@@ -20,6 +20,7 @@ a log loss axis and TensorBoard's smoothing slider (``figures.training.ema_smoot
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,19 +83,19 @@ def show_chart(
     (unique on the page) and its downloaded files.
     """
     stem = file_stem(key)
-    fig = ink_for_theme(fig)
-    st.plotly_chart(fig, theme="streamlit", config=toolbar_config(stem), key=f"chart-{key}")
+    st.plotly_chart(ink_for_theme(fig), theme="streamlit", config=toolbar_config(stem), key=f"chart-{key}")
     if caption:
         st.caption(caption)
     if csv:
-        frame = figure_frame(fig) if data is None else data
-        csv_button(frame, stem)
+        csv_button((lambda: figure_frame(fig)) if data is None else data, stem)
 
 
-def csv_button(frame: pd.DataFrame, stem: str) -> None:
-    """A quiet "Download CSV" link-style button for ``frame`` (no rerun when clicked)."""
+def csv_button(frame: pd.DataFrame | Callable[[], pd.DataFrame], stem: str) -> None:
+    """A quiet "Download CSV" link-style button for ``frame`` (no rerun when clicked). A callable
+    ``frame`` is built only when the user clicks (a slider move no longer pays for every chart's CSV)."""
+    data = (lambda: frame().to_csv(index=False)) if callable(frame) else frame.to_csv(index=False)
     st.download_button(
-        "Download CSV", frame.to_csv(index=False), file_name=f"{stem}.csv", mime="text/csv", key=f"csv-{stem}",
+        "Download CSV", data, file_name=f"{stem}.csv", mime="text/csv", key=f"csv-{stem}",
         on_click="ignore", icon=":material/download:", type="tertiary", help="This chart's data as a CSV file",
     )
 
@@ -106,24 +107,25 @@ _INK = {"#000000", "black", "#000"}
 _MUTED = re.compile(r"color:\s*#555(555)?\b")
 
 
-def ink_for_theme(fig: go.Figure) -> go.Figure:
-    """``fig``, or a copy whose black traces and grey subtitle spans use Streamlit's theme placeholders
-    (the caller's figure, often cached, is never changed)."""
+def ink_for_theme(fig: go.Figure) -> go.Figure | dict:
+    """``fig``, or a plain-dict copy of it (``st.plotly_chart`` takes either) whose black traces and
+    grey subtitle spans use Streamlit's theme placeholders (the caller's figure, often cached, is
+    never changed)."""
     ink = [t for t in fig.data if str(getattr(getattr(t, "line", None), "color", "") or "").lower() in _INK
            or (isinstance(getattr(getattr(t, "marker", None), "color", None), str) and t.marker.color.lower() in _INK)]
     title = str(fig.layout.title.text or "")
     if not ink and not _MUTED.search(title):
         return fig
-    fig = go.Figure(fig)
-    for trace in fig.data:
-        if str(getattr(getattr(trace, "line", None), "color", "") or "").lower() in _INK:
-            trace.line.color = STREAMLIT_GRAY_90
-        marker = getattr(trace, "marker", None)
-        if marker is not None and isinstance(marker.color, str) and marker.color.lower() in _INK:
-            marker.color = STREAMLIT_GRAY_90
+    spec = fig.to_dict()  # a plain deep copy: far cheaper than go.Figure(fig), which re-validates everything
+    for trace in spec["data"]:
+        line, marker = trace.get("line") or {}, trace.get("marker") or {}
+        if str(line.get("color", "") or "").lower() in _INK:
+            line["color"] = STREAMLIT_GRAY_90
+        if isinstance(marker.get("color"), str) and marker["color"].lower() in _INK:
+            marker["color"] = STREAMLIT_GRAY_90
     if title:
-        fig.layout.title.text = _MUTED.sub(f"color:{STREAMLIT_GRAY_70}", title)
-    return fig
+        spec["layout"]["title"]["text"] = _MUTED.sub(f"color:{STREAMLIT_GRAY_70}", title)
+    return spec
 
 
 @dataclass(frozen=True)
