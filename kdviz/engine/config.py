@@ -46,6 +46,7 @@ class TrainConfig:
     epochs: int = 5
     max_steps: int | None = None  # stop early after this many steps (None: train all epochs)
     train_subset: int | None = None  # train on a class-balanced subset of this many images (None: all)
+    pace_s: float | None = None  # take at least this many seconds (sleeping between steps), so a class can watch
     seed: int = 0
     device: str = "auto"
     jitter_px: int = 0  # random shifts of up to this many pixels per training image (0..2)
@@ -98,7 +99,7 @@ class TrainConfig:
     def identity(self) -> dict[str, Any]:
         """The fields that decide what is trained (everything but name, runs_root, display options)."""
         ignore = {"name", "runs_root", "snapshot_every", "log_every", "probe_count", "probe_temperatures", "cache_teacher_logits",
-                  "checkpoint_every_steps"}
+                  "checkpoint_every_steps", "pace_s"}
         return {k: v for k, v in self.to_dict().items() if k not in ignore}
 
     def display_name(self) -> str:
@@ -145,6 +146,8 @@ class TrainConfig:
             _check_int("max_steps", self.max_steps, low=1)
         if self.train_subset is not None:
             _check_int("train_subset", self.train_subset, low=1)
+        if self.pace_s is not None:
+            _check_number("pace_s", self.pace_s, low=0.0, high=86400.0, low_open=True)
         _check_int("seed", self.seed, low=0)
         _check_choice("device", self.device, DEVICES)
         _check_int("jitter_px", self.jitter_px, low=0)

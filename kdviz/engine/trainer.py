@@ -278,6 +278,7 @@ class Trainer:
                     self._checkpoint()  # so a killed process loses at most these steps
                 if cfg.snapshot_every and self._at_boundary(cfg.snapshot_every):
                     self._snapshot()
+                self._pace()
                 if self.step >= self.total_steps:
                     break
         if self._last_snapshot_step != self.step:
@@ -287,6 +288,15 @@ class Trainer:
         warning = self._collapse_warning()
         message = f"finished {self.total_steps} steps{acc}" + (f". Warning: {warning}" if warning else "")
         return Outcome("finished", message + self._resume_suffix(), self.step, warning)
+
+    def _pace(self) -> None:
+        """With ``pace_s`` set, wait until ``pace_s * step / total_steps`` seconds of training have
+        passed, so a short run lasts long enough to watch; a stop request ends the wait at once."""
+        if not self.config.pace_s:
+            return
+        target = self.config.pace_s * self.step / self.total_steps
+        while (ahead := target - self._elapsed()) > 0 and not self.control.should_stop():
+            time.sleep(min(ahead, 0.1))
 
     def _resume_suffix(self) -> str:
         return f" ({self.resume_note})" if self.resume_note else ""

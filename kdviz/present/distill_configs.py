@@ -44,13 +44,15 @@ class DistillDefaults:
     epochs: int
     lr: float
     batch_size: int
+    pace_s: float | None = None  # at least this long (TrainConfig.pace_s), so a class can watch the race
     note: str = field(default="", compare=False)
 
 
 # Measured with the engine, teacher = the app's default (MLP 256-256, dropout; README, "Train a student").
 DISTILL_DEFAULTS: Mapping[str, DistillDefaults] = {
     "digits": DistillDefaults("mlp", {"hidden": [8]}, T=4.0, alpha=0.9, transfer_size=100, epochs=400, lr=0.01,
-                              batch_size=16, note="10 labelled images per class; 20-40 s on 2 cores"),
+                              batch_size=16, pace_s=30.0,
+                              note="10 labelled images per class; about 5 s of compute, paced to 30 s to watch"),
     "mnist": DistillDefaults("mlp", {"hidden": [64, 64]}, T=4.0, alpha=0.9, transfer_size=1000, epochs=50, lr=0.02,
                              batch_size=64, note="100 labelled images per class; an 8-unit student is too small here"),
 }
@@ -82,12 +84,13 @@ def student_pair_configs(
     *, teacher: str, T: float, alpha: float, dataset: str, model: str, model_options: Mapping[str, Any],
     epochs: int, lr: float, seed: int, train_size: int, runs_root: str, data_root: str | None = None,
     batch_size: int | None = None, evals_per_epoch: int = EVALS_PER_EPOCH, probe_count: int = PROBE_COUNT,
-    transfer_size: int | None = None,
+    transfer_size: int | None = None, pace_s: float | None = None,
 ) -> dict[str, TrainConfig]:
     """``{KD_JOB: kd_config, SCRATCH_JOB: scratch_config}``, validated: identical but for the base
     loss, the teacher, T and alpha. ``train_size`` (training images) sets the evaluation interval;
     ``transfer_size`` (None: all of them) trains both students on that many labelled images, the
-    same class-balanced subset for both (``TrainConfig.train_subset``); ``batch_size`` defaults to
+    same class-balanced subset for both (``TrainConfig.train_subset``); ``pace_s`` makes each run last
+    at least that many seconds (``TrainConfig.pace_s``; None: as fast as it can); ``batch_size`` defaults to
     ``TrainConfig``'s. Probe soft targets are kept at T = 1 and at ``T``."""
     batch = TrainConfig().batch_size if batch_size is None else batch_size
     subset = {}
@@ -97,7 +100,7 @@ def student_pair_configs(
     every = evaluation_interval(train_size, batch, evals_per_epoch, epochs if isinstance(epochs, int) and epochs > 0 else 1)
     common = dict(dataset=dataset, data_root=data_root, model=model, model_options=dict(model_options), epochs=epochs,
                   lr=lr, seed=seed, batch_size=batch, eval_every=every, snapshot_every=every, probe_count=probe_count,
-                  probe_temperatures=sorted({1.0, float(T)}), runs_root=runs_root, **subset)
+                  probe_temperatures=sorted({1.0, float(T)}), runs_root=runs_root, pace_s=pace_s, **subset)
     kd = TrainConfig(method=KD.loss, teacher=str(teacher), T=float(T), alpha=float(alpha), name=run_name(KD_JOB), **common)
     scratch = TrainConfig(method=SCRATCH.loss, name=run_name(SCRATCH_JOB), **common)
     return {KD_JOB: kd.validate(), SCRATCH_JOB: scratch.validate()}

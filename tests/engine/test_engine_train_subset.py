@@ -51,3 +51,25 @@ def test_a_run_trains_on_the_subset_only(manager, tmp_path):
     assert job.wait(120).state == "finished"
     steps = [r for r in job.store.metrics("step")]
     assert steps[-1]["step"] == 10  # 2 epochs x 40 / 8
+
+
+def test_pace_stretches_a_short_run_and_a_stop_ends_it_at_once(manager, tmp_path):
+    """``pace_s``: a run that would take a second lasts at least ``pace_s`` (a class can watch it);
+    it is a display option, not part of what is trained; a stop does not wait for the pace."""
+    import time
+
+    base = dict(dataset="digits", model="mlp", train_subset=40, batch_size=8, epochs=2, seed=1,
+                runs_root=str(tmp_path), snapshot_every=0)
+    assert TrainConfig(**base, pace_s=6.0).identity() == TrainConfig(**base).identity()
+    with pytest.raises(ValueError, match="pace_s"):
+        TrainConfig(**base, pace_s=0.0).validate()
+    t0 = time.monotonic()
+    job = start(TrainConfig(**base, pace_s=4.0), manager)
+    assert job.wait(60).state == "finished"
+    assert time.monotonic() - t0 >= 4.0
+    long = start(TrainConfig(**{**base, "epochs": 50}, pace_s=600.0), manager)
+    from _support.polling import wait_for
+    wait_for(lambda: long.status().step >= 3, 60, "the paced run's first steps")
+    t1 = time.monotonic()
+    long.stop()
+    assert long.wait(30).state == "stopped" and time.monotonic() - t1 < 5

@@ -57,3 +57,11 @@ def test_defaults_per_dataset_and_the_transfer_set():
     assert getattr(kd, TRANSFER_FIELD) == getattr(scratch, TRANSFER_FIELD) == d.transfer_size
     # the evaluation interval counts the transfer set's steps, not the whole training set's
     assert kd.eval_every == evaluation_interval(d.transfer_size, d.batch_size, 4, epochs=ARGS["epochs"])
+
+
+def test_the_pace_reaches_both_students_and_digits_defaults_are_paced_to_watch():
+    from kdviz.present.distill_configs import distill_defaults
+    pair = student_pair_configs(**ARGS, pace_s=12.5)
+    assert pair[KD_JOB].pace_s == pair[SCRATCH_JOB].pace_s == 12.5
+    assert student_pair_configs(**ARGS)[KD_JOB].pace_s is None
+    assert 20 <= distill_defaults("digits").pace_s <= 40
