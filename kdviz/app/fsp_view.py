@@ -9,7 +9,8 @@ Any method whose spec declares a ``stage1`` (``two_stage.stage1_methods()``; Fit
 Romero et al. 2015, besides FSP) can be stage 1.
 
 The teacher is trained once in the background and reused from disk (``present.shared_run``), like
-the lab's other teachers. One Start makes one ``TwoStageFSP`` experiment (jobs ``STAGE1``, ``STAGE2``
+the lab's other teachers; one estimated past a minute (a ResNet-20 on MNIST) waits for its Start
+button (``teacher.shared_run_job``). One Start makes one ``TwoStageFSP`` experiment (jobs ``STAGE1``, ``STAGE2``
 once stage 1 has finished, and ``SCRATCH``) in the lab's job manager; the page keeps it in the
 session (``session.add_experiment``, so closing the tab stops it) and polls it on every refresh
 (``session.current_experiment``), which starts stage 2 when its turn comes.
@@ -55,10 +56,42 @@ def teacher_options(settings: LabSettings, blocks: tuple[int, ...], channels: tu
             "name": f"teacher-resnet{depth}-{'-'.join(map(str, channels))}-{settings.dataset}"}
 
 
-def teacher_job(settings: LabSettings, blocks: tuple[int, ...], channels: tuple[int, ...], retry: bool = False) -> Job:
-    """The teacher: reused from disk, joined while it trains, else started (``retry`` restarts a
-    failed or stopped one)."""
+def teacher_job(settings: LabSettings, blocks: tuple[int, ...], channels: tuple[int, ...],
+                retry: bool = False) -> Job | None:
+    """The teacher: reused from disk, joined while it trains, else started when it is short (digits:
+    seconds) or ``retry`` asks; a long one (a ResNet-20 on MNIST: minutes) is None until its Start or
+    Continue button, which ``teacher.shared_run_job`` draws with its estimate, is pressed."""
     return shared_run_job(teacher_options(settings, blocks, channels), retry)
+
+
+def stage1_steps_from_url(raw: str) -> int:
+    """The "Stage-1 iterations" slider's value from a link: 10 to 1000 in steps of 10."""
+    value = float(raw)
+    if not value.is_integer() or not 10 <= value <= 1000 or value % 10:
+        raise ValueError(f"{raw} is not one of 10, 20, ..., 1000 (stage-1 iterations go in steps of 10)")
+    return int(value)
+
+
+def difference_story(first: tuple, latest: tuple, pair: str) -> str:
+    """What the difference panel of ``pair`` did between the first and the latest stage-1 snapshot
+    ((snapshot, reading) each): its largest entry against the teacher's largest, then and now, and
+    what to change when it has not shrunk to half (the paper's stage 1 drives it towards zero, eq. 2)."""
+    ratios = []
+    for snap, reading in (first, latest):
+        found = [p for p in reading.pairs if p["label"] == pair]
+        if not found:
+            return ""
+        teacher_max = float(abs(found[0]["teacher"]).max()) or 1.0
+        ratios.append((snap.step, float(abs(found[0]["difference"]).max()) / teacher_max))
+    (step0, before), (step1, now) = ratios
+    if step1 <= step0:
+        return ""
+    told = (f"The difference's largest entry went from {before:.0%} of the teacher's largest (step {step0}) to "
+            f"{now:.0%} (step {step1})")
+    if now <= 0.5 * before:
+        return told + ": the student has taken most of the teacher's flow."
+    return told + (": it has not shrunk much yet. More stage-1 iterations, or a larger stage-1 learning rate "
+                   "(10x, under 'More'), let the student match more closely.")
 
 
 def teacher_name(job: Job) -> str:

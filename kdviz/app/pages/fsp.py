@@ -5,7 +5,11 @@ a shallow ResNet to match a deep teacher's FSP matrices (eq. 2, no labels); stag
 labels from there; a scratch student trains beside it. Any stage-1 method the registry declares
 (``two_stage.stage1_methods()``: FSP, FitNets hints) can be chosen. Start runs all of it as one
 experiment in the lab's job manager, and a fragment polls it (starting stage 2 when stage 1 has
-finished) and redraws the heatmaps, the loss and the fast-optimisation chart every second.
+finished) and redraws the heatmaps, the loss and the fast-optimisation chart every second; once stage
+1 has ended the heatmaps replay its snapshots (play button, scrubber). The ResNet teacher starts by
+itself only when it is short (digits); a long one (MNIST) waits for its Start button beside its
+estimate, can be cancelled, and continues from its checkpoint (``teacher.shared_run_job``). The
+settings travel in the page's URL (``url_settings``, "Copy link").
 """
 from __future__ import annotations
 
@@ -15,12 +19,16 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import show_chart
-from kdviz.app.components import live_experiment, page_state, read_runs, show_run_status, status_row
+from kdviz.app.components import (
+    copy_link, icon, live_experiment, page_state, read_runs, show_run_status, status_row, url_choice, url_number,
+    url_settings,
+)
 from kdviz.app.errors import user_errors
 from kdviz.app.fsp_view import (
-    CHANNELS, DEPTHS, SAME, FSPChoice, check_fsp_pairs, check_hint_layers, experiment_views, feature_shapes,
-    pair_options, start_experiment, teacher_job, teacher_name,
+    CHANNELS, DEPTHS, SAME, FSPChoice, check_fsp_pairs, check_hint_layers, difference_story, experiment_views,
+    feature_shapes, pair_options, stage1_steps_from_url, start_experiment, teacher_job, teacher_name,
 )
+from kdviz.app.replay import show_live_or_replay
 from kdviz.app.sidebar import current_settings, load_bundle
 from kdviz.figures.fsp_live import fast_optimisation_from_records, heatmaps_from_pairs, loss_curve_from_records
 from kdviz.methods import get_method
@@ -28,6 +36,7 @@ from kdviz.methods.two_stage import (
     PAIRS, SCRATCH, STAGE1, STAGE2, Stage1Choice, TwoStageFSP, latest_reading, probe_loss_key, stage1_method_of,
     stage1_methods,
 )
+from kdviz.present import describe
 
 STAGE1_METHODS = stage1_methods()
 K = {"teacher": "fsp_teacher", "student": "fsp_student", "channels": "fsp_channels", "s_channels": "fsp_student_channels",
@@ -40,6 +49,13 @@ DEFAULTS = {K["teacher"]: "ResNet-20 (3 blocks per stage)", K["student"]: "ResNe
             K["hint"]: "stage2_out", **{K[f"s1lr_{m.name}"]: m.stage1.default_lr for m in STAGE1_METHODS}}
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.0"))
 state = page_state(DEFAULTS)
+# The settings a link carries (``?fsp_epochs=3&fsp_method=hints...``), each checked as its control would.
+IN_URL = {K["teacher"]: url_choice(DEPTHS), K["student"]: url_choice(DEPTHS), K["channels"]: url_choice(CHANNELS),
+          K["s_channels"]: url_choice([SAME, *CHANNELS]), K["method"]: url_choice(m.name for m in STAGE1_METHODS),
+          K["s1"]: stage1_steps_from_url, K["epochs"]: url_number(1, 30, int), K["lr"]: url_number(1e-5, 1.0),
+          K["seed"]: url_number(0, 2**31 - 1, int),
+          **{K[f"s1lr_{m.name}"]: url_number(1e-7, 1.0) for m in STAGE1_METHODS}}
+url_settings(IN_URL)
 
 st.title("FSP: distil the flow between layers")
 st.markdown(
@@ -132,11 +148,13 @@ if c4.button("Start stage 1, stage 2 and scratch" if not running else "Running�
     with user_errors("Start"):
         session.add_experiment(start_experiment(choice, settings, bundle, str(teacher.path)))
         st.rerun()
+copy_link(IN_URL)
 st.divider()
 
 
 def heatmaps(view, stage1_method) -> None:
-    """The latest stage-1 snapshot's teacher, student and difference matrices for the chosen pair."""
+    """The teacher, student and difference matrices of the chosen pair: the latest stage-1 snapshot's
+    while stage 1 runs, a replay of all of them (play button, scrubber) once it has ended."""
     latest = latest_reading(view.snapshots, stage1_method, view.config)
     if latest is None:
         st.caption("Waiting for the first FSP snapshot…")
@@ -145,17 +163,37 @@ def heatmaps(view, stage1_method) -> None:
     if state.get(K["pair"]) not in reading.labels:
         state[K["pair"]] = reading.labels[0]
     st.segmented_control("Section pair", reading.labels, key=K["pair"])
-    fig = heatmaps_from_pairs(reading.pairs, state.get(K["pair"]) or reading.labels[0])
-    show_chart(fig, "fsp-heatmaps", caption=f"Stage-1 step {snap.step}, averaged over 64 fixed test images. Rows are "
-               "channels of the section's first map, columns of its last. Watch the middle panel take the teacher's "
-               "pattern and the right panel fade to white.")
+    pair = state.get(K["pair"]) or reading.labels[0]
+    first = latest_reading(view.snapshots[:1], stage1_method, view.config)
+
+    def draw(snapshot):
+        try:
+            return heatmaps_from_pairs(stage1_method.read_snapshot(snapshot.arrays, view.config).pairs, pair)
+        except ValueError:  # a snapshot without this method's arrays, or without this pair
+            return None
+
+    when = "" if view.done else f"Stage-1 step {snap.step}, "
+    story = difference_story(first, latest, pair) if first is not None else ""
+    show_live_or_replay(view, "fsp-heatmaps", draw, variant=pair, caption=(
+        f"{when}averaged over 64 fixed test images. Rows are channels of the section's first map, columns of its "
+        f"last. Watch the middle panel take the teacher's pattern. {story}").strip())
+
+
+def stage1_row(job, label: str) -> None:
+    """``status_row`` for stage 1, without its test accuracy: stage 1 matches features only and trains
+    no classifier, so the accuracy of its untouched output layer means nothing."""
+    limit = job.manager.max_concurrent if job.manager else None
+    text = describe(job.status(), label, epochs=job.config.epochs, max_concurrent=limit)
+    st.markdown(f"{icon(text.icon)} **{label}** ({job.config.dataset}) · {text.state} · stage 1 trains no "
+                f"classifier: accuracy comes in stage 2 · {text.detail}")
+    st.progress(text.progress)
 
 
 def statuses(exp, short: str) -> None:
     """One status row per run, with Pause/Resume and Stop for the whole experiment."""
     left, right = st.columns([4, 1], vertical_alignment="bottom")
     with left:
-        status_row(exp.stage1, f"{short} stage 1 ({exp.stage1.config.max_steps} iterations, no labels)")
+        stage1_row(exp.stage1, f"{short} stage 1 ({exp.stage1.config.max_steps} iterations, no labels)")
         if exp.stage2 is not None:
             status_row(exp.stage2, f"{short} stage 2 (labels, from the stage-1 weights)")
         elif STAGE2 in exp.blocked:
@@ -193,7 +231,7 @@ def charts(exp, views: dict, stage1_method) -> None:
             st.info("The fast-optimisation chart appears with stage 2's first evaluation. Meanwhile stage 1 "
                     "learns the teacher's flow without labels, so its accuracy stays near chance.", icon=":material/schedule:")
         else:
-            show_chart(fig, "fast-optimisation", caption="Test accuracy against optimizer steps. The purple curve "
+            show_chart(fig, "fast-optimisation", caption="Test accuracy against optimizer steps. The pink curve "
                        "starts after stage 1 (dotted line) and should climb far faster than the green scratch curve "
                        "(Yim et al., section 4.1).")
 
