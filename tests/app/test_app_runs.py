@@ -151,3 +151,18 @@ def test_notes_are_kept_beside_the_run_and_delete_asks_first_and_removes_only_th
     assert not doomed.exists() and {p.name for p in lab_env.iterdir()} == others
     assert any("Deleted" in s.value for s in ok(at).success)
     assert doomed.name not in list(at.dataframe[0].value["name"])
+
+
+def test_with_several_runs_ticked_the_second_one_can_be_chosen_for_its_note(finished_runs, lab_env):
+    """The "Run" box of the notes picks any ticked run, not only the first (it used to be drawn inside
+    a search, twice when the second run was chosen: a duplicate-key error instead of the page)."""
+    first, second = copy_run(finished_runs[0], lab_env, "20990101-000006-first"), copy_run(
+        finished_runs[1], lab_env, "20990101-000005-second")
+    at = page()
+    tick(at, [first.name, second.name])
+    at.selectbox(key="cr_manage_run").set_value(second.name).run()
+    assert [t.key for t in ok(at).text_area] == [f"cr_note_{second.name}"]
+    at.text_area(key=f"cr_note_{second.name}").input("the second run").run()
+    at.button(key="cr_save_note").click().run()
+    assert json.loads((second / "notes.json").read_text()) == {"note": "the second run"}
+    assert not (first / "notes.json").exists()

@@ -53,20 +53,46 @@ def problems(page) -> list[str]:
     return found + [e.inner_text()[:300] for e in main.get_by_text("something unexpected went wrong").all()]
 
 
-def chips(page) -> int:
-    """How many runs the "Runs to compare" box holds."""
-    return page.evaluate("new Set([...document.querySelectorAll('.st-key-cr_selected [data-tag-index]')]"
-                         ".map(e => e.dataset.tagIndex)).size")
+def chips(page) -> list[str]:
+    """The runs the "Runs to compare" box holds, as its chips read ("name · method")."""
+    return page.evaluate("Object.values(Object.fromEntries([...document.querySelectorAll("
+                         "'.st-key-cr_selected [data-tag-index]')].map(e => [e.dataset.tagIndex, e.innerText])))")
 
 
-def tick_row(page, table, row: int) -> None:
-    """Click the selection box of table row ``row`` (0 = first data row) on the grid's canvas, and wait
-    until the run joined the compared runs."""
-    before = chips(page)
+def table_names(page) -> list[str]:
+    """The run names in the table's rows, top to bottom, from the grid's accessible cells (the canvas
+    draws them; ``glide-cell-1-<row>`` is the name column of data row ``row``)."""
+    cells = page.evaluate("[...document.querySelectorAll('.st-key-cr_table table [id^=\"glide-cell-1-\"]')]"
+                          ".map(e => [Number(e.id.split('-').pop()), e.textContent])")
+    return [name for _, name in sorted(cells)]
+
+
+def ticked_names(page) -> list[str]:
+    """The run names whose rows the grid shows ticked."""
+    names = table_names(page)
+    rows = page.evaluate("[...document.querySelectorAll('.st-key-cr_table table tr[aria-rowindex]')]"
+                         ".filter(e => e.getAttribute('aria-selected') === 'true')"
+                         ".map(e => Number(e.getAttribute('aria-rowindex')) - 2)")
+    return sorted(names[r] for r in rows if 0 <= r < len(names))
+
+
+def compared(page, name: str) -> bool:
+    return any(c.startswith(name + " · ") for c in chips(page))
+
+
+def tick_run(page, table, name: str, joins: bool = True) -> None:
+    """Click the selection box of the table row that shows run ``name`` (found by name, not by place:
+    a run that starts meanwhile, such as the lab's own teacher, joins the table at the top on the next
+    rerun and moves every row down), and wait until the run joined the compared runs (or, with
+    ``joins=False``, left them)."""
+    settle(page)
+    names = wait_for(lambda: table_names(page), 30, "the table's rows")
+    assert name in names, (name, names)
+    assert compared(page, name) != joins, (name, chips(page))
     box = table.bounding_box()
-    page.mouse.click(box["x"] + 14, box["y"] + ROW_PX * (row + 1) + ROW_PX / 2)
+    page.mouse.click(box["x"] + 14, box["y"] + ROW_PX * (names.index(name) + 1) + ROW_PX / 2)
     try:
-        wait_for(lambda: chips(page) == before + 1, 30, f"row {row} to join the compared runs")
+        wait_for(lambda: compared(page, name) == joins, 30, f"run {name} to {'join' if joins else 'leave'} the compared runs")
     except AssertionError:
         page.screenshot(path=str(ARTIFACTS / "browser-runs-failure.png"), full_page=True)
         raise
@@ -88,8 +114,11 @@ def test_compare_runs_ticks_rows_filters_and_keeps_the_legend_off_the_title(serv
     table.wait_for(timeout=60_000)
     settle(page)
     page.wait_for_timeout(1000)  # the grid draws on a canvas after the element appears
-    for row in range(len(runs)):  # newest first: every run
-        tick_row(page, table, row)
+    for job in runs:  # every run of the fixture, wherever its row is
+        tick_run(page, table, Path(job.path).name)
+    in_box = sorted(c.split(" · ")[0] for c in chips(page))
+    assert in_box == sorted(Path(job.path).name for job in runs), in_box
+    assert ticked_names(page) == in_box  # the grid's ticks and the box agree
     chart = page.locator(".st-key-chart-compare-accuracy")
     chart.locator(".legend").wait_for(timeout=60_000)
     assert not problems(page), problems(page)
@@ -113,6 +142,10 @@ def test_compare_runs_ticks_rows_filters_and_keeps_the_legend_off_the_title(serv
     text = page.get_by_test_id("stMainBlockContainer").inner_text()
     assert "2 of " in text and "runs shown" in text  # the two KD students (the lab may have started a teacher too)
     assert chart.locator(".legend .traces").count() == len(runs)  # filtered-out runs stay compared
+    kd_names = sorted(Path(job.path).name for job in runs[1:3])
+    assert sorted(table_names(page)) == kd_names and ticked_names(page) == kd_names  # their rows still ticked
+    tick_run(page, table, kd_names[0], joins=False)  # a click on a ticked row unticks it: the run leaves the box
+    assert ticked_names(page) == kd_names[1:] and len(chips(page)) == len(runs) - 1
     assert not problems(page), problems(page)
     page.close()
 
@@ -161,7 +194,7 @@ def test_charts_follow_the_dark_theme_and_keep_run_colours(dark_server, browser,
     table.wait_for(timeout=60_000)
     settle(page)
     page.wait_for_timeout(1000)
-    tick_row(page, table, len(runs) - 1)
+    tick_run(page, table, Path(runs[0].path).name)  # the fixture's teacher
     chart = page.locator(".st-key-chart-compare-accuracy")
     chart.locator(".gtitle").wait_for(timeout=60_000)
     page.wait_for_timeout(500)

@@ -128,8 +128,10 @@ def manage_runs(rows: list[dict]) -> None:
     if not chosen:
         st.caption("Tick a run in the table to write a note about it or to delete it.")
         return
-    row = chosen[0] if len(chosen) == 1 else next(r for r in chosen if r["name"] == st.selectbox(
-        "Run", [r["name"] for r in chosen], key="cr_manage_run"))
+    row = chosen[0]
+    if len(chosen) > 1:  # drawn once (inside the search it was drawn again per run passed: a duplicate key)
+        picked = st.selectbox("Run", [r["name"] for r in chosen], key="cr_manage_run")
+        row = next((r for r in chosen if r["name"] == picked), row)
     st.text_area("Note", value=row["note"], key=f"cr_note_{row['name']}", max_chars=2000,
                  help="Kept beside the run in notes.json; the run's records are never changed.")
     save, delete = st.columns(2)
