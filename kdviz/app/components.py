@@ -2,8 +2,7 @@
 a guarded fragment, a layer picker, run controls.
 
 Each renders what ``kdviz.present`` computed (``readiness``, ``describe``); none composes a status
-sentence or owns a job. Keys passed in are the page's own widget keys (``st.session_state`` is read
-and written only through them).
+sentence or owns a job. Keys passed in are the page's own widget keys.
 """
 from __future__ import annotations
 
@@ -305,6 +304,18 @@ def url_number(low: float, high: float, kind: type = float) -> Callable[[str], A
     return parse
 
 
+def url_choice(options: Iterable[Any]) -> Callable[[str], Any]:
+    """A URL parameter's parser for one of ``options`` (matched by its text)."""
+    by_text = {str(o): o for o in options}
+
+    def parse(raw: str) -> Any:
+        if raw not in by_text:
+            raise ValueError(f"{raw!r} is not one of {', '.join(by_text)}")
+        return by_text[raw]
+
+    return parse
+
+
 def url_settings(parsers: Mapping[str, Callable[[str], Any]]) -> None:
     """A page's settings in its URL (``st.query_params``, one parameter per session key), so a link
     reproduces them: on the session's first visit each parameter present is parsed (``parsers``: raw
@@ -336,16 +347,15 @@ def url_settings(parsers: Mapping[str, Callable[[str], Any]]) -> None:
 
 
 def copy_link(parsers: Mapping[str, Any], label: str = "Copy link") -> None:
-    """A "copy link" popover: this page's address with its settings (``url_settings``) and nothing else
-    (never the lab session, so a shared link shares settings, not runs), in a box with a copy button."""
+    """A "copy link" popover: this page's address with its settings (``url_settings``) only, never the
+    lab session (a link shares settings, not runs)."""
     state = st.session_state
     params = {key: str(state[key]) for key in parsers if key in state}
     base = urlsplit(str(st.context.url or ""))
     link = urlunsplit((base.scheme, base.netloc, base.path, urlencode(params), ""))
     with st.popover(label, icon=":material/link:"):
         st.code(link, language=None, wrap_lines=True)
-        st.caption("The copy icon at the box's right copies it. Opening it reproduces this page's settings, "
-                   "not your runs.")
+        st.caption("The copy icon at the box's right copies it. It reproduces this page's settings, not your runs.")
 
 
 _NOT_HELD = object()
@@ -353,8 +363,7 @@ _NOT_HELD = object()
 
 def _widget_value(key: str) -> Any:
     """The value ``key``'s widget holds (set in this run, or drawn in a recent one), or ``_NOT_HELD``
-    once Streamlit has deleted the widget's state: whatever is left under the key is then stale, so it
-    is never read (``st.session_state[key]`` would fall back to it)."""
+    once Streamlit has deleted the widget's state (what is left under the key is then stale)."""
     try:
         from streamlit.runtime.state.session_state_proxy import get_session_state
 
@@ -364,10 +373,8 @@ def _widget_value(key: str) -> Any:
         widget_id = inner._key_id_mapper.get_id_from_key(key, None)
         if widget_id is None:
             return _NOT_HELD
-        # A value written under the key before its widget was first drawn stays under the key for good;
-        # Streamlit copies it back onto the widget when it compacts its state after the widget's own
-        # state was deleted (a hidden quantizer option came back as its default). Drop it: once the key
-        # names a widget, its values are stored under the widget's id.
+        # A value written under the key before the widget was first drawn would come back onto the widget
+        # when Streamlit compacts its state (a hidden option came back as its default): drop it.
         inner._old_state.pop(key, None)
         for source in (inner._new_widget_state, inner._old_state):
             try:

@@ -26,6 +26,7 @@ from ..prune import (
 )
 from ..prune.evaluate import accuracy
 from ..prune.explore import accuracy_curve, slider_arrays
+from ..prune.magnitude import layers_emptied
 from .session import runs_root
 from .sidebar import LabSettings, ModelChoice, load_bundle
 from .teacher import TEACHER_LR, shared_run_job, teacher_epochs
@@ -135,6 +136,19 @@ def evaluate_slider(b: Baseline, sparsity: float, scope: str) -> SliderResult:
     table = pd.DataFrame(rows)
     table["index bits"] = [f"{int(v)}" if v is not None and v == v else "" for v in table["index bits"]]
     return SliderResult(sparsity, scope, acc, read_prune_arrays(arrays), table, flops)
+
+
+def emptied_warning(b: Baseline, sparsity: float, scope: str) -> str | None:
+    """A sentence naming the layers that pruning to ``sparsity`` would remove whole (nothing flows
+    through an emptied layer, so the network can only guess), or None when every layer keeps weights."""
+    with b.lock:
+        emptied = layers_emptied(b.evaluator.dense, sparsity, scope)
+    if not emptied:
+        return None
+    names = ", ".join(f"{n.removesuffix('.weight')} ({b.evaluator.dense[n].numel():,} weights)" for n in emptied)
+    advice = "Lower the sparsity" + (", or try one global cut, which takes more from the big layers." if scope == "layer"
+                                     else ", or prune each layer alike.")
+    return f"Sparsity {sparsity:g} prunes every weight of {names}: no signal passes that layer. {advice}"
 
 
 def one_shot_curve(b: Baseline, scope: str) -> tuple[list[float], list[float]]:

@@ -33,12 +33,14 @@ def cached_replay(view: Any, key: str, draw: Callable[[Any], go.Figure | None]) 
 
 
 def show_live_or_replay(view: Any, key: str, draw: Callable[[Any], go.Figure | None],
-                        caption: str | None = None) -> None:
-    """Draw the latest snapshot while ``view``'s run trains; its replay once the run is done."""
+                        caption: str | None = None, variant: Any = None) -> None:
+    """Draw the latest snapshot while ``view``'s run trains; its replay once the run is done.
+    ``variant`` names what ``draw`` depends on besides the snapshot (a layer, a probe image), so a
+    replay is rebuilt when it changes while the chart keeps its key."""
     if not view.snapshots:
         st.caption("Waiting for the first snapshot…")
         return
-    fig = cached_replay(view, key, draw) if view.done else None
+    fig = cached_replay(view, key if variant is None else f"{key}:{variant}", draw) if view.done else None
     if fig is not None:
         show_chart(fig, key, caption=f"{caption} {REPLAY_HINT}" if caption else REPLAY_HINT)
         return

@@ -38,6 +38,7 @@ from typing import Protocol
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from .. import paths
 from ..engine import JobManager, TrainConfig
 from ..engine.experiment import Experiment
 
@@ -61,8 +62,9 @@ def _env_number(name: str, default: float, low: float) -> float:
 
 
 def runs_root() -> str:
-    """Where the lab's run folders go: ``$KDVIZ_RUNS`` or ``runs`` (relative to the working folder)."""
-    return os.environ.get("KDVIZ_RUNS", "").strip() or "runs"
+    """Where the lab's run folders go: the one runs root of the app, the labs and the CLI
+    (``kdviz.paths.runs_root``: ``$KDVIZ_RUNS``, else ``runs`` in the checkout or the user's data folder)."""
+    return str(paths.runs_root())
 
 
 _MANAGER_LOCK = threading.Lock()

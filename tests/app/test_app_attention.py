@@ -58,6 +58,8 @@ def test_start_trains_both_students_and_the_live_maps_change(lab_env):
     for step, z in drawn.items():  # each drawn map is the student's map of image #0, first pair, at that step
         np.testing.assert_allclose(z, snapshot_array(student, step, "attention/student_0")[0], rtol=1e-6)
     final = charts(ok(at.run()))
+    assert len(final["at-maps"].get("frames", [])) >= 2  # finished: the maps replay in the browser (▶, scrubber)
+    assert "'beta': 4.0" in "\n".join(c.value for c in at.code)  # the Export popover's code for these settings
     evals = metric_lines(student, "eval")
     curve = {t["name"]: values(t["y"]) for t in final["at-distance"]["data"]}
     np.testing.assert_allclose(curve["stage3_out"], [r["attention/probe_loss/stage3_out"] for r in evals], rtol=1e-6)

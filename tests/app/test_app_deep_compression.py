@@ -67,6 +67,9 @@ def test_page_runs_the_stages_and_shows_a_decreasing_waterfall(baseline):
     assert dict(zip(layers["layer"], layers["weights"] * layers["kept %"] / 100)) == pytest.approx(kept)
     assert "pruned-codebook" in shown and "dc-accuracy" in shown
     assert len(shown["dc-accuracy"]["data"]) == 2  # one accuracy curve per stage run
+    assert len(shown["dc-live-progress"].get("frames", [])) >= 2  # the finished stage replays (kdviz.app.dc_live)
+    code = "\n".join(c.value for c in at.code)  # the Export popover: the code of both stage runs
+    assert "'bits': 3" in code and "'fc3': 0.5" in code and str(baseline.path) in code
 
 
 def test_stop_stops_the_running_stage_and_cancels_the_next(baseline):

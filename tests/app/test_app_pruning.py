@@ -92,6 +92,11 @@ def test_live_prune_job_fills_its_charts_and_scrubs(baseline):
         time.sleep(0.5)
     assert job.status().state == "finished"
     spec = charts(ok(at.run()))
+    for chart in ("live-mask", "live-histogram"):  # finished and following: replays played in the browser
+        frames = spec[chart].get("frames", [])
+        assert len(frames) >= 2 and spec[chart]["layout"]["updatemenus"][0]["buttons"][0]["label"] == "▶ Play"
+    titles = [f["layout"]["title"]["text"] for f in spec["live-mask"]["frames"]]
+    assert "100.0% of weights kept at step 0" in titles[0] and titles[0] != titles[-1]
     final = len(values(spec["live-accuracy"]["data"][0]["x"]))
     assert final > counts[0] and final == len([r for r in job.store.metrics() if r.get("kind") == "eval"])
     masks = load_checkpoint(job.path / "checkpoints" / "last.pt")["hooks"]["prune"]
@@ -124,3 +129,45 @@ def test_sensitivity_and_unit_norms(baseline, digits):
     fc3 = lines[2]
     i = int(np.flatnonzero(np.isclose(values(fc3["x"]), 80.0))[0])
     assert np.isclose(values(fc3["y"])[i], 100 * pruned_accuracy(baseline, digits, 0.8, only="fc3")[0])
+
+
+def test_a_sparsity_that_empties_a_layer_is_warned_about(baseline):
+    at = ok(app().run())
+    assert not any("prunes every weight" in w.value for w in at.warning)
+    at.number_input(key="pr_s_exact").set_value(0.9996).run()  # fc3 has 1000 weights: floor(999.6 + 0.5) = 1000
+    warned = [w.value for w in ok(at).warning if "prunes every weight" in w.value]
+    assert warned and "fc3 (1,000 weights)" in warned[0] and "fc1" not in warned[0]
+
+
+def test_the_sensitivity_button_goes_once_the_results_show(baseline, tmp_path):
+    from kdviz.app.pruning_view import _load_baseline
+
+    _load_baseline.clear()  # a fresh baseline model: no sensitivity computed by an earlier test
+    other = tmp_path / "other.py"
+    other.write_text("import streamlit as st\nst.title('Another page')\n")
+    at = ok(AppTest.from_string(harness((PAGE, "Pruning"), (other, "Other")), default_timeout=120).run())
+    assert "sensitivity" not in charts(at)
+    at.button(key="pr-sens").click().run()
+    assert "sensitivity" in charts(ok(at))
+    assert not [b for b in at.button if b.key == "pr-sens"]  # gone in the very run that drew the results
+    at.switch_page(str(other)).run()
+    assert ok(at).title[0].value == "Another page"
+    at.switch_page(str(PAGE)).run()  # kept with the model: shown again after navigation, still no button
+    assert "sensitivity" in charts(ok(at)) and not [b for b in at.button if b.key == "pr-sens"]
+
+
+def test_settings_come_from_the_link_and_a_bad_value_is_named(baseline):
+    at = app()
+    at.query_params.update({"pr_sparsity": "0.5", "pr_live_target": "0.7", "pr_scope": "sideways"})
+    ok(at.run())
+    assert at.slider(key="pr_s_slider").value == 0.5 and at.slider(key="pr_live_target").value == 0.7
+    warned = " ".join(w.value for w in at.warning)
+    assert "pr_scope=sideways" in warned and "not one of layer, global" in warned
+    assert at.radio(key="pr_scope").value == "layer"
+
+
+def test_export_code_holds_the_live_settings(baseline):
+    at = ok(app().run())
+    at.slider(key="pr_live_target").set_value(0.77).run()
+    code = "\n".join(c.value for c in ok(at).code)
+    assert "'sparsity': 0.77" in code and "'scope': 'layer'" in code and str(baseline.path) in code

@@ -143,3 +143,15 @@ def test_live_fine_tuning_gains_points_and_moves_the_centroids(baseline):
     assert np.unique(solid[~np.isnan(solid)]).size <= 8
     assert np.allclose(np.unique(solid[~np.isnan(solid)]), np.sort(snap["kmeans/centroids/fc1"]), atol=1e-6)
     assert not np.allclose(snap["kmeans/centroids/fc1"], snap["kmeans/centroids_initial/fc1"])
+    frames = final["live-codebook"].get("frames", [])  # finished: the codebook replays in the browser
+    assert len(frames) >= 2 and final["live-codebook"]["layout"]["updatemenus"][0]["buttons"][0]["label"] == "▶ Play"
+    first, last = (values(f["data"][2]["x"]) for f in (frames[0], frames[-1]))
+    assert np.allclose(np.unique(last[~np.isnan(last)]), np.sort(snap["kmeans/centroids/fc1"]), atol=1e-6)
+    assert not np.allclose(np.unique(first[~np.isnan(first)]), np.unique(last[~np.isnan(last)]))
+
+
+def test_export_code_holds_the_live_settings(baseline):
+    at = page()
+    at.slider(key="qz_live_bits").set_value(4).run()
+    code = "\n".join(c.value for c in ok(at).code)
+    assert "'name': 'kmeans', 'bits': 4" in code and str(baseline.path) in code

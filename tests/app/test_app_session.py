@@ -72,3 +72,13 @@ def test_user_errors_show_a_message_never_a_traceback():
     assert "Temperature:" in at.error[0].value and "finite" in at.error[0].value
     assert "RuntimeError: disk on fire" in at.error[1].value and "untouched" in at.error[1].value
     assert at.markdown[-1].value == "page continues"
+
+
+def test_the_app_puts_runs_in_the_one_runs_root(monkeypatch, tmp_path):
+    from kdviz import paths
+    from kdviz.app import session as app_session
+
+    monkeypatch.delenv("KDVIZ_RUNS", raising=False)
+    assert app_session.runs_root() == str(paths.runs_root()) and app_session.runs_root() != "runs"
+    monkeypatch.setenv("KDVIZ_RUNS", str(tmp_path / "elsewhere"))
+    assert app_session.runs_root() == str(tmp_path / "elsewhere") == str(paths.runs_root())

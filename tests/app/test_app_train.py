@@ -61,6 +61,11 @@ def test_start_trains_kd_and_scratch_students_with_live_charts(teacher):
     assert [(t["name"], t["marker"]["color"]) for t in probe] == [
         ("teacher", get_method("teacher").colour), ("KD student", get_method("kd").colour),
         ("scratch student", get_method("scratch").colour)]
+    frames = final["probe-soft-targets"].get("frames", [])  # finished: the soft targets replay in the browser
+    assert len(frames) >= 2 and final["probe-soft-targets"]["layout"]["updatemenus"][0]["buttons"][0]["label"] == "▶ Play"
+    snaps = exp.job(KD_JOB).store.snapshots_since(0)[0]
+    assert np.allclose(values(frames[0]["data"][1]["y"]), snaps[0].arrays["probe/soft"][-1, 0], atol=1e-6)
+    assert np.allclose(values(frames[-1]["data"][1]["y"]), snaps[-1].arrays["probe/soft"][-1, 0], atol=1e-6)
     at.run()  # a finished run stays on screen
     assert "test-accuracy" in charts(ok(at)) and "finished" in texts(at)
 
@@ -120,3 +125,9 @@ def test_train_page_overlays_an_earlier_run_dotted(teacher, finished_runs, prune
     traces = charts(ok(at))["test-accuracy"]["data"]
     assert len(traces) == 2 and all(t["line"]["dash"] == "dot" for t in traces)
     assert [t["line"]["color"] for t in traces] == [get_method("kd").colour, get_method("prune").colour]
+
+
+def test_export_code_holds_the_page_settings(teacher):
+    at = train_page(teacher, tr_T=7.0, tr_alpha=0.35)
+    code = "\n".join(c.value for c in at.code)
+    assert "T=7.0" in code and "alpha=0.35" in code and "T=4.0" not in code

@@ -16,9 +16,12 @@ import streamlit as st
 from kdviz.app import session
 from kdviz.app.charts import show_chart
 from kdviz.app.components import (
-    dataset_and_run, live_experiment, page_state, pick_layer, read_runs, run_controls, show_run_status, status_row,
+    copy_link, dataset_and_run, live_experiment, page_state, pick_layer, read_runs, run_controls, show_run_status,
+    status_row, url_choice, url_number, url_settings,
 )
-from kdviz.app.errors import plain_message
+from kdviz.app.errors import plain_message, user_errors
+from kdviz.app.export import export_menu
+from kdviz.app.replay import show_live_or_replay
 from kdviz.app.fsp_view import teacher_job
 from kdviz.app.live import job_view
 from kdviz.app.sidebar import current_settings
@@ -37,6 +40,10 @@ DEFAULTS = {K["channels"]: next(iter(STUDENT_CHANNELS)), K["beta"]: 2.0, K["epoc
 EXPERIMENT = "AT beside scratch"  # this page's experiments in the session
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.0"))
 state = page_state(DEFAULTS)
+# The settings a link carries (``?at_beta=10&at_epochs=3...``), each checked as its control would.
+IN_URL = {K["channels"]: url_choice(STUDENT_CHANNELS), K["beta"]: url_number(0.0, 1000.0),
+          K["epochs"]: url_number(1, 30, int), K["lr"]: url_number(1e-5, 1.0), K["seed"]: url_number(0, 2**31 - 1, int)}
+url_settings(IN_URL)
 
 AT_LOSS = (r"\mathcal{L}_{AT} = \mathcal{L}_{CE} + \frac{\beta}{2}\sum_j \left\lVert \frac{Q_S^j}{\lVert Q_S^j\rVert_2}"
            r" - \frac{Q_T^j}{\lVert Q_T^j\rVert_2} \right\rVert_2")  # eq. 2
@@ -74,22 +81,45 @@ with c4.popover("More settings", icon=":material/tune:", width="stretch"):
     st.number_input("Seed (both students)", min_value=0, step=1, key=K["seed"])
 
 
+def student_configs() -> dict:
+    """The AT and scratch students' configs these settings give (raises ``ValueError`` for a bad one)."""
+    base = TrainConfig(
+        dataset=settings.dataset, data_root=settings.data_root, model="resnet", teacher=str(teacher.path),
+        model_options={"blocks_per_stage": list(STUDENT_BLOCKS), "channels": list(STUDENT_CHANNELS[state[K["channels"]]])},
+        epochs=int(state[K["epochs"]]), lr=float(state[K["lr"]]), seed=int(state[K["seed"]]),
+        eval_train_samples=500, runs_root=session.runs_root())
+    return attention_configs(base, beta=float(state[K["beta"]]))
+
+
 def start_students() -> None:
     """The Start button: an AT student and a scratch student as one experiment (a bad setting is shown)."""
     state[K["error"]] = None
     try:
-        base = TrainConfig(
-            dataset=settings.dataset, data_root=settings.data_root, model="resnet", teacher=str(teacher.path),
-            model_options={"blocks_per_stage": list(STUDENT_BLOCKS), "channels": list(STUDENT_CHANNELS[state[K["channels"]]])},
-            epochs=int(state[K["epochs"]]), lr=float(state[K["lr"]]), seed=int(state[K["seed"]]),
-            eval_train_samples=500, runs_root=session.runs_root())
-        session.start_experiment(EXPERIMENT, attention_configs(base, beta=float(state[K["beta"]])))
+        session.start_experiment(EXPERIMENT, student_configs())
     except (ValueError, TypeError, OSError) as exc:
         state[K["error"]] = plain_message(exc)
 
 
+def charts_to_export():
+    """The report's charts, built only when it is downloaded: both students' test accuracy."""
+    views = [job_view(job, label) for label, job in exp.jobs.items()] if exp is not None else []
+
+    def build() -> list:
+        runs = [{"label": v.label, "colour": v.colour, "records": v.evals} for v in views if v.evals]
+        return [("Test accuracy of both students", accuracy_comparison(runs))] if runs else []
+
+    return build
+
+
 run_controls(runs, "at", on_start=start_students, start_label="Start AT and scratch students",
              running_label="Running…", start_disabled=not ready)
+link, export, _ = st.columns([1, 1, 6])
+with link:
+    copy_link(IN_URL)
+with export, user_errors("Export"):
+    shown = {name: state[key] for name, key in K.items() if key in DEFAULTS}
+    export_menu("Attention transfer", shown, list(student_configs().items()) if ready else [],
+                charts=charts_to_export(), key="attention-transfer")
 if state.get(K["error"]):
     st.error(f"**Start:** {state[K['error']]}", icon=":material/warning:")
 st.divider()
@@ -107,12 +137,15 @@ def maps(student) -> None:
         state[K["image"]] = 0
     st.segmented_control("Probe image", shown, key=K["image"], format_func=lambda i: f"test image #{i}")
     image = int(state.get(K["image"]) or 0)
-    chosen = snap.pair(pair)
-    fig = attention_maps(snap.images[image], chosen.teacher[image], chosen.student[image], pair,
-                         teacher_label=TEACHER.label, student_label=student.label, teacher_colour=TEACHER.colour,
-                         student_colour=student.colour)
-    show_chart(fig, "at-maps", caption=f"Step {student.snapshots[-1].step}. Each map is Q/‖Q‖₂ of one fixed test image, "
-               "so teacher and student share one colour scale. Watch the student's bright spots move to the teacher's.")
+    def draw(raw):
+        chosen = student.read(ATTENTION, raw).pair(pair)
+        return attention_maps(snap.images[image], chosen.teacher[image], chosen.student[image], pair,
+                              teacher_label=TEACHER.label, student_label=student.label, teacher_colour=TEACHER.colour,
+                              student_colour=student.colour)
+
+    show_live_or_replay(student, "at-maps", draw, variant=(pair, image),
+                        caption=f"Step {student.snapshots[-1].step}. Each map is Q/‖Q‖₂ of one fixed test image, so "
+                        "teacher and student share one colour scale. Watch the student's bright spots move to the teacher's.")
 
 
 def idle() -> None:

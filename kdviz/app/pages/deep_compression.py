@@ -16,7 +16,12 @@ import streamlit as st
 
 from kdviz.app import session
 from kdviz.app.charts import csv_button, show_chart
-from kdviz.app.components import guarded, page_state, pick_layer, read_runs, run_controls, status_row
+from kdviz.app.components import (
+    copy_link, guarded, page_state, pick_layer, read_runs, run_controls, status_row, url_choice, url_number, url_settings,
+)
+from kdviz.app.dc_live import show_collapse_warning, show_stage_live
+from kdviz.app.errors import user_errors
+from kdviz.app.export import export_menu
 from kdviz.app.pruning_view import ready_baseline
 from kdviz.app.sidebar import current_settings
 from kdviz.figures.quantization import codebook_histogram, size_waterfall
@@ -65,6 +70,10 @@ defaults = preset(settings.dataset)
 page_state({K["hidden"]: defaults.hidden_sparsity, K["output"]: defaults.output_sparsity, K["bits"]: defaults.bits,
             K["init"]: defaults.init, K["rounds"]: defaults.prune_rounds, K["round_epochs"]: defaults.round_epochs,
             K["retrain"]: defaults.retrain_epochs, K["finetune"]: defaults.finetune_epochs})
+# The settings a link carries (``?dc_hidden=0.9&dc_bits=4...``), each checked as its control would.
+IN_URL = {K["hidden"]: url_number(0.5, 0.98), K["output"]: url_number(0.0, 0.95), K["bits"]: url_number(2, 8, int),
+          K["init"]: url_choice(["linear", "density", "random"]), K["rounds"]: url_number(1, 10, int)}
+url_settings(IN_URL)
 bundle, job, ready_job = ready_baseline(settings, K["model"], "dc")
 ready = ready_job is not None
 
@@ -92,8 +101,35 @@ def start_pipeline() -> None:
                                                        runs_root=session.runs_root()))
 
 
+def runs_to_export(view: DeepCompressionView | None) -> list:
+    """The baseline and this session's stage runs (their configs)."""
+    stages = [(view.label(name), view.experiment.job(name).config) for name in view.names
+              if view.experiment.job(name) is not None] if view is not None else []
+    return ([("baseline", job.config)] if job is not None else []) + stages
+
+
+def charts_to_export(view: DeepCompressionView | None):
+    """The report's charts, built only when it is downloaded: the stages' accuracy and the size waterfall."""
+    def build() -> list:
+        if view is None:
+            return []
+        runs = [{"label": v.label, "colour": v.colour, "records": v.evals} for v in view.views.values() if v.evals]
+        report = view.report()
+        shown = [("Test accuracy while each stage trains", accuracy_comparison(runs))] if runs else []
+        return shown + ([("Size after each stage", size_waterfall(waterfall_stages(report)))] if report else [])
+
+    return build
+
+
 view = current_view()
 runs = read_runs(view.experiment if view is not None else None)  # once: the buttons and the refresh agree
+link, export, _ = st.columns([1, 1, 6])
+with link:
+    copy_link(IN_URL)
+with export, user_errors("Export"):
+    export_menu("Deep Compression", {name: state[key] for name, key in K.items() if name != "view" and key in state},
+                runs_to_export(view),
+                charts=charts_to_export(view), key="deep-compression")
 if ready:
     run_controls(runs, "dc", on_start=guarded("Start", start_pipeline), start_label="Compress")
 else:
@@ -169,7 +205,9 @@ def experiment_panel(live: bool) -> None:
     if live and view.done:
         st.rerun(scope="app")
     stage_status(view)
+    show_stage_live(view)
     live_accuracy(view)
+    show_collapse_warning(view)
     if sizes_panel(view):
         inside_panel(view)
 

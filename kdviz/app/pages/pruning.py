@@ -17,15 +17,17 @@ import streamlit as st
 from kdviz.app import session
 from kdviz.app.charts import csv_button, show_chart
 from kdviz.app.components import (
-    ExactKeys, exact_callbacks, exact_error, guarded, job_on_dataset, page_state, pick_layer, read_runs, run_controls,
-    status_row,
+    ExactKeys, copy_link, exact_callbacks, exact_error, guarded, job_on_dataset, page_state, pick_layer, read_runs,
+    run_controls, status_row, url_choice, url_number, url_settings,
 )
 from kdviz.app.errors import user_errors
+from kdviz.app.export import export_menu
 from kdviz.app.live import job_view
 from kdviz.app.pruning_view import (
-    SliderResult, dense_unit_norms, evaluate_slider, load_baseline, one_shot_curve, ready_baseline, remove_units,
-    run_sensitivity,
+    SliderResult, dense_unit_norms, emptied_warning, evaluate_slider, load_baseline, one_shot_curve, ready_baseline,
+    remove_units, run_sensitivity,
 )
+from kdviz.app.replay import show_live_or_replay
 from kdviz.app.sidebar import current_settings
 from kdviz.engine import start
 from kdviz.figures.pruning import accuracy_vs_sparsity, filter_norm_bars, sensitivity_lines
@@ -49,6 +51,10 @@ REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.0"))
 state = page_state({K["scope"]: "layer", K["target"]: 0.9, K["epochs"]: 8, K["live_scope"]: "layer", K["follow"]: True,
                     K["amount"]: 0.5, K["norm"]: "l1"})
 state.setdefault(SPARSITY.value, 0.8)  # the sparsity both the slider and its exact box show (not a widget key)
+# The settings a link carries (``?pr_sparsity=0.9&pr_scope=global...``), each checked as its control would.
+IN_URL = {SPARSITY.value: lambda raw: check_sparsity(float(raw)), K["scope"]: url_choice(SCOPES),
+          K["target"]: url_number(0.5, 0.98), K["epochs"]: url_number(1, 30, int), K["live_scope"]: url_choice(SCOPES)}
+url_settings(IN_URL)
 
 st.title("Pruning")
 st.markdown(
@@ -106,6 +112,9 @@ def explorer() -> None:
     c3.radio("Scope", list(SCOPES), format_func=SCOPES.get, key=K["scope"], horizontal=True,
              help="Each layer to the same sparsity, or one magnitude cut over all layers (big layers lose more).")
     exact_error(SPARSITY, "Sparsity")
+    warning = emptied_warning(b, float(state[SPARSITY.value]), state[K["scope"]])
+    if warning:
+        st.warning(warning, icon=":material/warning:")
     r = evaluate_slider(b, float(state[SPARSITY.value]), state[K["scope"]])
     slider_metrics(r)
     slider_charts(r)
@@ -136,8 +145,21 @@ def scrubbed(found: list, total: int) -> int:
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
     c1.slider("Training step: scrub back through the snapshots", 0, total, key=K["scrub"], disabled=bool(state[K["follow"]]),
               help="Turn off 'Follow the latest' to scrub.")
-    c2.toggle("Follow the latest", key=K["follow"], help="Off: the scrubber stays where you put it.")
+    c2.toggle("Follow the latest", key=K["follow"], help="Off: the scrubber stays where you put it. On, once the run "
+              "has finished: the mask and histogram replay in the browser (press ▶ under them).")
     return max(0, bisect_right(steps, int(state[K["scrub"]])) - 1)
+
+
+def snapshot_chart(live_job, view, layer: str, chart: str):
+    """The live panel's ``chart`` ("mask" or "histogram") of ``layer`` drawn from one raw snapshot
+    (None for a snapshot without the pruning hook's arrays): the replay's drawing function."""
+    def draw(raw):
+        found = readings(PRUNE, [raw], live_job.config)
+        if not found or layer not in found[0][1].layers:
+            return None
+        return pruning_charts(found[0][1], layer, step=raw.step, live=True, colour=view.colour)[chart]
+
+    return draw
 
 
 def live_panel(live: bool) -> None:
@@ -160,14 +182,21 @@ def live_panel(live: bool) -> None:
     snap, pruned = found[index]
     st.caption(f"Snapshot {index + 1} of {len(found)}: step {snap.step} (epoch {snap.epoch:.2f}), "
                f"{100 * pruned.overall_sparsity():.1f}% of weights pruned.")
-    figures = pruning_charts(pruned, pick_layer(K["live_layer"], pruned.layers), step=snap.step, live=True,
-                             colour=view.colour)
+    layer = pick_layer(K["live_layer"], pruned.layers)
+    figures = pruning_charts(pruned, layer, step=snap.step, live=True, colour=view.colour)
     left, right = st.columns(2)
     with left:
-        show_chart(figures["mask"], "live-mask", caption="Scrub back to watch the mask form: the AGP schedule prunes "
-                   "fast at first, then ever more gently.")
-        show_chart(figures["histogram"], "live-histogram", caption="Between pruning steps, retraining lets surviving "
-                   "weights drift back into the gap; the next step cuts at a higher threshold.")
+        mask_caption = ("Scrub back to watch the mask form: the AGP schedule prunes fast at first, then ever more "
+                        "gently.")
+        hist_caption = ("Between pruning steps, retraining lets surviving weights drift back into the gap; the next "
+                        "step cuts at a higher threshold.")
+        if live_job.done and state[K["follow"]]:  # finished: the browser replays the snapshots
+            for chart, caption in (("mask", mask_caption), ("histogram", hist_caption)):
+                show_live_or_replay(view, f"live-{chart}", snapshot_chart(live_job, view, layer, chart),
+                                    caption=caption.replace("Scrub back", "Play"), variant=layer)
+        else:
+            show_chart(figures["mask"], "live-mask", caption=mask_caption)
+            show_chart(figures["histogram"], "live-histogram", caption=hist_caption)
     with right:
         show_chart(figures["bars"], "live-sparsity", caption="Bars: pruned now. Black ticks: the schedule's target at this step.")
         fig = pruning_accuracy(view.evals, live_job.config, b.dense_accuracy if b else None, epoch=snap.epoch)
@@ -175,7 +204,48 @@ def live_panel(live: bool) -> None:
                    "fine-tuning; the dashed line is the scrubbed snapshot.")
 
 
+def settings_shown() -> dict:
+    """The page's controls, as the export's report lists them."""
+    return {"baseline": state.get(K["model"]), "sparsity (slider)": state[SPARSITY.value], "scope": state[K["scope"]],
+            "live target sparsity": state[K["target"]], "live epochs": state[K["epochs"]],
+            "live scope": state[K["live_scope"]]}
+
+
+def runs_to_export() -> list:
+    """The baseline and the prune-and-fine-tune run these settings start (its config, as Start builds it)."""
+    if job is None or b is None:
+        return []
+    config = prune_fine_tune_config(job, float(state[K["target"]]), scope=state[K["live_scope"]],
+                                    epochs=int(state[K["epochs"]]), runs_root=session.runs_root())
+    return [("baseline", job.config), ("pruned + fine-tuned", config)]
+
+
+def charts_to_export():
+    """The report's charts, built only when it is downloaded (from the values read now): the slider's
+    sparsity bars and mask, the live run's accuracy, the sensitivity."""
+    sparsity, scope, live_job = float(state[SPARSITY.value]), state[K["scope"]], job_on_dataset(K["job"], settings.dataset)
+    evals = list(job_view(live_job, "pruned + fine-tuned").evals) if live_job is not None else None
+
+    def build() -> list:
+        r = evaluate_slider(b, sparsity, scope)
+        first = r.snapshot.layers[0]
+        shown = [(f"Sparsity per layer at {sparsity:g} ({SCOPES[scope]})", sparsity_chart(r.snapshot)),
+                 (f"Mask of {first}", layer_charts(r.snapshot, first)["mask"])]
+        if evals is not None:
+            shown.append(("Prune and fine-tune: test accuracy", pruning_accuracy(evals, live_job.config, b.dense_accuracy)))
+        if b.sensitivity is not None:
+            shown.append(("Sensitivity per layer", sensitivity_lines(b.sensitivity, baseline=b.dense_accuracy)))
+        return shown
+
+    return build
+
+
+link, export, _ = st.columns([1, 1, 6])
+with link:
+    copy_link(IN_URL)
 if b is not None:
+    with export, user_errors("Export"):
+        export_menu("Pruning", settings_shown(), runs_to_export(), charts=charts_to_export(), key="pruning")
     st.header("1. Prune with a slider", divider="gray")
     st.caption("One-shot magnitude pruning of the trained baseline, evaluated on the whole test set at every move. "
                "No retraining yet.")
@@ -198,9 +268,13 @@ if b is not None:
     st.header("3. Which layers are sensitive?", divider="gray")
     st.caption("Prune one layer at a time at rising sparsity, the others dense, no retraining (Han et al. 2015, "
                "figure 6; Distiller's sensitivity analysis). Layers that stay flat can be pruned hard.")
-    if b.sensitivity is None and st.button("Run the sensitivity analysis", icon=":material/query_stats:", key="pr-sens"):
+    button = st.empty()  # the button goes once the results show (they are kept with the baseline model)
+    if b.sensitivity is None and button.button("Run the sensitivity analysis", icon=":material/query_stats:",
+                                               key="pr-sens"):
         with st.spinner("Pruning each layer at 20 sparsities…"), user_errors("Sensitivity"):
             run_sensitivity(b)
+    if b.sensitivity is not None:
+        button.empty()
     if b.sensitivity is not None:
         show_chart(sensitivity_lines(b.sensitivity, baseline=b.dense_accuracy), "sensitivity",
                    caption="The small last layer usually drops first: each of its weights matters more. "

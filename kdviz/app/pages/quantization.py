@@ -17,10 +17,12 @@ import streamlit as st
 from kdviz.app import session
 from kdviz.app.charts import csv_button, show_chart
 from kdviz.app.components import (
-    ExactKeys, exact_callbacks, exact_error, guarded, job_on_dataset, page_state, pick_layer, read_runs, run_controls,
-    status_row,
+    ExactKeys, copy_link, exact_callbacks, exact_error, guarded, job_on_dataset, page_state, pick_layer, read_runs,
+    run_controls, status_row, url_choice, url_number, url_settings,
 )
 from kdviz.app.errors import user_errors
+from kdviz.app.export import export_menu
+from kdviz.app.replay import show_live_or_replay
 from kdviz.app.live import job_view
 from kdviz.app.pruning_view import ready_baseline
 from kdviz.app.quantization_view import curves, histogram_figure, load_qbaseline
@@ -54,6 +56,11 @@ EXPLORER_DEFAULTS = {**CHOICE_DEFAULTS, K["method"]: DEFAULT_METHOD}
 state = page_state({**EXPLORER_DEFAULTS, K["product"]: False, K["live_bits"]: 2, K["live_init"]: DEFAULT.init,
                     K["lr"]: 1e-3})
 state.setdefault(BITS.value, 3)  # the bits both the slider and its exact box show (not a widget key)
+# The settings a link carries (``?qz_method=uniform&qz_bits=4...``), each checked as its control would.
+IN_URL = {K["method"]: url_choice(KINDS), BITS.value: lambda raw: check_bits(int(raw)),
+          K["live_bits"]: url_number(1, 8, int), K["live_init"]: url_choice(OPTIONS["init"]),
+          K["lr"]: url_choice([1e-4, 3e-4, 1e-3, 3e-3])}
+url_settings(IN_URL)
 
 st.title("Quantization")
 st.markdown(
@@ -183,6 +190,15 @@ def start_live() -> None:
         session.keep_job(K["job"], live_job)  # a reloaded tab finds it; closing the tab stops it
 
 
+def codebook_drawer(live_job, layer: str):
+    """The live codebook chart of ``layer`` drawn from one raw snapshot: the replay's drawing function."""
+    def draw(raw):
+        found = readings(KMEANS, [raw], live_job.config)
+        return codebook_charts(found[0][1], layer)[0] if found and layer in found[0][1].layers else None
+
+    return draw
+
+
 def live_panel(live: bool) -> None:
     """Status and the live codebook of this session's centroid fine-tuning job."""
     session.touch()
@@ -200,11 +216,13 @@ def live_panel(live: bool) -> None:
         st.caption("Waiting for the first snapshot…")
         return
     snap, codebook = found[-1]
-    hist, table, frame = codebook_charts(codebook, pick_layer(K["live_layer"], codebook.layers))
+    layer = pick_layer(K["live_layer"], codebook.layers)
+    hist, table, frame = codebook_charts(codebook, layer)
     left, right = st.columns(2)
     with left:
-        show_chart(hist, "live-codebook", caption=f"Snapshot at step {snap.step}. Dashed: the shared values k-means "
-                   "chose; solid: where fine-tuning has moved them. Each moves by the summed gradient of its cluster.")
+        show_live_or_replay(view, "live-codebook", codebook_drawer(live_job, layer), variant=layer,
+                            caption=f"Snapshot at step {snap.step}. Dashed: the shared values k-means chose; solid: "
+                            "where fine-tuning has moved them. Each moves by the summed gradient of its cluster.")
     with right:
         show_chart(centroid_accuracy(view.evals, b.float_accuracy if b else None, snap.epoch), "live-accuracy",
                    caption="The first point is k-means before any step; fine-tuning only the shared values (and "
@@ -213,7 +231,38 @@ def live_panel(live: bool) -> None:
     csv_button(frame, "live-codebook-values")
 
 
+def runs_to_export() -> list:
+    """The baseline and the centroid fine-tuning run these settings start (its config, as Start builds it)."""
+    if job is None or b is None:
+        return []
+    epochs = state.get(K["epochs"]) or (4 if settings.dataset == "digits" else 1)  # its slider is drawn further down
+    config = kmeans_fine_tune_config(job, int(state[K["live_bits"]]), state[K["live_init"]], epochs=int(epochs),
+                                     lr=float(state[K["lr"]]), runs_root=session.runs_root())
+    return [("baseline", job.config), ("k-means, fine-tuned", config)]
+
+
+def charts_to_export():
+    """The report's charts, built only when it is downloaded: the chosen quantizer's histogram of the
+    first layer and the accuracy against bits of every method."""
+    choice = current_choice()
+
+    def build() -> list:
+        q = b.explorer.quantize(choice)
+        acc_curves, _ = curves(b, False)
+        return [(f"{choice.kind.title}, {choice.bits} bits: {b.layers[0]}", histogram_figure(b, q, b.layers[0])),
+                ("Accuracy against bits", style_methods(accuracy_vs_bits(acc_curves, baseline=b.float_accuracy)))]
+
+    return build
+
+
+link, export, _ = st.columns([1, 1, 6])
+with link:
+    copy_link(IN_URL)
 if b is not None:
+    settings_shown = {"baseline": state.get(K["model"]), "method": state[K["method"]], "bits": state[BITS.value],
+                      "live bits": state[K["live_bits"]], "live init": state[K["live_init"]], "live lr": state[K["lr"]]}
+    with export, user_errors("Export"):
+        export_menu("Quantization", settings_shown, runs_to_export(), charts=charts_to_export(), key="quantization")
     st.header("1. Quantize with a slider", divider="gray")
     st.caption("Every layer quantized the chosen way and the whole test set evaluated at every move. No retraining yet.")
     st.fragment(guarded("Quantization", explorer))()

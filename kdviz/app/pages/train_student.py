@@ -9,6 +9,7 @@ the charts from the jobs' stores; worker threads never call st.*. Jobs are kept 
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import streamlit as st
 
@@ -18,7 +19,9 @@ from kdviz.app.components import (
     copy_link, dataset_and_run, live_experiment, page_state, read_runs, run_controls, status_row, url_number, url_settings,
 )
 from kdviz.app.errors import parse_temperature, plain_message, user_errors
+from kdviz.app.export import export_menu
 from kdviz.app.live import folder_view, job_view
+from kdviz.app.replay import show_live_or_replay
 from kdviz.app.sidebar import current_settings
 from kdviz.app.teacher import show_teacher_status, teacher_job
 from kdviz.app.training_view import accuracy_chart, accuracy_story, cached_figure, loss_chart, probe_chart, probe_story
@@ -66,17 +69,21 @@ with user_errors("Temperature"):
     T_value = parse_temperature(state[K["T"]])
 
 
+def pair_configs() -> dict:
+    """The KD and scratch students' configs these settings give (raises ``ValueError`` for a bad one)."""
+    choice = settings.student_model
+    return student_pair_configs(
+        teacher=str(teacher.path), T=T_value, alpha=float(state[K["alpha"]]), dataset=settings.dataset,
+        data_root=settings.data_root, model=choice.model, model_options=choice.options,
+        epochs=int(state[K["epochs"]]), lr=float(state[K["lr"]]), seed=int(state[K["seed"]]),
+        train_size=len(bundle.train_labels), runs_root=session.runs_root())
+
+
 def start_students() -> None:
     """The Start button: both students as one experiment of this session (a bad setting is shown)."""
     state[K["start_error"]] = None
-    choice = settings.student_model
     try:
-        configs = student_pair_configs(
-            teacher=str(teacher.path), T=T_value, alpha=float(state[K["alpha"]]), dataset=settings.dataset,
-            data_root=settings.data_root, model=choice.model, model_options=choice.options,
-            epochs=int(state[K["epochs"]]), lr=float(state[K["lr"]]), seed=int(state[K["seed"]]),
-            train_size=len(bundle.train_labels), runs_root=session.runs_root())
-        session.start_experiment(EXPERIMENT, configs)
+        session.start_experiment(EXPERIMENT, pair_configs())
     except (ValueError, TypeError, OSError) as exc:
         state[K["start_error"]] = plain_message(exc)
 
@@ -93,7 +100,21 @@ def continue_students() -> None:
 
 run_controls(runs, "tr", on_start=start_students, start_label="Start KD and scratch students",
              running_label="Running…", start_disabled=not ready or T_value is None, on_continue=continue_students)
-copy_link(IN_URL)
+def charts_to_export():
+    """The report's charts, built only when it is downloaded: both students' test accuracy."""
+    views = [job_view(exp.job(name), name) for name in (KD_JOB, SCRATCH_JOB)] if exp is not None else []
+    t_acc = teacher.status().test_acc if teacher is not None else None
+    return lambda: [("Test accuracy: KD beside scratch", accuracy_chart(views, [], t_acc))] if views else []
+
+
+link, export, _ = st.columns([1, 1, 6])
+with link:
+    copy_link(IN_URL)
+with export, user_errors("Export"):
+    shown = {name: state[key] for name, key in K.items() if key in DEFAULTS}
+    shown.update(dataset=settings.dataset, student=settings.student_model.model)
+    export_menu("Train a student", shown, list(pair_configs().items()) if ready and T_value is not None else [],
+                charts=charts_to_export(), key="train-a-student")
 if state.get(K["start_error"]):
     st.error(f"**Start:** {state[K['start_error']]}", icon=":material/warning:")
 
@@ -156,10 +177,26 @@ def probe(kd, scratch, done: bool) -> None:
     p2.segmented_control("T", temps, key=K["probe_T"], default=temps[-1], format_func=lambda t: f"T = {t:g}")
     t_index = temps.index(state.get(K["probe_T"]) or temps[-1])
     sample = int(state.get(K["probe"]) or 0)
+    if done:  # finished: the soft targets replay over the run's snapshots in the browser
+        show_live_or_replay(kd, "probe-soft-targets", probe_at_snapshot(kd, scratch, sample, t_index),
+                            caption=probe_story(kd, scratch, t_index, done), variant=(sample, t_index))
+        return
     fig = cached_figure(f"probe-{kd.path}-{sample}-{t_index}", (kd.snapshot_version, scratch.snapshot_version),
                         lambda: probe_chart(kd, scratch, bundle.class_names, sample, t_index), 0.0 if done else REBUILD_S)
     if fig is not None:
         show_chart(fig, "probe-soft-targets", caption=probe_story(kd, scratch, t_index, done))
+
+
+def probe_at_snapshot(kd, scratch, sample: int, t_index: int):
+    """The probe chart drawn from one of the KD student's snapshots (the scratch student's at the
+    same step or before): the replay's drawing function."""
+    def draw(raw):
+        earlier = [snap for snap in scratch.snapshots if snap.step <= raw.step][-1:]
+        return probe_chart(SimpleNamespace(reference=kd.reference, snapshots=[raw], label=kd.label, colour=kd.colour),
+                           SimpleNamespace(snapshots=earlier, label=scratch.label, colour=scratch.colour),
+                           bundle.class_names, sample, t_index)
+
+    return draw
 
 
 def overlays() -> list:
