@@ -118,15 +118,37 @@ def test_a_link_with_settings_reproduces_them_and_bad_ones_are_named():
     """Settings in the URL: ``?tr_T=..&tr_alpha=..&tr_epochs=..`` sets the controls; the page writes its
     settings back to the URL; a value out of range is ignored with a message naming it."""
     at = lab_app()
-    at.query_params.update({"tr_T": "12.5", "tr_alpha": "0.25", "tr_epochs": "250", "tr_seed": "7"})
+    at.query_params.update({"tr_T": "12.5", "tr_alpha": "0.25", "tr_epochs": "2500", "tr_seed": "7",
+                            "tr_transfer": "500", "tr_pace": "False"})
     at = on_page(ok(at.run()), TRAIN)
     assert at.number_input(key="tr_T").value == 12.5 and at.slider(key="tr_alpha").value == 0.25
     assert at.number_input(key="tr_seed").value == 7
-    assert at.slider(key="tr_epochs").value == 8  # 250 is out of range: the default stays
-    assert any("tr_epochs=250" in w.value and "outside" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert at.selectbox(key="tr_transfer").value == 500 and at.toggle(key="tr_pace").value is False
+    assert at.slider(key="tr_epochs").value == 400  # 2500 is out of range: the digits default stays
+    assert any("tr_epochs=2500" in w.value and "outside" in w.value for w in at.warning), [w.value for w in at.warning]
     at.slider(key="tr_alpha").set_value(0.6)
     ok(at.run())
     assert at.query_params["tr_alpha"] in ("0.6", ["0.6"]) and at.query_params["tr_T"] in ("12.5", ["12.5"])
     assert "lab" in at.query_params  # the tab's own session, for a reload; never in the copied link
     link = next(c.value for c in at.code if "tr_alpha=0.6" in c.value)
     assert "tr_T=12.5" in link and "lab=" not in link
+
+
+def test_the_train_page_opens_on_the_measured_defaults_and_follows_the_dataset(lab_env, monkeypatch):
+    """The story's defaults (README): digits 100 labelled images, 400 epochs, paced; on MNIST the
+    MNIST row, but a setting the user changed is kept; the started configs carry them."""
+    from kdviz.present.distill_configs import distill_defaults
+
+    monkeypatch.setenv("KDVIZ_DATA", MNIST)
+    at = on_page(ok(lab_app().run()), TRAIN)
+    d = distill_defaults("digits")
+    assert (at.slider(key="tr_epochs").value, at.selectbox(key="tr_transfer").value) == (d.epochs, d.transfer_size)
+    assert at.toggle(key="tr_pace").value is True and at.number_input(key="tr_lr").value == d.lr
+    at.number_input(key="tr_T").set_value(6.0)
+    ok(at.run())
+    at.session_state["kdviz_dataset"], at.session_state["kdviz_data_root"] = "mnist", MNIST
+    ok(at.run())
+    m = distill_defaults("mnist")
+    assert (at.slider(key="tr_epochs").value, at.selectbox(key="tr_transfer").value) == (m.epochs, m.transfer_size)
+    assert at.number_input(key="tr_T").value == 6.0  # the user's own T stays
+

@@ -16,7 +16,8 @@ import streamlit as st
 from kdviz.app import session
 from kdviz.app.charts import show_chart
 from kdviz.app.components import (
-    copy_link, dataset_and_run, live_experiment, page_state, read_runs, run_controls, status_row, url_number, url_settings,
+    KEPT_KEY, copy_link, dataset_and_run, live_experiment, page_state, read_runs, run_controls, status_row, url_choice,
+    url_number, url_settings,
 )
 from kdviz.app.errors import parse_temperature, plain_message, user_errors
 from kdviz.app.export import export_menu
@@ -28,19 +29,48 @@ from kdviz.app.training_view import accuracy_chart, accuracy_story, cached_figur
 from kdviz.engine import list_runs
 from kdviz.engine.run_folder import read_config
 from kdviz.methods import method_of
-from kdviz.present.distill_configs import KD_JOB, SCRATCH_JOB, run_name, student_pair_configs
+from kdviz.present.distill_configs import KD_JOB, SCRATCH_JOB, distill_defaults, run_name, student_pair_configs
 
 K = {"T": "tr_T", "alpha": "tr_alpha", "epochs": "tr_epochs", "lr": "tr_lr", "seed": "tr_seed",
-     "overlay": "tr_overlay", "probe": "tr_probe", "probe_T": "tr_probe_T", "start_error": "tr_start_error"}
-# Defaults chosen so the KD student visibly beats scratch on digits within a few seconds (README).
-DEFAULTS = {K["T"]: 4.0, K["alpha"]: 0.9, K["epochs"]: 8, K["lr"]: 0.02, K["seed"]: 0}
+     "transfer": "tr_transfer", "pace": "tr_pace", "overlay": "tr_overlay", "probe": "tr_probe",
+     "probe_T": "tr_probe_T", "start_error": "tr_start_error"}
+LAST_DATASET = "tr_defaults_dataset"
+TRANSFER_SIZES = (50, 100, 200, 500, 1000, 2000, 5000, 0)  # labelled images; 0: the whole training set
+PACE_S = 30.0  # "pace to watch": a run lasts at least this long
+
+
+def dataset_defaults(dataset: str) -> dict:
+    """The settings the KD-beats-scratch defaults were measured with on ``dataset`` (README, "the
+    default story"): a small labelled transfer set, many epochs, paced so a class can watch."""
+    d = distill_defaults(dataset)
+    return {K["T"]: d.T, K["alpha"]: d.alpha, K["epochs"]: d.epochs, K["lr"]: d.lr, K["seed"]: 0,
+            K["transfer"]: d.transfer_size or 0, K["pace"]: d.pace_s is not None}
+
+
+def follow_dataset(dataset: str) -> None:
+    """On a dataset switch, each setting still at the old dataset's default moves to the new one's
+    (a setting the user changed is kept). Runs before the controls are drawn."""
+    last = st.session_state.get(LAST_DATASET, dataset)
+    if last != dataset:
+        old, new = dataset_defaults(last), dataset_defaults(dataset)
+        kept = st.session_state.setdefault(KEPT_KEY, {})
+        for key, value in new.items():
+            if kept.get(key, old[key]) == old[key]:
+                kept[key] = value
+                st.session_state[key] = value
+    st.session_state[LAST_DATASET] = dataset
+
+
+DEFAULTS = dataset_defaults(current_settings().dataset)
 EXPERIMENT = "KD beside scratch"  # this page's experiments in the session
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.5"))
 REBUILD_S = 3.0 * REFRESH_S  # while a run is live, the slower charts are rebuilt at most this often
 state = page_state(DEFAULTS)
+follow_dataset(current_settings().dataset)
 # The settings a link carries (``?tr_T=8&tr_alpha=0.5...``), each checked as its control would.
-IN_URL = {K["T"]: url_number(1e-3, 1e4), K["alpha"]: url_number(0.0, 1.0), K["epochs"]: url_number(1, 100, int),
-          K["lr"]: url_number(1e-4, 1.0), K["seed"]: url_number(0, 2**31 - 1, int)}
+IN_URL = {K["T"]: url_number(1e-3, 1e4), K["alpha"]: url_number(0.0, 1.0), K["epochs"]: url_number(1, 1000, int),
+          K["lr"]: url_number(1e-4, 1.0), K["seed"]: url_number(0, 2**31 - 1, int),
+          K["transfer"]: url_choice(TRANSFER_SIZES), K["pace"]: url_choice((True, False))}
 url_settings(IN_URL)
 
 st.title("Train a student")
@@ -60,10 +90,17 @@ runs = read_runs(exp)  # read once: the buttons and the live refresh of this rer
 c1, c2, c3, c4 = st.columns([1, 1, 1, 1], vertical_alignment="bottom")
 c1.number_input("Temperature T", key=K["T"], step=1.0, format="%g", help="Any positive number; 2 to 20 is typical.")
 c2.slider("alpha: weight of the soft targets", 0.0, 1.0, step=0.05, key=K["alpha"])
-c3.slider("Epochs", 1, 100, key=K["epochs"])
+c3.slider("Epochs", 1, 1000, key=K["epochs"], help="Passes over the labelled transfer set.")
 with c4.popover("More settings", icon=":material/tune:", width="stretch"):
+    st.selectbox("Labelled images (transfer set)", TRANSFER_SIZES, key=K["transfer"],
+                 format_func=lambda n: "all of the training set" if n == 0 else f"{n} ({n // 10} per class)",
+                 help="Both students train on the same class-balanced subset. Soft targets matter most when "
+                      "labelled data is scarce (Hinton et al. 2015, section 3).")
     st.number_input("Learning rate (SGD, momentum 0.9)", min_value=0.0001, max_value=1.0, key=K["lr"], format="%g")
     st.number_input("Seed (both students)", min_value=0, step=1, key=K["seed"])
+    st.toggle(f"Pace to watch (at least {PACE_S:.0f} s)", key=K["pace"],
+              help="The default run computes in a few seconds; pacing spreads it out so the race can be followed. "
+                   "Off: as fast as the machine allows.")
 T_value = None
 with user_errors("Temperature"):
     T_value = parse_temperature(state[K["T"]])
@@ -71,12 +108,14 @@ with user_errors("Temperature"):
 
 def pair_configs() -> dict:
     """The KD and scratch students' configs these settings give (raises ``ValueError`` for a bad one)."""
-    choice = settings.student_model
+    choice, train_size = settings.student_model, len(bundle.train_labels)
+    transfer = int(state[K["transfer"]])
     return student_pair_configs(
         teacher=str(teacher.path), T=T_value, alpha=float(state[K["alpha"]]), dataset=settings.dataset,
         data_root=settings.data_root, model=choice.model, model_options=choice.options,
         epochs=int(state[K["epochs"]]), lr=float(state[K["lr"]]), seed=int(state[K["seed"]]),
-        train_size=len(bundle.train_labels), runs_root=session.runs_root())
+        train_size=train_size, runs_root=session.runs_root(), batch_size=distill_defaults(settings.dataset).batch_size,
+        transfer_size=transfer if 0 < transfer < train_size else None, pace_s=PACE_S if state[K["pace"]] else None)
 
 
 def start_students() -> None:
