@@ -120,7 +120,8 @@ def test_page_loads_and_start_runs_both_stages_and_scratch_with_live_charts():
     assert [b["label"] for b in replay["layout"]["updatemenus"][0]["buttons"]] == ["▶ Play", "❚❚ Pause"]
     assert np.array_equal(values(replay["frames"][-1]["data"][1]["z"]), values(replay["data"][1]["z"]))
     assert not np.array_equal(values(replay["frames"][0]["data"][1]["z"]), values(replay["data"][1]["z"]))
-    assert "The pink curve starts after stage 1" in texts(at)  # #CC79A7, Okabe-Ito's reddish purple, reads as pink
+    assert "the pink curve is stage 2, after stage 1" in texts(at)  # #CC79A7, Okabe-Ito's reddish purple, reads as pink
+    assert any(p in texts(at) for p in ("Fast optimisation shows", "Level so far", "Scratch leads"))  # says what happened
     # The caption says how far the difference panel faded, read here from the replay's first and last frames.
     ratio = [np.abs(values(f["data"][2]["z"])).max() / np.abs(values(f["data"][0]["z"])).max()
              for f in (replay["frames"][0], replay["frames"][-1])]

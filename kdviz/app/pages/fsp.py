@@ -37,6 +37,7 @@ from kdviz.methods.two_stage import (
     stage1_methods,
 )
 from kdviz.present import describe
+from kdviz.present.fsp_story import loss_fall_caption, race_caption
 
 STAGE1_METHODS = stage1_methods()
 K = {"teacher": "fsp_teacher", "student": "fsp_student", "channels": "fsp_channels", "s_channels": "fsp_student_channels",
@@ -219,7 +220,7 @@ def charts(exp, views: dict, stage1_method) -> None:
             st.caption("Waiting for the first stage-1 evaluation…")
         else:
             show_chart(fig, "fsp-loss", caption="Stage-1 loss on the same 64 test images at every evaluation, "
-                       "total and per pair (log scale). It should fall by an order of magnitude or more.")
+                       "total and per pair (log scale). " + loss_fall_caption(list(fig.data[0].y)))
     with b:
         page_state({K["count"]: True})  # the toggle lives in this fragment: keep its value across fragment reruns
         st.toggle("Count stage-1 iterations on the x axis", key=K["count"],
@@ -231,9 +232,8 @@ def charts(exp, views: dict, stage1_method) -> None:
             st.info("The fast-optimisation chart appears with stage 2's first evaluation. Meanwhile stage 1 "
                     "learns the teacher's flow without labels, so its accuracy stays near chance.", icon=":material/schedule:")
         else:
-            show_chart(fig, "fast-optimisation", caption="Test accuracy against optimizer steps. The pink curve "
-                       "starts after stage 1 (dotted line) and should climb far faster than the green scratch curve "
-                       "(Yim et al., section 4.1).")
+            show_chart(fig, "fast-optimisation", caption="Test accuracy against optimizer steps: the pink curve is "
+                       "stage 2, after stage 1 (dotted line); green is scratch. " + race_caption(stage2, views[SCRATCH].evals))
 
 
 def idle() -> None:
