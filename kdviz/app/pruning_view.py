@@ -22,10 +22,10 @@ from ..engine import Job, load_trained_model
 from ..methods.prune import PruneSnapshot, read_prune_arrays
 from ..models import count_parameters
 from ..prune import (
-    MaskedEvaluator, count_flops, layer_costs, prune_structured, sensitivity_analysis, size_report, unit_norms,
+    MaskedEvaluator, count_flops, prune_structured, sensitivity_analysis, unit_norms,
 )
 from ..prune.evaluate import accuracy
-from ..prune.explore import accuracy_curve, slider_arrays
+from ..prune.explore import accuracy_curve, slider_arrays, slider_reports
 from ..prune.magnitude import layers_emptied
 from .session import runs_root
 from .sidebar import LabSettings, ModelChoice, load_bundle
@@ -124,7 +124,7 @@ def evaluate_slider(b: Baseline, sparsity: float, scope: str) -> SliderResult:
             masks = b.evaluator.masks_at(sparsity, scope)
             acc = b.evaluator.accuracy(masks)
             arrays = slider_arrays(b.evaluator, masks)
-            rows, costs = size_report(b.model).rows(), layer_costs(b.model)
+            rows, costs = slider_reports(b.evaluator, masks)  # kept per slider position: a revisit is instant
         finally:
             b.evaluator.restore()
     flops = {"flops": sum(c.flops for c in costs), "nonzero_flops": sum(c.nonzero_flops for c in costs)}

@@ -28,10 +28,10 @@ from kdviz.app.pruning_view import ready_baseline
 from kdviz.app.quantization_view import curves, histogram_figure, load_qbaseline
 from kdviz.app.sidebar import current_settings
 from kdviz.engine import start
-from kdviz.figures.quantization import accuracy_vs_bits, compression_vs_accuracy, index_map_heatmap, singular_spectrum
-from kdviz.figures.quantization_explorer import levels_table, style_methods
+from kdviz.figures.quantization import accuracy_vs_bits, compression_vs_accuracy, singular_spectrum
+from kdviz.figures.quantization_explorer import style_methods
 from kdviz.methods.quantize import KMEANS
-from kdviz.present.compression_charts import centroid_accuracy, codebook_charts, readings
+from kdviz.present.compression_charts import centroid_accuracy, codebook_charts, quantized_charts, readings
 from kdviz.present.compression_configs import kmeans_fine_tune_config
 from kdviz.quant.explore import DEFAULT_METHOD, KINDS, QuantChoice, option_values
 from kdviz.quant.kmeans import check_bits
@@ -124,16 +124,18 @@ def explorer() -> None:
     m[2].metric("Bits per weight, all included", f"{q.bits_per_weight:.2f}")
     m[3].metric(f"Weights in {len(q.n_weights)} layers", f"{sum(q.n_weights.values()):,}")
     layer = pick_layer(K["layer"], b.layers)
+    charts = quantized_charts(b.explorer.evaluator, q, layer)  # kept per choice: moving back redraws at once
     left, right = st.columns(2)
     with left:
-        show_chart(histogram_figure(b, q, layer), "codebook-histogram", caption=choice.kind.note)
+        show_chart(charts["histogram"], "codebook-histogram", caption=choice.kind.note)
     with right:
-        show_chart(index_map_heatmap(q.codes[layer], layer=layer), "index-map",
-                   caption="Each weight's index into the codebook (rows: output units, columns: inputs). The middle "
+        show_chart(charts["index_map"], "index-map",
+                   caption="Each weight's index into the codebook (rows: output units, or a conv layer's filters; columns: "
+                   "input units, or a filter's input channel × kernel position; large layers evenly sampled). The middle "
                    "indices are the most common, since the weights pile up near zero: a skew that Huffman coding "
                    "turns into fewer bits (see the Deep Compression page).")
-    if q.levels[layer].size:
-        fig, frame = levels_table(q.levels[layer], q.counts[layer], q.per_row)
+    if charts["table"] is not None:
+        fig, frame = charts["table"], charts["frame"]
         show_chart(fig, "codebook-table", csv=False,
                    caption="Every weight of the layer is stored as one of these values; the last column counts its weights.")
         csv_button(frame, "codebook")
