@@ -30,7 +30,7 @@ def test_a_users_copy_is_never_overwritten_and_a_newer_lab_is_reported(tmp_path)
     ws.copy_labs(work)
     mine = work / "01_soft_targets.ipynb"
     mine.write_text('{"my": "edits"}')
-    old = mine.stat().st_mtime - 3600
+    old = (LABS / "01_soft_targets.ipynb").stat().st_mtime - 3600  # the tracked lab changed after the copy
     os.utime(mine, (old, old))
     copied, kept = ws.copy_labs(work)
     assert copied == [] and "01_soft_targets.ipynb" in kept

@@ -45,8 +45,8 @@ def run_dirs(root) -> list[Path]:
     return sorted(p for p in Path(root).iterdir() if (p / "config.json").is_file())
 
 
-def python(code: str, cwd, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KDVIZ_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+def python(code: str, cwd, timeout: float = 120, env_extra: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KDVIZ_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **(env_extra or {})}
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
 
 
@@ -70,7 +70,7 @@ if "test-slow-step" not in HOOKS:
 def test_the_issue_command_exits_0_and_leaves_the_run_stopped(tmp_path, attempt):
     """The "must show" line of issue 13, verbatim, several times: it used to abort (SIGABRT) and stay "running"."""
     code = "import kdviz; from kdviz.engine import start, TrainConfig; start(TrainConfig(dataset='digits', model='mlp', epochs=200))"
-    out = python(code, tmp_path)
+    out = python(code, tmp_path, env_extra={"KDVIZ_RUNS": str(tmp_path / "runs")})  # kdviz's runs root, here
     assert out.returncode == 0, out.stderr
     assert ABORT not in out.stderr and "Traceback" not in out.stderr
     [run] = run_dirs(tmp_path / "runs")

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import pytest
+from _support.polling import wait_for
 import torch
 
 from kdviz.data import DATASETS, DatasetBundle, load_dataset
@@ -76,6 +77,7 @@ def test_a_second_writer_in_another_process_is_refused_and_a_killed_holder_frees
 def test_two_jobs_on_one_folder_cannot_both_write(tmp_path, manager):
     job = start(cfg(tmp_path, epochs=50, name="busy"), manager)
     try:
+        wait_for(lambda: job.status().state == "running", 60, "the job to take its slot (a queued job holds no lock yet)")
         with pytest.raises(RunFolderLocked, match=f"process {os.getpid()}"):
             RunFolder(job.path)
     finally:
