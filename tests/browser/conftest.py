@@ -21,16 +21,17 @@ def runs_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("browser-runs")
 
 
-@pytest.fixture(scope="module")
-def server(request, runs_root) -> str:
-    """A real `streamlit run app.py` on 127.0.0.1, always terminated at the end."""
+def start_app_server(request, runs_root: Path, *extra: str, log_name: str = "streamlit-browser-test.log") -> str:
+    """A real `streamlit run app.py` on 127.0.0.1 (``extra``: more streamlit options, e.g. a theme),
+    terminated when ``request``'s scope ends; returns its URL once it answers its health check."""
     port = free_port()
     env = dict(os.environ, KDVIZ_RUNS=str(runs_root), KDVIZ_SESSION_GRACE_S="2", PYTHONUNBUFFERED="1")
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "streamlit-browser-test.log", "w")
+    log = open(ARTIFACTS / log_name, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+         *extra],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
 
@@ -52,9 +53,22 @@ def server(request, runs_root) -> str:
                 return url
         except OSError:
             pass
-        assert proc.poll() is None, (ARTIFACTS / "streamlit-browser-test.log").read_text()[-2000:]
+        assert proc.poll() is None, (ARTIFACTS / log_name).read_text()[-2000:]
         assert time.monotonic() < deadline, "streamlit did not start within 60 s"
         time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def server(request, runs_root) -> str:
+    """A real `streamlit run app.py` on 127.0.0.1, always terminated at the end."""
+    return start_app_server(request, runs_root)
+
+
+@pytest.fixture(scope="module")
+def dark_server(request, runs_root) -> str:
+    """A second server in Streamlit's dark theme, on the same runs folder (so it finds the teacher the
+    other tests of the module trained)."""
+    return start_app_server(request, runs_root, "--theme.base", "dark", log_name="streamlit-dark-test.log")
 
 
 @pytest.fixture(scope="module")

@@ -150,37 +150,6 @@ def test_compare_runs_ticks_rows_filters_and_keeps_the_legend_off_the_title(serv
     page.close()
 
 
-@pytest.fixture(scope="module")
-def dark_server(request, runs_root):
-    """A second `streamlit run app.py` on 127.0.0.1 in Streamlit's dark theme, terminated at the end."""
-    import os
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    from _support.browser import free_port
-
-    port = free_port()
-    env = dict(os.environ, KDVIZ_RUNS=str(runs_root), KDVIZ_SESSION_GRACE_S="2")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-         "--theme.base", "dark"], cwd=Path(__file__).resolve().parents[2], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    request.addfinalizer(lambda: (proc.terminate(), proc.wait(20)))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                return url
-        except OSError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "the dark-theme server did not start"
-        time.sleep(0.3)
-
-
 def luminance(css: str) -> float:
     """Relative brightness 0-1 of a CSS ``rgb(r, g, b)`` colour."""
     r, g, b = (int(v) for v in css[css.index("(") + 1:css.index(")")].split(",")[:3])

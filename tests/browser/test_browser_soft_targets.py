@@ -15,10 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -180,32 +176,6 @@ def test_control_and_chart_agree_after_navigation_reload_and_dataset_switch(serv
     y = np.asarray(frame.evaluate(JS_SHOWN)["y"])
     np.testing.assert_allclose(y, softmax(teacher_logits(runs_root, "mnist")[0], 7.3), rtol=1e-9)
     page.close()
-
-
-@pytest.fixture(scope="module")
-def dark_server(request, runs_root):
-    """A second `streamlit run app.py` on 127.0.0.1 in Streamlit's dark theme (the same runs folder,
-    so it finds the teacher the other tests trained), terminated at the end."""
-    from _support.browser import free_port
-
-    port = free_port()
-    env = dict(os.environ, KDVIZ_RUNS=str(runs_root), KDVIZ_SESSION_GRACE_S="2")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-         "--theme.base", "dark"], cwd=Path(__file__).resolve().parents[2], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    request.addfinalizer(lambda: (proc.terminate(), proc.wait(20)))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                return url
-        except OSError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "the dark-theme server did not start"
-        time.sleep(0.3)
 
 
 # The colours the player shows: its box, the bars' chart (paper, title, a tick, a gridline, the bars)
