@@ -15,6 +15,11 @@ from plotly.subplots import make_subplots
 
 from . import theme
 
+# Three panels with room between the student's and the difference panel for the G colour bar and
+# the difference panel's own tick labels (they overlapped at 0.08): the student panel ends here.
+_GAP = 0.14
+_STUDENT_RIGHT = 2 * (1 - 2 * _GAP) / 3 + _GAP
+
 
 def _matrix(name: str, m) -> np.ndarray:
     arr = np.asarray(m, dtype=np.float64)
@@ -47,14 +52,15 @@ def fsp_heatmaps(teacher, student, difference=None, pair: Sequence[str] | str = 
     dmax = float(np.abs(t).max()) or float(np.abs(d).max()) or 1e-12
     fig = make_subplots(rows=1, cols=3, subplot_titles=("teacher G<sup>T</sup>", "student G<sup>S</sup>",
                                                        "difference G<sup>T</sup> − G<sup>S</sup>"),
-                        horizontal_spacing=0.08)
+                        horizontal_spacing=_GAP)
     hover = f"{a} channel %{{y}}<br>{b} channel %{{x}}<br>G = %{{z:.4g}}<extra>%{{fullData.name}}</extra>"
     for col, (name, z) in enumerate((("teacher", t), ("student", s)), start=1):
         fig.add_trace(go.Heatmap(z=z, name=name, coloraxis="coloraxis", hovertemplate=hover), row=1, col=col)
     fig.add_trace(go.Heatmap(z=d, name="difference", coloraxis="coloraxis2", hovertemplate=hover), row=1, col=3)
     fig.update_layout(
         coloraxis={"colorscale": theme.SEQUENTIAL, "cmin": lo, "cmax": hi,
-                   "colorbar": {"title": {"text": "G"}, "x": 0.635, "len": 0.8, "thickness": 12}},
+                   "colorbar": {"title": {"text": "G"}, "x": _STUDENT_RIGHT + 0.01, "xanchor": "left", "len": 0.8,
+                                "thickness": 12}},
         coloraxis2={"colorscale": theme.DIVERGING, "cmin": -dmax, "cmax": dmax,
                     "colorbar": {"title": {"text": "ΔG"}, "x": 1.0, "len": 0.8, "thickness": 12}},
     )

@@ -64,22 +64,30 @@ def codebook_histogram(
                        y_title="number of weights", subtitle=subtitle)
 
 
-def index_map_heatmap(index_map: np.ndarray, num_clusters: int | None = None, layer: str = "") -> go.Figure:
-    """Each weight's codebook index as a heatmap (rows: output units, columns: inputs); pruned
-    weights (index -1) are left blank. What to notice: structure in which inputs share values."""
+def index_map_heatmap(index_map: np.ndarray, num_clusters: int | None = None, layer: str = "",
+                      conv: bool | None = None) -> go.Figure:
+    """Each weight's codebook index as a heatmap; pruned weights (index -1) are left blank. A fully
+    connected layer's rows are its output units and its columns its input units; a conv layer's rows
+    are its filters (output channels) and its columns every (input channel, kernel row, kernel column)
+    of a filter, flattened in that order (``conv``: None reads it from the layer's name). Large layers
+    come evenly subsampled (``kdviz.quant.histograms.index_map``). What to notice: structure in which
+    inputs share values."""
     m = np.asarray(index_map)
     if m.ndim != 2 or m.size == 0:
         raise ValueError(f"index_map must be a non-empty 2-D array, got shape {m.shape}")
+    is_conv = ("conv" in layer.rsplit(".", 1)[-1].lower()) if conv is None else bool(conv)
+    row, col = ("filter", "input channel × kernel position") if is_conv else ("output unit", "input unit")
     z = np.where(m < 0, np.nan, m.astype(float))
     k = int(num_clusters) if num_clusters is not None else int(max(m.max(), 0)) + 1
     fig = go.Figure(go.Heatmap(z=z, zmin=0, zmax=max(k - 1, 1), colorscale=theme.SEQUENTIAL,
                                colorbar={"title": {"text": "index"}},
-                               hovertemplate="unit %{y}, input %{x}: index %{z}<extra></extra>"))
+                               hovertemplate=f"{row} %{{y}}, column %{{x}}: index %{{z}}<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
     pruned = float((m < 0).mean())
     name = f"{layer}: " if layer else ""
-    return theme.apply(fig, f"{name}which of the {k} shared values each weight uses", x_title="input (column)",
-                       y_title="output unit (row)", subtitle=f"blank: pruned ({pruned:.0%} of the map)", height=420)
+    return theme.apply(fig, f"{name}which of the {k} shared values each weight uses",
+                       x_title=f"{col} (column)" if is_conv else "input unit (column)", y_title=f"{row} (row)",
+                       subtitle=f"blank: pruned ({pruned:.0%} of the map)", height=420)
 
 
 def codebook_table(centroids: Sequence[float], counts: Sequence[int] | None = None,
@@ -149,8 +157,11 @@ def compression_vs_accuracy(points: Sequence[Mapping], baseline: float | None = 
         pts = sorted((p for p in points if p["method"] == method), key=lambda p: p["ratio"])
         fig.add_scatter(x=[p["ratio"] for p in pts], y=[100 * p["accuracy"] for p in pts], mode="markers+text",
                         text=[p.get("label", "") for p in pts], textposition=_label_positions(len(pts), i), name=method,
-                        marker={"size": 11, "color": theme.SERIES[i % len(theme.SERIES)]},
+                        marker={"size": 11, "color": theme.SERIES[i % len(theme.SERIES)]}, cliponaxis=False,
                         hovertemplate=f"{method} %{{text}}<br>%{{x:.1f}}x smaller, %{{y:.2f}}%<extra></extra>")
+    ratios = [float(p["ratio"]) for p in points if float(p["ratio"]) > 0]
+    if ratios:  # room on both sides for the first and last points' labels (log axis: in decades)
+        fig.update_xaxes(range=[np.log10(min(ratios)) - 0.12, np.log10(max(ratios)) + 0.12])
     if baseline is not None:
         fig.add_hline(y=100 * baseline, line={"dash": "dot", "color": _BEFORE},
                       annotation_text=f"float32: {100 * baseline:.2f}%", annotation_position="bottom right")

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 
 _DEFAULT_HEIGHT = 420  # plotly's own default is 450; kdviz's charts set theirs
 _AXIS_KEYS = ("x", "y")
+_CONTROLS_PX = 120  # the play buttons and the scrubber (its current value, rail and step labels)
 
 
 def _numbers(values) -> np.ndarray:
@@ -55,7 +56,9 @@ def _data_ranges(frames: Sequence[go.Figure]) -> dict[str, list[float]]:
     return padded
 
 
-def _controls(labels: Sequence[str], frame_ms: int, prefix: str) -> dict:
+def _controls(labels: Sequence[str], frame_ms: int, prefix: str, top: float = -0.12, px: float = 0.003) -> dict:
+    """Play/Pause on a row of their own from ``top`` (paper units; ``px`` paper units per pixel), the
+    scrubber the full width under them, its current value on the right, so nothing overlaps."""
     play = {"label": "▶ Play", "method": "animate",
             "args": [None, {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": True,
                             "transition": {"duration": 0}}]}
@@ -67,11 +70,11 @@ def _controls(labels: Sequence[str], frame_ms: int, prefix: str) -> dict:
              for i, label in enumerate(labels)]
     return {
         "updatemenus": [{"type": "buttons", "direction": "left", "showactive": False, "x": 0.0,
-                         "y": -0.18, "xanchor": "left", "yanchor": "top", "pad": {"t": 0, "r": 8},
+                         "y": top, "xanchor": "left", "yanchor": "top", "pad": {"t": 0, "r": 8},
                          "buttons": [play, pause]}],
-        "sliders": [{"active": len(steps) - 1, "steps": steps, "x": 0.16, "len": 0.84, "y": -0.12,
-                     "yanchor": "top", "pad": {"t": 0},
-                     "currentvalue": {"prefix": prefix, "visible": True, "xanchor": "left"}}],
+        "sliders": [{"active": len(steps) - 1, "steps": steps, "x": 0.0, "len": 1.0, "y": top - 34 * px,
+                     "yanchor": "top", "pad": {"t": 0, "l": 50, "r": 50},  # room for the end ticks' labels
+                     "currentvalue": {"prefix": prefix, "visible": True, "xanchor": "right"}}],
     }
 
 
@@ -98,9 +101,13 @@ def replay(frames: Sequence[go.Figure], labels: Sequence[str], frame_ms: int = 2
                   for i, f in enumerate(frames)]
     for name, span in _data_ranges(frames).items():
         fig.layout[name].update(range=span, autorange=False)
-    bottom = (fig.layout.margin.b or 60) + 70
-    fig.update_layout(**_controls(list(labels), frame_ms, prefix), margin_b=bottom,
-                      height=(fig.layout.height or _DEFAULT_HEIGHT) + 70)
+    # The controls go in a strip added under everything the chart already has there (axis title,
+    # a legend placed below the plot), so they never overlap it: their top in paper units.
+    below = fig.layout.margin.b if fig.layout.margin.b is not None else 60
+    height = (fig.layout.height or _DEFAULT_HEIGHT) + _CONTROLS_PX
+    plot_px = max(height - (fig.layout.margin.t if fig.layout.margin.t is not None else 100) - below - _CONTROLS_PX, 40)
+    fig.update_layout(**_controls(list(labels), frame_ms, prefix, top=-(below + 4) / plot_px, px=1 / plot_px),
+                      margin_b=below + _CONTROLS_PX, height=height)
     return fig
 
 

@@ -264,6 +264,6 @@ def run_comparison(runs: Sequence[Mapping[str, Any]], reference_label: str = "pa
     fig.update_yaxes(autorange="reversed")
     if title is None:
         best = int(np.argmin(values) if lower_is_better else np.argmax(values))
-        title = f"Best: {labels[best]} with {values[best]:g}"
+        title = f"Best {value_title}: {labels[best]} with {values[best]:g}"  # the number says what it counts
     theme.apply(fig, title, x_title=value_title, y_title="run", height=max(260, 60 + 45 * len(runs)))
     return theme.wrap_figure_title(fig)

@@ -151,8 +151,9 @@ def live_accuracy(view: DeepCompressionView) -> None:
     runs = [{"label": v.label, "colour": v.colour, "records": v.evals} for v in view.views.values() if v.evals]
     if runs:
         show_chart(accuracy_comparison(runs, title="Test accuracy while each stage trains"), "dc-accuracy",
-                   caption="Pruning costs accuracy at each AGP step and retraining wins it back; k-means costs a "
-                   "little more, and fine-tuning the shared values recovers part of it.")
+                   caption="Each stage counts its own epochs from 0. Pruning costs accuracy at each AGP step and "
+                   "retraining wins it back; k-means may cost a little more (the second stage's first point), and "
+                   "fine-tuning the shared values can win part of that back (a flat line: nothing left to win).")
 
 
 def sizes_panel(view: DeepCompressionView) -> bool:

@@ -173,7 +173,7 @@ def heatmaps(view, stage1_method) -> None:
         except ValueError:  # a snapshot without this method's arrays, or without this pair
             return None
 
-    when = "" if view.done else f"Stage-1 step {snap.step}, "
+    when = "Stage-1 FSP matrices, " if view.done else f"Stage-1 step {snap.step}, "
     story = difference_story(first, latest, pair) if first is not None else ""
     show_live_or_replay(view, "fsp-heatmaps", draw, variant=pair, caption=(
         f"{when}averaged over 64 fixed test images. Rows are channels of the section's first map, columns of its "

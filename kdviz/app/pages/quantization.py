@@ -149,7 +149,8 @@ def method_curves() -> None:
     with left:
         show_chart(style_methods(accuracy_vs_bits(acc_curves, baseline=b.float_accuracy)), "accuracy-vs-bits",
                    caption="Uniform levels with one scale per tensor break first; k-means (values that follow the "
-                   "weights) and per-channel scales hold on to fewer bits. Symmetric uniform needs 2 bits at least; "
+                   "weights) and per-channel scales hold on to fewer bits. Symmetric uniform starts at 2 bits "
+                   "(1 bit would leave it the single level 0); "
                    "binary points sit at 1 bit.")
     with right:
         labelled = [p if p["method"].startswith(("k-means", "low rank")) else {**p, "label": ""} for p in points]
