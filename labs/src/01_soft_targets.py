@@ -39,7 +39,7 @@
 from kdviz.present.labs import lab_settings, lab_teacher
 
 LAB = lab_settings(dataset="digits")  # or dataset="mnist", mnist_root="/path/to/the/four/idx/files"
-LAB  # run folders go to LAB.runs ($KDVIZ_RUNS, default "runs"): reopen them later, or in the app
+LAB  # run folders go to LAB.runs ($KDVIZ_RUNS, else runs/ in the checkout): the app lists them too
 
 # %% [markdown]
 # ## 1. One set of logits, five temperatures

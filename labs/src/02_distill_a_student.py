@@ -42,7 +42,7 @@
 from kdviz.present.labs import lab_settings, lab_teacher
 
 LAB = lab_settings(dataset="digits")  # or dataset="mnist", mnist_root="/path/to/the/four/idx/files"
-LAB  # run folders go to LAB.runs ($KDVIZ_RUNS, default "runs"): reopen them later, or in the app
+LAB  # run folders go to LAB.runs ($KDVIZ_RUNS, else runs/ in the checkout): the app lists them too
 
 # %%
 from kdviz.present.distill_configs import distill_defaults
@@ -52,6 +52,8 @@ T, ALPHA = DEFAULTS.T, DEFAULTS.alpha  # the distillation temperature and the we
 TRANSFER = DEFAULTS.transfer_size  # labelled images each student learns from (None: the whole training set)
 STUDENT = dict(model=DEFAULTS.student_model, model_options=dict(DEFAULTS.student_options),
                epochs=LAB.epochs_or(DEFAULTS.epochs), lr=DEFAULTS.lr, batch_size=DEFAULTS.batch_size)
+# The race computes in seconds; paced, it lasts long enough to watch (None: as fast as possible).
+PACE_S = DEFAULTS.pace_s if LAB.epochs is None else None
 DEFAULTS
 
 # %% [markdown]
@@ -75,7 +77,7 @@ from kdviz.widgets import RunComparison, TrainingMonitor  # imported before trai
 
 configs = student_pair_configs(teacher=str(teacher.path), T=T, alpha=ALPHA, dataset=LAB.dataset,
                                data_root=LAB.data_root, seed=0, train_size=len(LAB.data().train_labels),
-                               runs_root=LAB.runs, transfer_size=TRANSFER, **STUDENT)
+                               runs_root=LAB.runs, transfer_size=TRANSFER, pace_s=PACE_S, **STUDENT)
 kd, scratch = start(configs[KD_JOB]), start(configs[SCRATCH_JOB])
 kd, scratch
 

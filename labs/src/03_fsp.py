@@ -44,7 +44,7 @@
 from kdviz.present.labs import RESNET20, lab_resnet_teacher, lab_settings
 
 LAB = lab_settings(dataset="digits")  # or dataset="mnist", mnist_root="/path/to/the/four/idx/files"
-LAB  # run folders go to LAB.runs ($KDVIZ_RUNS, default "runs"): reopen them later, or in the app
+LAB  # run folders go to LAB.runs ($KDVIZ_RUNS, else runs/ in the checkout): the app lists them too
 
 # %%
 # ResNet-8 with the teacher's channels per stage (RESNET20: 8-16-32), so their FSP matrices match

@@ -39,7 +39,7 @@
 from kdviz.present.labs import lab_baseline, lab_settings
 
 LAB = lab_settings(dataset="digits")  # or dataset="mnist", mnist_root="/path/to/the/four/idx/files" (Han et al.'s setting)
-LAB  # run folders go to LAB.runs ($KDVIZ_RUNS, default "runs"): reopen them later, or in the app
+LAB  # run folders go to LAB.runs ($KDVIZ_RUNS, else runs/ in the checkout): the app lists them too
 
 # %%
 SPARSITY = 0.9  # the share of each layer's weights pruned by the end of the fine-tuning

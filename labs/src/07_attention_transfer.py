@@ -41,7 +41,7 @@
 from kdviz.present.labs import lab_resnet_teacher, lab_settings
 
 LAB = lab_settings(dataset="digits")  # or dataset="mnist", mnist_root="/path/to/the/four/idx/files"
-LAB  # run folders go to LAB.runs ($KDVIZ_RUNS, default "runs"): reopen them later, or in the app
+LAB  # run folders go to LAB.runs ($KDVIZ_RUNS, else runs/ in the checkout): the app lists them too
 
 # %%
 STUDENT = {"blocks_per_stage": [1, 1, 1], "channels": [4, 8, 16]}  # ResNet-8, half as wide as the teacher
