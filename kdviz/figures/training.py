@@ -168,7 +168,7 @@ def _accuracy_title(finals: list[tuple[str, float]]) -> str:
     """What to notice: the gap between the two best runs at their last evaluation."""
     if len(finals) >= 2:
         best, second = sorted(finals, key=lambda f: -f[1])[:2]
-        return f"{best[0]} ends {best[1] - second[1]:.2f} points above {second[0]}"
+        return f"{best[0]} is {best[1] - second[1]:.2f} points above {second[0]} at the last evaluation"
     if finals:
         return f"{finals[0][0]} reaches {finals[0][1]:.2f}%"
     return "No evaluations yet"

@@ -61,7 +61,7 @@ def test_accuracy_comparison_draws_each_run_in_its_given_colour_and_a_teacher_li
     assert accuracy_comparison(runs, teacher_accuracy=0.5).layout.shapes[0].line.color == theme.ROLE_COLORS["teacher"]
     uncoloured = accuracy_comparison([{"label": f"run {i}", "records": _evals([0.5])} for i in range(3)])
     assert [t.line.color for t in uncoloured.data] == theme.SERIES[:3]  # no colour given: the series cycle
-    assert "KD student ends 5.00 points above scratch student" == fig.layout.title.text.replace("<b>", "").replace("</b>", "")
+    assert "KD student is 5.00 points above scratch student at the last evaluation" == fig.layout.title.text.replace("<b>", "").replace("</b>", "")
     assert fig.layout.yaxis.title.text == "test accuracy (%)" and fig.layout.xaxis.title.text == "epoch"
     with pytest.raises(ValueError, match="fraction"):
         accuracy_comparison(runs, teacher_accuracy=97)
