@@ -38,9 +38,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from soft_targets_latency import head_tree, percentile, start_app, stop  # noqa: E402
+from soft_targets_latency import head_tree, percentile, start_app  # noqa: E402
 
-from _support.browser import launch_chromium  # noqa: E402
+from _support.browser import launch_chromium, stop_streamlit  # noqa: E402
 
 TARGET_MS = 300.0
 DATASET_LABELS = {"digits": "Digits 8x8 (bundled, offline)", "mnist": "MNIST 28x28"}
@@ -151,7 +151,7 @@ def time_tree(browser, tree: Path, runs: Path, log: Path, datasets: list[str], s
                 finally:
                     page.close()
     finally:
-        stop(proc)
+        stop_streamlit(proc)
     return results
 
 

@@ -35,14 +35,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _support.browser import CHROMIUM, LAUNCH_ARGS, free_port  # noqa: E402
+from _support.browser import CHROMIUM, LAUNCH_ARGS, start_streamlit  # noqa: E402
 
 ERRORS_JS = """() => Array.from(document.querySelectorAll(
   '[data-testid="stException"], [data-testid="stAlertContentError"]'), e => e.innerText.slice(0, 300))"""
@@ -54,25 +53,9 @@ CHART_AT_JS = """(value) => Array.from(document.querySelectorAll('.js-plotly-plo
 
 
 def start_server(runs_root: Path, log_path: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port = free_port()
     env = dict(os.environ, KDVIZ_RUNS=str(runs_root), KDVIZ_SESSION_GRACE_S="5", PYTHONUNBUFFERED="1",
                OMP_WAIT_POLICY="PASSIVE", **extra_env)
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                return proc, url
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"streamlit did not start; see {log_path}")
-        time.sleep(0.3)
+    return start_streamlit(ROOT, env, log_path)
 
 
 def rss_mb(pid: int) -> float:

@@ -29,14 +29,13 @@ import tarfile
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _support.browser import free_port, launch_chromium  # noqa: E402
+from _support.browser import free_port, launch_chromium, start_streamlit, stop_streamlit  # noqa: E402
 
 TARGET_MS = 50.0
 PLAYER_TITLE = ".kdviz-tp-bars .gtitle"
@@ -102,31 +101,9 @@ def move_and_time(frame, slider, moves: int, page) -> list[float]:
 
 
 def start_app(tree: Path, runs: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
     env = dict(os.environ, KDVIZ_RUNS=str(runs), PYTHONPATH=str(tree), PYTHONUNBUFFERED="1",
                KDVIZ_CACHE=str(runs / "cache"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=tree, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"streamlit in {tree} did not start: {log.read_text()[-1500:]}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    return start_streamlit(tree, env, log)
 
 
 def time_app(browser, url: str, moves: int) -> tuple[list[float], str]:
@@ -216,7 +193,7 @@ def main() -> None:
                     lat, kind = time_app(browser, url, args.moves)
                     rows.append(row(f"app, this tree ({kind})", lat))
                 finally:
-                    stop(proc)
+                    stop_streamlit(proc)
             if not args.no_widget:
                 rows.append(row("widget player, plain page", time_widget(browser, args.moves)))
             if args.baseline:
@@ -225,7 +202,7 @@ def main() -> None:
                     lat, kind = time_app(browser, url, args.moves)
                     rows.append(row(f"app, last commit ({kind})", lat, "(baseline)"))
                 finally:
-                    stop(proc)
+                    stop_streamlit(proc)
         finally:
             browser.close()
     print(f"soft-targets slider, key press to painted redraw, Chromium headless (target p50 < {TARGET_MS:.0f} ms)")

@@ -1,8 +1,12 @@
-"""Browser-test plumbing: Debian's Chromium driven by Playwright, and free local ports for servers."""
+"""Browser-test plumbing: Debian's Chromium driven by Playwright, free local ports, and a real app server."""
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -31,3 +35,39 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_streamlit(cwd: Path, env: dict, log_path: Path, *extra: str, timeout: float = 90):
+    """``(process, url)`` of a real ``streamlit run app.py`` in ``cwd`` on a free 127.0.0.1 port
+    (``extra``: more streamlit options, e.g. a theme), its output in ``log_path``, once it answers its
+    health check. A server that exits or does not answer within ``timeout`` s raises RuntimeError with
+    the end of its log. The caller terminates it (tests, benches and ``scripts/screenshots.py`` share this)."""
+    port = free_port()
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+         *extra], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()  # the child holds its own copy of the file
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                return proc, url
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"streamlit did not start within {timeout:g} s:\n{Path(log_path).read_text()[-2000:]}")
+        time.sleep(0.3)
+
+
+def stop_streamlit(proc) -> None:
+    """Terminate a server from :func:`start_streamlit` (kill it if it does not end within 20 s)."""
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)

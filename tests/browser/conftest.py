@@ -2,15 +2,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from _support.browser import free_port, launch_chromium, playwright_or_skip
+from _support.browser import launch_chromium, playwright_or_skip, start_streamlit, stop_streamlit
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
@@ -24,38 +20,11 @@ def runs_root(tmp_path_factory) -> Path:
 def start_app_server(request, runs_root: Path, *extra: str, log_name: str = "streamlit-browser-test.log") -> str:
     """A real `streamlit run app.py` on 127.0.0.1 (``extra``: more streamlit options, e.g. a theme),
     terminated when ``request``'s scope ends; returns its URL once it answers its health check."""
-    port = free_port()
     env = dict(os.environ, KDVIZ_RUNS=str(runs_root), KDVIZ_SESSION_GRACE_S="2", PYTHONUNBUFFERED="1")
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / log_name, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-         *extra],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-
-    def finish() -> None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
-
-    request.addfinalizer(finish)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                return url
-        except OSError:
-            pass
-        assert proc.poll() is None, (ARTIFACTS / log_name).read_text()[-2000:]
-        assert time.monotonic() < deadline, "streamlit did not start within 60 s"
-        time.sleep(0.3)
+    proc, url = start_streamlit(REPO, env, ARTIFACTS / log_name, *extra, timeout=60)
+    request.addfinalizer(lambda: stop_streamlit(proc))
+    return url
 
 
 @pytest.fixture(scope="module")
