@@ -1,6 +1,7 @@
 """Job managers and finished runs for tests that train through the engine."""
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -24,3 +25,21 @@ def finished_job(config, manager, timeout: float = 120.0):
     job = start(config, manager)
     assert job.wait(timeout).state == "finished", job.status()
     return job
+
+
+def slow_step_hook(seconds: float) -> dict:
+    """A hook entry that makes every training step take ``seconds`` longer (a big model's step, on a
+    tiny one); the hook is registered as ``"test-slow-step"`` on first use."""
+    from kdviz.engine import HOOKS, TrainingHook
+
+    if "test-slow-step" not in HOOKS:
+        class SlowStep(TrainingHook):
+            def __init__(self, seconds: float) -> None:
+                self.seconds = seconds
+
+            def after_step(self, ctx):
+                time.sleep(self.seconds)
+
+        HOOKS.register("test-slow-step")(SlowStep)
+    return {"name": "test-slow-step", "seconds": seconds}
+

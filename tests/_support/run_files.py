@@ -29,3 +29,14 @@ def snapshot_array(run: Path, step: int, key: str) -> np.ndarray:
             with np.load(snapshots / entry["file"], allow_pickle=False) as z:
                 return z[key]
     raise AssertionError(f"no snapshot at step {step} in {run}")
+
+
+def saved_status(path) -> dict:
+    """A run folder's ``status.json`` as written."""
+    return json.loads((Path(path) / "status.json").read_text())
+
+
+def run_dirs(root) -> list[Path]:
+    """The run folders (folders holding a ``config.json``) directly under ``root``, sorted."""
+    return sorted(p for p in Path(root).iterdir() if (p / "config.json").is_file())
+

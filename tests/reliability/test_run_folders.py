@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import pytest
+from _support.jobs import slow_step_hook
 from _support.polling import wait_for
 import torch
 
@@ -275,26 +276,12 @@ def test_checkpoint_every_steps_does_not_change_what_a_run_trains():
     assert TrainConfig().validate().checkpoint_every_steps is None  # by default: every few seconds of training
 
 
-class SlowSteps(TrainingHook):
-    """Each step takes ``seconds`` longer (a big model on a slow machine)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def after_step(self, ctx):
-        time.sleep(self.seconds)
-
-
-if "test-slow-steps" not in HOOKS:
-    HOOKS.register("test-slow-steps")(SlowSteps)
-
-
 def test_by_default_a_checkpoint_follows_a_few_seconds_of_training(tmp_path, manager, monkeypatch):
     import kdviz.engine.trainer as trainer
 
     monkeypatch.setattr(trainer, "AUTO_CHECKPOINT_S", 0.25)  # the 5 s default, scaled down for a test
     CheckpointAge.seen.clear()
-    hooks = [{"name": "test-slow-steps", "seconds": 0.02}, {"name": "test-checkpoint-age"}]
+    hooks = [slow_step_hook(0.02), {"name": "test-checkpoint-age"}]
     job = start(cfg(tmp_path, epochs=1, eval_every=0, hooks=hooks, name="timed"), manager)
     assert job.wait(60).state == "finished"
     # 22 steps of >= 20 ms with no evaluation inside the epoch: without timed checkpoints the lag would reach 21
