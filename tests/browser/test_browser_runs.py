@@ -143,7 +143,9 @@ def test_compare_runs_ticks_rows_filters_and_keeps_the_legend_off_the_title(serv
     assert "2 of " in text and "runs shown" in text  # the two KD students (the lab may have started a teacher too)
     assert chart.locator(".legend .traces").count() == len(runs)  # filtered-out runs stay compared
     kd_names = sorted(Path(job.path).name for job in runs[1:3])
-    assert sorted(table_names(page)) == kd_names and ticked_names(page) == kd_names  # their rows still ticked
+    # the grid redraws its canvas (and the accessible cells read here) a moment after the script ends
+    wait_for(lambda: sorted(table_names(page)) == kd_names, 30, "the table to show only the KD students")
+    wait_for(lambda: ticked_names(page) == kd_names, 30, "the KD students' rows to stay ticked")
     tick_run(page, table, kd_names[0], joins=False)  # a click on a ticked row unticks it: the run leaves the box
     assert ticked_names(page) == kd_names[1:] and len(chips(page)) == len(runs) - 1
     assert not problems(page), problems(page)
