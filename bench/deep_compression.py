@@ -170,7 +170,7 @@ def print_stages(stages, huff_size, extra, bits: int) -> None:
               f"{s.sparse_index_bits:>10,}{s.codebook_bits + s.table_bits:>17,}{s.rate:>7.1f}x")
     entries = sum(s.n_entries for s in huff_size.layers)
     print(f"bits per stored entry: index {sum(s.value_bits for s in huff_size.layers) / entries:.2f}"
-          f" (fixed {math.ceil(math.log2(2 ** bits + 1))}), gap "
+          f" (fixed {bits}), gap "
           f"{sum(s.sparse_index_bits for s in huff_size.layers) / entries:.2f} (fixed 5)")
     print(f"with biases (float32, {n_bias}): {(4 * (n_weights + n_bias)) / 1000:.1f} KB -> "
           f"{(huff_size.compressed_bits / 8 + 4 * n_bias) / 1000:.1f} KB, {huff_size.rate_with_biases:.1f}x")

@@ -3,9 +3,15 @@
     L = alpha * T^2 * KL( softmax(t / T) || softmax(s / T) )  +  (1 - alpha) * CE(s, y)
 
 averaged over the batch. The T^2 factor keeps the soft part's gradient magnitude independent of T
-(section 2: "it is important to multiply them by T^2"); we keep it for every alpha, including 0,
-where other tools drop it. Its gradient with respect to the student logits is T * (q - p) / B,
-with q = softmax(s / T), p = softmax(t / T) (section 2.1, eq. 2 times T^2).
+(section 2: "it is important to multiply them by T^2"); we keep it for every alpha, including
+alpha = 1 (soft targets only), where other tools drop it. Its gradient with respect to the student
+logits is T * (q - p) / B, with q = softmax(s / T), p = softmax(t / T) (section 2.1, eq. 2 times T^2).
+
+Convention against torchdistill's ``KDLoss`` (torchdistill/losses/mid_level.py), whose ``alpha``
+weights the *hard* cross-entropy: L = alpha' CE + (1 - alpha') T^2 KL. kdviz's ``alpha = a`` is
+torchdistill's ``alpha' = 1 - a``, and the two losses agree for every a < 1. At kdviz's alpha = 1,
+torchdistill's alpha' = 0, torchdistill returns the bare KL without T^2 (T^2 times smaller than
+ours); so do tools that compute KL(soft) alone when no labels are given.
 """
 from __future__ import annotations
 

@@ -12,8 +12,12 @@ Every size here is the byte count of arrays we actually build, not a formula:
   (b = 5 for FC layers, 8 for conv layers) plus its value. A difference can be 1 .. 2^b (stored
   as difference - 1, so 5 bits span 32 positions); the first position is counted from -1, so index 0
   is representable. When a gap exceeds 2^b we insert a *filler zero* (an entry with value 0) 2^b
-  positions further on, as many times as needed. Each entry costs b + 32 bits (the values stay
-  32-bit floats here; quantization would shrink them) and a layer's stream is padded to whole bytes.
+  positions further on, as many times as needed. Gap range: 1..2^b, stored as 0..2^b - 1 in b
+  bits, with no reserved code: a filler is told apart by its value 0.0, which no kept weight has
+  (an exact zero counts as pruned). Each entry costs b + 32 bits (the values stay 32-bit floats
+  here; quantization would shrink them) and a layer's stream is padded to whole bytes. Once the
+  values are codebook indices (``kdviz.quant.size``) a zero value is no longer free, so there the
+  top gap code marks a filler instead and real gaps run 1..2^b - 1.
 
 Biases and other parameters are counted as dense float32 in every format.
 """

@@ -78,17 +78,55 @@ def random_init(values: torch.Tensor, k: int, generator: torch.Generator | None 
     return values[pick]
 
 
+def _distinct(x: np.ndarray) -> np.ndarray:
+    """The distinct values of sorted ``x``, ascending (O(n), no sort)."""
+    return x[np.concatenate([[True], x[1:] != x[:-1]])] if x.size else x
+
+
+def _relocate_empty(
+    values: np.ndarray, centroids: np.ndarray, bounds: np.ndarray, prefix: np.ndarray, n_missing: int
+) -> np.ndarray:
+    """One Lloyd update that also re-seeds ``n_missing`` emptied clusters (sorted 1-D data).
+
+    As scikit-learn's ``_relocate_empty_clusters`` (and Faiss): each empty cluster is re-seeded
+    at one of the points farthest from the centroid they were assigned to (distances to the
+    centroids *before* this update), and that point leaves its old cluster, whose mean is taken
+    without it. Candidates are distinct values, so two re-seeded centroids never coincide.
+    ``values`` are the data's distinct values, ascending. Returns the new centroids, sorted (the
+    cluster means plus the re-seeded points).
+    """
+    counts = np.diff(bounds).astype(np.float64)
+    sums = prefix[bounds[1:]] - prefix[bounds[:-1]]
+    owner = np.searchsorted((centroids[1:] + centroids[:-1]) / 2, values, side="left")  # its cluster
+    distance = np.abs(values - centroids[owner])
+    n_missing = min(n_missing, int(np.count_nonzero(distance)))
+    if n_missing <= 0:
+        return np.unique(sums[counts > 0] / counts[counts > 0])
+    far = np.argpartition(distance, -n_missing)[-n_missing:]
+    np.subtract.at(sums, owner[far], values[far])  # each re-seeding point leaves its old cluster
+    np.subtract.at(counts, owner[far], 1.0)
+    keep = counts > 0
+    return np.unique(np.concatenate([sums[keep] / counts[keep], values[far]]))
+
+
 def lloyd_1d(
     sorted_values: torch.Tensor | np.ndarray, centroids: torch.Tensor | np.ndarray, max_iter: int = 300,
-    tol: float = 1e-7, prefix: np.ndarray | None = None,
+    tol: float = 1e-7, prefix: np.ndarray | None = None, n_clusters: int | None = None,
+    distinct: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lloyd's algorithm on sorted 1-D data (float64). Returns (centroids, counts) of the non-empty
-    clusters, ascending; a centroid whose cluster empties is dropped. Stops when the assignment no
+    """Lloyd's algorithm on sorted 1-D data (float64). Returns (centroids, counts), ascending.
+
+    The codebook keeps k = min(``n_clusters`` (default: the number of given centroids), distinct
+    data values) entries: a cluster that empties (or a centroid the initialisation duplicated) is
+    re-seeded at the point farthest from its centroid (``_relocate_empty``, as scikit-learn and
+    Faiss), not dropped. Fewer than k clusters come back only when ``max_iter`` runs out while
+    clusters are still being re-seeded (or is 0). Stops when the assignment no
     longer changes or no centroid moves by more than ``tol`` times the data range. ``prefix``
-    (the cumulative sums of the data with a leading 0) may be passed in when cached.
+    (the cumulative sums of the data with a leading 0) and ``distinct`` (its distinct values) may
+    be passed in when cached.
 
     The loop runs in numpy: each iteration is a handful of O(k) operations plus one
-    ``searchsorted``, so its cost is per-call overhead, which numpy keeps small.
+    ``searchsorted``; only an iteration with an empty cluster costs O(n) more.
     """
     x = np.asarray(sorted_values, dtype=np.float64)
     if prefix is None:
@@ -96,6 +134,9 @@ def lloyd_1d(
     n = x.size
     step_tol = tol * float(x[-1] - x[0])
     c = np.unique(np.asarray(centroids, dtype=np.float64))  # sorted, distinct
+    k = int(np.asarray(centroids).size if n_clusters is None else n_clusters)
+    distinct = _distinct(x) if distinct is None else distinct
+    k = min(k, distinct.size)
 
     def assign(c: np.ndarray) -> np.ndarray:
         # cluster runs of the sorted data; a value exactly on a midpoint joins the lower cluster
@@ -108,11 +149,15 @@ def lloyd_1d(
     for _ in range(max_iter):
         counts = np.diff(bounds)
         keep = counts > 0
-        new_c = (prefix[bounds[1:]] - prefix[bounds[:-1]])[keep] / counts[keep]  # update: cluster means
+        n_missing = k - int(np.count_nonzero(keep))
+        if n_missing <= 0 and keep.all():  # update: cluster means
+            new_c = (prefix[bounds[1:]] - prefix[bounds[:-1]]) / counts
+        else:  # drop the empty clusters, re-seed up to k
+            new_c = _relocate_empty(distinct, c, bounds, prefix, n_missing)
         moved = new_c.size != c.size or float(np.abs(new_c - c).max()) > step_tol
         c = new_c
         new_bounds = assign(c)
-        converged = np.array_equal(new_bounds, bounds) or not moved
+        converged = (np.array_equal(new_bounds, bounds) or not moved) and n_missing <= 0
         bounds = new_bounds
         if converged:
             break
@@ -125,7 +170,8 @@ def lloyd_1d(
 class SharedWeights:
     """A layer's weights as a codebook and an index per weight (Han 2016, fig. 3).
 
-    ``centroids`` (K,) float32 ascending, K <= 2^bits; ``indices`` int64 of the weight's shape;
+    ``centroids`` (K,) float32 ascending, K = 2^bits unless the kept weights have fewer distinct
+    values; ``indices`` int64 of the weight's shape;
     ``mask`` bool of the weight's shape, False where the weight is pruned (its index is 0 and
     meaningless, its value exactly zero).
     """
@@ -176,6 +222,7 @@ class SortedWeights:
         self.sorted, order = torch.sort(self.values)
         self._x = self.sorted.numpy()
         self._prefix = np.concatenate([[0.0], np.cumsum(self._x)])
+        self._distinct = _distinct(self._x)
         # flat position in the weight of each sorted value: assignments scatter straight back
         self._positions = np.flatnonzero(mask.numpy().ravel())[order.numpy()]
 
@@ -188,7 +235,8 @@ class SortedWeights:
             return SharedWeights(torch.zeros(1), torch.zeros(self.shape, dtype=torch.long), self.mask.clone(), bits)
         gen = torch.Generator().manual_seed(int(seed))
         start = init_fn(self.sorted, 2**bits, gen)
-        centroids, counts = lloyd_1d(self._x, start.numpy(), max_iter=max_iter, tol=tol, prefix=self._prefix)
+        centroids, counts = lloyd_1d(self._x, start.numpy(), max_iter=max_iter, tol=tol, prefix=self._prefix,
+                                     n_clusters=2**bits, distinct=self._distinct)
         # each sorted value's cluster is its run; scatter back to the weight's positions
         indices = np.zeros(int(np.prod(self.shape)), dtype=np.int64)
         indices[self._positions] = np.repeat(np.arange(centroids.numel()), counts.numpy())
@@ -203,8 +251,17 @@ def kmeans_quantize(
     """Cluster one weight tensor into at most 2^bits shared values (Han 2016, sec. 3, eq. 1).
 
     ``mask`` (bool, weight's shape) marks kept weights (e.g. a pruning mask); by default every
-    non-zero weight is kept. A weight that is exactly zero always counts as pruned. Empty clusters are dropped, so a constant tensor gets a one-entry
-    codebook. Lloyd stops when assignments are stable, after ``max_iter`` iterations, or when no
+    non-zero weight is kept. A weight that is exactly zero always counts as pruned.
+
+    The codebook has exactly 2^bits distinct entries whenever the kept weights take at least 2^bits
+    distinct values: a cluster that empties during Lloyd's iterations is re-seeded at the weight
+    farthest from its centroid, as scikit-learn's ``KMeans`` and Faiss do, instead of being dropped
+    (dropping it left heavy-tailed layers with half their codebook and several times the error).
+    With fewer distinct values d < 2^bits, the codebook is those d values, each weight exactly
+    represented (a constant tensor gets a one-entry codebook); ``encode_layer`` then writes
+    ceil(log2 d) bits an index rather than ``bits``. ``max_iter=0`` keeps the initial centroids (duplicates merged, empty ones dropped).
+
+    Lloyd stops when assignments are stable, after ``max_iter`` iterations, or when no
     centroid moves more than ``tol`` times the weight range (``tol=0``: run to a fixed point).
     Raises ``ValueError`` for an empty tensor, bits outside 1..16 or an unknown ``init``.
     """

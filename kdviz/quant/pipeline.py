@@ -8,9 +8,10 @@ Han, Mao, Dally, "Deep Compression" (ICLR 2016), figure 1 and table 1 (LeNet-300
 2. **Pruned** (Han et al. 2015; Deep Compression sec. 2): the kept weights as float32 values with
    Han's relative indices (5-bit gaps for fc layers, 8-bit for conv, filler zeros for long gaps),
    ``kdviz.prune.size_report``'s "relative" format.
-3. **Quantized** (sec. 3): each kept weight a codebook index, written fixed-width
-   (ceil(log2(K + 1)) bits: K centroids plus the filler symbol), the gaps fixed-width, the float32
-   codebook (``encode_model(..., huffman=False)``).
+3. **Quantized** (sec. 3): each kept weight a codebook index, written fixed-width in
+   ceil(log2(K)) bits (``bits`` bits for the full K = 2^bits codebook: a filler entry carries a
+   padding index and is marked by the top gap code, ``kdviz.quant.size``), the gaps fixed-width,
+   the float32 codebook (``encode_model(..., huffman=False)``).
 4. **Huffman** (sec. 4): the indices and the gaps Huffman-coded (``encode_model(..., huffman=True)``).
    ``decoded_model`` rebuilds the weights from those bytes alone, so the accuracy reported for this
    stage is that of the stored model.
@@ -61,8 +62,10 @@ def pruned_stage(model: nn.Module, accuracy: float, seconds: float = 0.0) -> Sta
     """A pruned model (its zeros are the pruned weights) in Han's relative-index storage."""
     report = size_report(model)
     kept = report.nonzero / report.weights if report.weights else 0.0
+    widths = sorted({(layer.kind != "fc", layer.kind, layer.index_bits) for layer in report.layers})
+    index_note = " / ".join(f"{bits}-bit ({kind})" for _, kind, bits in widths)  # e.g. 5-bit (fc) / 8-bit (conv)
     return Stage("pruned", float(report.total("relative", include_other=False)), float(accuracy), seconds,
-                 f"{kept:.1%} of weights kept; float32 values + 5-bit relative indices")
+                 f"{kept:.1%} of weights kept; float32 values + {index_note or 'no'} relative indices")
 
 
 @dataclass

@@ -2,9 +2,23 @@
 
 Han et al. 2016, "Deep Compression", sec. 2 and 4 (and Han et al. 2015, sec. 4): a pruned layer
 keeps only its non-zero weights, in row-major order, each with the *relative* index (gap) from
-the previous one, stored in ``gap_bits`` bits (5 for fc, 8 for conv layers). A gap larger than
-2^gap_bits is bridged with filler zeros: an entry of value 0 placed 2^gap_bits after the previous
-one. Each stored entry's value is a codebook index (a reserved extra symbol, K, marks a filler).
+the previous one, stored in ``gap_bits`` = b bits (5 for fc, 8 for conv layers), and its weight
+index into the codebook. A gap too long for b bits is bridged with *filler* entries (sec. 2,
+fig. 2): a filler is an ordinary entry, b gap bits plus one weight index, whose index is a padding
+value that the decoder ignores, so K = 2^bits clusters take exactly ``bits`` bits per index.
+
+Gap code convention (b-bit code c per entry, in 0..2^b - 1):
+
+- c in 0..2^b - 2: a real entry c + 1 positions after the previous entry (gap 1..2^b - 1; the
+  first entry counted from position -1), i.e. c is the run of pruned zeros before it;
+- c = 2^b - 1: a filler, standing for the zero 2^b - 1 positions after the previous entry.
+
+Han's figure 2 instead lets real gaps reach 2^b and tells a filler by its stored value, 0; his
+released decoder (github.com/songhan/Deep-Compression-AlexNet, decode.py) reads pruned positions
+as codebook entry 0, which must therefore hold the value zero. When all 2^bits clusters hold kept
+(non-zero) weights there is no such entry, and a reserved extra index symbol for fillers would
+cost bits + 1 per index; reserving the top gap code instead only shortens the longest real gap
+from 2^b to 2^b - 1, so a gap g takes (g - 1) // (2^b - 1) fillers rather than (g - 1) // 2^b.
 Indices and gaps are written fixed-width, or Huffman-coded (sec. 4).
 
 The compression rate is original bits / compressed bits with
@@ -31,28 +45,38 @@ def default_gap_bits(shape: tuple[int, ...]) -> int:
 
 
 def relative_gaps(mask: np.ndarray, gap_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Han's relative-index layout of the kept positions of ``mask`` (flattened row-major).
+    """Han's relative-index layout of the kept positions of ``mask`` (flattened row-major), with the
+    gap codes of the module docstring: a real entry's code is its gap - 1, in 0..2^b - 2 (gaps
+    1..2^b - 1); a filler's code is 2^b - 1 and it sits 2^b - 1 positions after the previous entry.
 
-    Returns (positions, gap symbols, is_filler): every stored entry's position, its gap - 1 in
-    0..2^gap_bits - 1 (a gap of g >= 1 positions from the previous entry, the first counted from
-    position -1), and whether it is a filler zero inserted to bridge a gap above 2^gap_bits.
+    Returns (positions, gap codes, is_filler): every stored entry's position, its b-bit gap code,
+    and whether it is a filler inserted to bridge a gap of 2^b or more.
     """
     if not 1 <= int(gap_bits) <= 32:
         raise ValueError(f"gap_bits must be in 1..32, got {gap_bits}")
-    span = 1 << int(gap_bits)
+    reach = (1 << int(gap_bits)) - 1  # the longest real gap, and how far a filler advances
     kept = np.flatnonzero(np.asarray(mask).ravel())
     gaps = np.diff(kept, prepend=-1)
-    fillers = (gaps - 1) // span  # fillers needed before each kept entry
+    fillers = (gaps - 1) // reach  # fillers needed before each kept entry
     n_entries = kept.size + int(fillers.sum())
-    # positions of fillers: prev + span, prev + 2 span, ...; then the kept entry itself
+    # positions of fillers: prev + reach, prev + 2 reach, ...; then the kept entry itself
     prev = kept - gaps
     reps = fillers + 1
     owner = np.repeat(np.arange(kept.size), reps)
     step = np.arange(n_entries) - np.repeat(np.cumsum(reps) - reps, reps)
     is_filler = step < fillers[owner]
-    positions = np.where(is_filler, prev[owner] + (step + 1) * span, kept[owner])
-    symbols = np.diff(positions, prepend=-1) - 1
-    return positions, symbols.astype(np.int64), is_filler
+    positions = np.where(is_filler, prev[owner] + (step + 1) * reach, kept[owner])
+    codes = np.where(is_filler, reach, np.diff(positions, prepend=-1) - 1)
+    return positions, codes.astype(np.int64), is_filler
+
+
+def positions_from_gaps(codes: np.ndarray, gap_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of ``relative_gaps``: (positions, is_filler) of every entry from its gap codes."""
+    reach = (1 << int(gap_bits)) - 1
+    codes = np.asarray(codes, dtype=np.int64)
+    is_filler = codes == reach
+    positions = np.cumsum(np.where(is_filler, reach, codes + 1)) - 1
+    return positions, is_filler
 
 
 def fixed_width_code(alphabet: int) -> HuffmanCode:
@@ -106,7 +130,7 @@ class EncodedLayer:
     def _codes(self) -> tuple[HuffmanCode, HuffmanCode | None]:
         k = len(self.codebook) // 4
         if not self.huffman:
-            index_code = fixed_width_code(k + (1 if self.gaps is not None else 0))
+            index_code = fixed_width_code(k)
             gap_code = fixed_width_code(1 << self.gap_bits) if self.gaps is not None else None
             return index_code, gap_code
         gap_code = HuffmanCode.from_table_bytes(self.gap_table) if self.gaps is not None else None
@@ -120,12 +144,9 @@ class EncodedLayer:
         n = int(np.prod(self.shape))
         if self.gaps is None:
             return centroids[idx].reshape(self.shape).astype(np.float32)
-        positions = np.cumsum(gap_code.decode(self.gaps) + 1) - 1
-        values = np.zeros(idx.size, dtype=np.float32)
-        real = idx < centroids.size  # index K marks a filler zero
-        values[real] = centroids[idx[real]]
-        out = np.zeros(n, dtype=np.float32)
-        out[positions] = values
+        positions, is_filler = positions_from_gaps(gap_code.decode(self.gaps), self.gap_bits)
+        out = np.zeros(n, dtype=np.float32)  # a filler's position stays zero; its index is padding
+        out[positions[~is_filler]] = centroids[idx[~is_filler]]
         return out.reshape(self.shape)
 
     def size(self) -> LayerSize:
@@ -137,11 +158,19 @@ class EncodedLayer:
         )
 
 
+def padding_index(real_indices: np.ndarray) -> int:
+    """The weight index written in a filler's slot: the most frequent real index (0 when there
+    is none), so that Huffman coding gives it the shortest code; the decoder ignores it."""
+    return int(np.bincount(real_indices).argmax()) if real_indices.size else 0
+
+
 def encode_layer(shared: SharedWeights, name: str = "", huffman: bool = True, gap_bits: int | None = None,
                  sparse: bool | None = None) -> EncodedLayer:
     """Encode a k-means-shared layer. ``sparse`` (default: when any weight is pruned) stores only
-    kept entries with relative indices of ``gap_bits`` (default 5 fc / 8 conv); ``huffman``
-    Huffman-codes the index and gap streams, else they are written fixed-width."""
+    kept entries with relative indices of ``gap_bits`` (default 5 fc / 8 conv) and filler entries
+    for long gaps (module docstring); ``huffman`` Huffman-codes the index and gap streams, else they
+    are written fixed-width: ceil(log2 K) bits per index (``bits`` bits for the full 2^bits
+    clusters, fillers included) and ``gap_bits`` per gap."""
     mask = shared.mask.cpu().numpy()
     indices = shared.indices.cpu().numpy()
     k = shared.num_clusters
@@ -154,12 +183,13 @@ def encode_layer(shared: SharedWeights, name: str = "", huffman: bool = True, ga
     else:
         gap_bits = default_gap_bits(shared.shape) if gap_bits is None else int(gap_bits)
         positions, gap_symbols, is_filler = relative_gaps(mask, gap_bits)
-        symbols = np.where(is_filler, k, indices.ravel()[positions]).astype(np.int64)
+        symbols = indices.ravel()[positions].astype(np.int64)
+        symbols[is_filler] = padding_index(symbols[~is_filler])
     if huffman and symbols.size:
         index_code = HuffmanCode.from_symbols(symbols)
         index_table = index_code.table_bytes()
     else:
-        index_code, index_table = fixed_width_code(k + (1 if sparse else 0)), b""
+        index_code, index_table = fixed_width_code(k), b""
     gaps = gap_table = None
     if gap_symbols is not None:
         if huffman and gap_symbols.size:

@@ -124,7 +124,7 @@ pd.DataFrame(layer_rows(report)).set_index("layer").round(1)
 # %% [markdown]
 # **Check it yourself:** the sizes are real bytes. Decode `fc1` from its bytes alone and compare with the
 # shared weights; then compare the Huffman-coded index bits with fixed-width indices (one code per
-# shared value, plus one for the filler zeros that bridge long gaps).
+# shared value; fillers carry a padding index and are marked by the top gap code).
 
 # %%
 import math
@@ -135,7 +135,7 @@ decoded = layer.decode()
 print("decoded == shared weights:", np.array_equal(decoded, report.shared["fc1"].weight().numpy()))
 n, k = layer.index.n_symbols, report.shared["fc1"].num_clusters
 print(f"{n:,} stored entries: Huffman {8 * len(layer.index.data) / n:.2f} bits per index "
-      f"(fixed width: {math.ceil(math.log2(k + 1))}), {8 * len(layer.gaps.data) / n:.2f} bits per gap (fixed: 5)")
+      f"(fixed width: {max(1, math.ceil(math.log2(k)))}), {8 * len(layer.gaps.data) / n:.2f} bits per gap (fixed: 5)")
 
 # %% [markdown]
 # **Try next:** 4 bits instead of 6 (`preset(LAB.dataset, bits=4)`); prune harder (`hidden_sparsity=0.96`);

@@ -1,8 +1,9 @@
 """Deep Compression's size accounting (``kdviz.quant.pipeline``) on a small pruned and clustered model.
 
-Expected byte counts are recomputed here from the masks alone (Han's relative indices: a filler
-entry per 2^gap_bits positions of a long gap; fixed-width codes of ceil(log2(K + 1)) bits), never
-read back from the code under test.
+Expected byte counts are recomputed here from the masks alone (Han's relative indices: in the
+pruned stage's float32 storage a filler zero per 2^gap_bits positions of a long gap; in the
+quantized stages, where the top gap code marks a filler, one per 2^gap_bits - 1 positions;
+fixed-width indices of ceil(log2(K)) bits), never read back from the code under test.
 """
 from __future__ import annotations
 
@@ -41,11 +42,12 @@ def shared(pruned):
     return {n: kmeans_quantize(getattr(pruned, n).weight, BITS, init="linear") for n in LAYERS}
 
 
-def entries(mask: np.ndarray, gap_bits: int) -> int:
-    """Kept weights plus the filler entries that bridge gaps above 2^gap_bits positions."""
+def entries(mask: np.ndarray, gap_bits: int, reach: int | None = None) -> int:
+    """Kept weights plus the filler entries that bridge gaps above ``reach`` (2^gap_bits) positions."""
+    reach = 2**gap_bits if reach is None else reach
     kept = np.flatnonzero(mask.ravel())
     gaps = np.diff(np.concatenate(([-1], kept)))
-    return int(kept.size + ((gaps - 1) // 2**gap_bits).sum())
+    return int(kept.size + ((gaps - 1) // reach).sum())
 
 
 def test_dense_and_pruned_sizes_follow_han(pruned):
@@ -66,8 +68,9 @@ def test_fixed_width_and_huffman_sizes_are_the_encoded_bytes(pruned, shared):
     for name, sw in shared.items():
         mask = getattr(pruned, name).weight.detach().numpy() != 0
         assert np.array_equal(sw.mask.numpy(), mask)  # exact zeros count as pruned
-        k, e = sw.num_clusters, entries(mask, 5)
-        expected += math.ceil(e * math.ceil(math.log2(k + 1)) / 8) + math.ceil(e * 5 / 8) + 4 * k
+        k, e = sw.num_clusters, entries(mask, 5, reach=2**5 - 1)
+        assert k == 2**BITS
+        expected += math.ceil(e * BITS / 8) + math.ceil(e * 5 / 8) + 4 * k
     fixed = quantized_stage(encodings, f"{BITS}-bit", 0.8, accuracy_before_finetune=0.7)
     assert fixed.nbytes == expected and fixed.name == "3-bit k-means" and "70.00% accuracy" in fixed.note
     huffman = huffman_stage(encodings, 0.8)
