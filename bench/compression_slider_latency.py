@@ -1,16 +1,21 @@
 """Drag-to-redraw latency of the compression sliders in Chromium (issue 14: p50 < 300 ms on MNIST).
 
-Three sliders of the Streamlit app, each a server rerun of its page's fragment:
+Three sliders of the Streamlit app:
 
 * **sparsity**: the Pruning page's "Prune with a slider" (sentinel: the accuracy-vs-sparsity chart);
 * **bits**: the Quantization page's bits slider, k-means (sentinel: the codebook histogram);
 * **rank**: the Quantization page's rank slider (sentinel: the singular-value spectrum).
 
-A key press on the slider starts the clock (a capturing ``keydown`` listener); it stops at the first
+A slider is either a browser-side player (``kdviz.app.stops_player``: every stop evaluated once on
+the server, a move redrawn in the browser) or, in older trees, a Streamlit slider whose every move
+reruns the page's fragment; the bench finds which one the page has. A key press on the slider starts
+the clock (a capturing ``keydown`` listener in the document that holds it); it stops at the first
 frame painted (``requestAnimationFrame``, then a zero timeout) once the sentinel chart's title has
-changed and Streamlit's app root says the script run is over (``data-test-script-state``, which
-Streamlit's own end-to-end tests read). Moves are arrow-key presses, one at a time, turning round at
-the slider's ends, so positions are revisited as a user's drag revisits them.
+changed and, for a server slider, Streamlit's app root says the script run is over
+(``data-test-script-state``, which Streamlit's own end-to-end tests read). A player reports the
+stop to the server afterwards (the exact box follows); that run is not on the path to the redraw.
+Moves are arrow-key presses, one at a time, turning round at the slider's ends, so positions are
+revisited as a user's drag revisits them.
 
 ``--baseline`` also times the last commit (``git archive HEAD``) on the same runs folder (the
 baseline model is trained once and shared), in the same run, so the table has before and after;
@@ -52,18 +57,20 @@ SLIDERS = {
 }
 SERVER_MS: list[float] = []  # key press to the end of the script run (the rest is the browser drawing)
 PATTERN = ["ArrowRight"] * 5 + ["ArrowLeft"] * 2  # a drag that goes on and comes back a little
-INSTRUMENT = """(chartKey) => {
-  const title = () => ((document.querySelector(`.st-key-chart-${chartKey} .gtitle`) || {}).textContent || '');
-  const idle = () => document.querySelector('[data-testid="stApp"]').getAttribute('data-test-script-state') !== 'running';
-  const kd = window.__kd = { t0: null, start: null, lat: [], server: [], ran: false, done: null };
-  document.addEventListener('keydown', () => { kd.t0 = performance.now(); kd.start = title(); kd.ran = false; kd.done = null; }, true);
+INSTRUMENT = """([chartKey, player]) => {
+  const selector = player ? `.kdviz-sp-chart[data-key="${chartKey}"] .gtitle` : `.st-key-chart-${chartKey} .gtitle`;
+  const title = () => ((document.querySelector(selector) || {}).textContent || '');
+  const app = () => document.querySelector('[data-testid="stApp"]');
+  const idle = () => player || app().getAttribute('data-test-script-state') !== 'running';
+  const kd = window.__kd = { t0: null, start: null, lat: [], server: [], ran: player, done: null };
+  document.addEventListener('keydown', () => { kd.t0 = performance.now(); kd.start = title(); kd.ran = player; kd.done = null; }, true);
   const check = () => {
     if (kd.t0 === null) return;
     if (!idle()) kd.ran = true;
     else if (kd.ran && kd.done === null) kd.done = performance.now();  // the script run is over
     if (title() === kd.start || !idle()) return;
     const t0 = kd.t0, done = kd.done; kd.t0 = null;
-    requestAnimationFrame(() => setTimeout(() => { kd.server.push(done === null ? NaN : done - t0); kd.lat.push(performance.now() - t0); }, 0));
+    requestAnimationFrame(() => setTimeout(() => { kd.server.push(done === null || player ? NaN : done - t0); kd.lat.push(performance.now() - t0); }, 0));
   };
   new MutationObserver(check).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
 }"""
@@ -78,8 +85,21 @@ def choose_dataset(page, dataset: str) -> None:
     page.get_by_role("option", name=DATASET_LABELS[dataset], exact=True).click()
 
 
+def find_slider(page, name: str):
+    """(the document that holds slider ``name``, its input, whether it is a browser-side player), or
+    None while neither kind is drawn."""
+    for frame in page.frames:
+        if "stops_player" in frame.url:
+            found = frame.locator(f"input[aria-label^='{name}']")
+            if found.count() and frame.locator(".kdviz-sp-chart .gtitle").count():
+                return frame, found.first, True
+    thumb = page.get_by_role("slider", name=name)
+    return (page, thumb.first, False) if thumb.count() else None
+
+
 def open_slider(browser, url: str, dataset: str, slider: str, wait_s: float):
-    """A page on ``slider``'s page and dataset, with the slider shown (the baseline may train first)."""
+    """A page on ``slider``'s page and dataset with the slider drawn (the baseline may train first):
+    (page, the slider's document, its input, whether it is a player)."""
     link, name = SLIDERS[slider][:2]
     page = browser.new_page(viewport={"width": 1400, "height": 2400})
     page.goto(url)
@@ -88,23 +108,31 @@ def open_slider(browser, url: str, dataset: str, slider: str, wait_s: float):
     nav.get_by_role("link", name=link, exact=True).click()
     page.get_by_role("heading", name=link).first.wait_for(timeout=90_000)
     choose_dataset(page, dataset)
-    thumb = page.get_by_role("slider", name=name).first
-    thumb.wait_for(timeout=int(wait_s * 1000))
-    return page, thumb
+    deadline = time.monotonic() + wait_s
+    while (found := find_slider(page, name)) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no {slider} slider on the {link} page after {wait_s:g} s")
+        page.wait_for_timeout(250)  # Playwright learns of new frames while it waits
+    return (page, *found)
 
 
-def move_and_time(page, thumb, chart_key: str, bounds: tuple[float, float], moves: int) -> list[tuple[float, bool]]:
-    """``moves`` arrow-key presses on ``thumb`` (``PATTERN``, turning round at ``bounds``); each waits
-    for its redraw (90 s at most). Returns (latency ms, whether the position was seen before) per move."""
-    page.get_by_test_id("stApp").wait_for()
+def move_and_time(page, doc, thumb, player: bool, chart_key: str, bounds: tuple[float, float],
+                  moves: int) -> list[tuple[float, bool]]:
+    """``moves`` arrow-key presses on ``thumb`` in ``doc`` (``PATTERN``, turning round at ``bounds``);
+    each waits for its redraw (90 s at most). Returns (latency ms, whether the position was seen
+    before) per move."""
     page.wait_for_function("document.querySelector('[data-testid=\"stApp\"]').getAttribute('data-test-script-state') "
                            "!== 'running'", timeout=300_000)
-    page.locator(f".st-key-chart-{chart_key} .gtitle").first.wait_for(timeout=300_000)
+    sentinel = f".kdviz-sp-chart[data-key='{chart_key}'] .gtitle" if player else f".st-key-chart-{chart_key} .gtitle"
+    doc.locator(sentinel).first.wait_for(timeout=300_000)
     time.sleep(1.0)
-    page.evaluate(INSTRUMENT, chart_key)
-    read = lambda: thumb.evaluate("e => e.value")  # noqa: E731 (Streamlit's slider is an <input type=range>)
+    doc.evaluate(INSTRUMENT, [chart_key, player])
+    read = lambda: thumb.evaluate("e => e.value")  # noqa: E731 (both kinds are an <input type=range>)
     low, high = (float(v) for v in thumb.evaluate("e => [e.min, e.max]"))
-    bounds = (max(bounds[0], low), min(bounds[1], high))
+    if not player:
+        bounds = (max(bounds[0], low), min(bounds[1], high))
+    else:
+        bounds = (low, high)  # a player's input counts stops
     seen, revisits, flip = {read()}, [], False
     for i in range(moves):
         value = float(read())
@@ -116,20 +144,20 @@ def move_and_time(page, thumb, chart_key: str, bounds: tuple[float, float], move
         if value >= bounds[1] or value <= bounds[0]:
             key = "ArrowLeft" if value >= bounds[1] else "ArrowRight"
         thumb.focus()
-        before = page.evaluate("window.__kd.lat.length")
+        before = doc.evaluate("window.__kd.lat.length")
         page.keyboard.press(key)
         try:
-            page.wait_for_function(f"window.__kd.lat.length > {before}", timeout=90_000)
+            doc.wait_for_function(f"window.__kd.lat.length > {before}", timeout=90_000)
         except Exception as exc:
-            title = page.locator(f".st-key-chart-{chart_key} .gtitle").first.text_content()
+            title = doc.locator(sentinel).first.text_content()
             raise RuntimeError(f"no redraw after {key} at {value} (title now {title!r}, slider {read()})") from exc
         now = read()
         revisits.append(now in seen)
         seen.add(now)
         time.sleep(0.3)  # a user's next step
-    server = page.evaluate("window.__kd.server.map(v => Number.isNaN(v) ? -1 : v)")
+    server = doc.evaluate("window.__kd.server.map(v => Number.isNaN(v) ? -1 : v)")
     SERVER_MS.extend(v for v in server if v >= 0)
-    return list(zip(page.evaluate("window.__kd.lat"), revisits))
+    return list(zip(doc.evaluate("window.__kd.lat"), revisits))
 
 
 def time_tree(browser, tree: Path, runs: Path, log: Path, datasets: list[str], sliders: list[str], moves: int,
@@ -140,13 +168,15 @@ def time_tree(browser, tree: Path, runs: Path, log: Path, datasets: list[str], s
         for dataset in datasets:
             for slider in sliders:
                 print(f"{tree.name}: {dataset} {slider}", file=sys.stderr, flush=True)
-                page, thumb = open_slider(browser, url, dataset, slider, wait_s)
+                page, doc, thumb, player = open_slider(browser, url, dataset, slider, wait_s)
                 try:
-                    results[dataset, slider] = move_and_time(page, thumb, SLIDERS[slider][2], SLIDERS[slider][3], moves)
+                    results[dataset, slider] = move_and_time(page, doc, thumb, player, SLIDERS[slider][2],
+                                                             SLIDERS[slider][3], moves)
                     lat = sorted(ms for ms, _ in results[dataset, slider])
-                    print(f"  p50 {statistics.median(lat):.0f} ms, max {lat[-1]:.0f} ms; key press to end of the script "
-                          f"run p50 {statistics.median(SERVER_MS) if SERVER_MS else float('nan'):.0f} ms",
-                          file=sys.stderr, flush=True)
+                    where = ("a browser-side player (no server run on the way)" if player else
+                             f"a server slider; key press to end of the script run p50 "
+                             f"{statistics.median(SERVER_MS) if SERVER_MS else float('nan'):.0f} ms")
+                    print(f"  p50 {statistics.median(lat):.0f} ms, max {lat[-1]:.0f} ms; {where}", file=sys.stderr, flush=True)
                     SERVER_MS.clear()
                 finally:
                     page.close()

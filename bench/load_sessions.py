@@ -3,8 +3,9 @@
 Starts ``streamlit run app.py`` on 127.0.0.1 and drives Debian's Chromium through Playwright.
 **Baseline**: one session alone (once the lab's teacher and pruning baseline have trained) moves the
 Pruning page's sparsity slider, each move timed in the browser from the key press to the accuracy chart
-naming the new sparsity. Every move is a server rerun (masks, test set re-evaluated unless the slider
-cache has that position, five charts), so it feels the load; the Soft targets slider would not.
+naming the new sparsity (the slider is a browser-side player: every stop is evaluated once on the
+server, so a move redraws without it) and to the page's exact box showing the stop (the player reports
+it and the server reruns the page's fragment: that part feels the load).
 **Load**: ``--sessions`` (5) sessions each start a KD and a scratch student on *Train a student*
 (one start at a time, so each knows its two run folders), go to *Pruning* through the sidebar (same
 session: the jobs go on) and move the slider for ``--seconds`` (120), timed the same way, while
@@ -46,6 +47,7 @@ from _support.browser import CHROMIUM, LAUNCH_ARGS, start_streamlit  # noqa: E40
 ERRORS_JS = """() => Array.from(document.querySelectorAll(
   '[data-testid="stException"], [data-testid="stAlertContentError"]'), e => e.innerText.slice(0, 300))"""
 SLIDER, ENDED = "Sparsity: fraction of weights removed", {"finished", "failed", "stopped", "diverged"}
+BOX = "Type an exact sparsity (or drag the slider below)"
 CHART_AT_JS = """(value) => Array.from(document.querySelectorAll('.js-plotly-plot')).some(gd => {  // title names value
   const m = (((gd.layout || {}).title || {}).text || '').match(/([0-9.]+)% of weights pruned:/);
   return m !== null && Math.abs(parseFloat(m[1]) - 100 * parseFloat(value)) < 0.3;
@@ -71,6 +73,7 @@ class SessionResult:
     runs: list[Path] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     loads_ms: list[float] = field(default_factory=list)  # the Compare runs session's page loads
+    follow_ms: list[float] = field(default_factory=list)  # key press to the page's exact box showing the stop
 
 
 async def wait_until(predicate, timeout: float, what: str, pause: float = 0.25):
@@ -107,30 +110,53 @@ async def go(page, title: str) -> None:
     await wait_until(shown, 120, f"the {title!r} page")
 
 
+async def player_frame(page, timeout: float = 600):
+    """The Pruning page's browser-side sparsity slider (``kdviz.app.stops_player``), once drawn: it
+    appears when the pruning baseline has trained and every stop is evaluated."""
+    async def drawn():
+        for frame in page.frames:
+            if "stops_player" in frame.url and await frame.locator(f"input[aria-label^='{SLIDER}']").count() \
+                    and await frame.locator(".kdviz-sp-chart .gtitle").count():
+                return frame
+        return None
+    return await wait_until(drawn, timeout, "the sparsity player")
+
+
 async def move_sliders(page, seconds: float, result: SessionResult, think_s: float) -> None:
-    """Move the Pruning page's sparsity slider one notch (0.01) at a time for ``seconds``. Each move is a
-    server rerun (magnitude masks, the whole test set re-evaluated, five charts); it is timed in the
-    browser from the key press to the accuracy chart naming the new sparsity (polled every frame)."""
-    thumb = page.get_by_role("slider", name=SLIDER)
-    await thumb.wait_for(timeout=600_000)  # appears once the pruning baseline has trained
-    await page.wait_for_function(CHART_AT_JS, arg=await thumb.input_value(), timeout=120_000)
+    """Move the Pruning page's sparsity slider one stop at a time for ``seconds``. The player redraws in
+    the browser (timed from the key press to the accuracy chart naming the new sparsity, polled every
+    frame), then reports the stop: the server reruns the page's fragment and the exact box follows
+    (timed too: that is where the training sessions' load shows)."""
+    frame = await player_frame(page)
+    thumb = frame.locator("#kdviz-sp-input")
+    box = page.get_by_role("spinbutton", name=BOX)
+    await frame.wait_for_function(CHART_AT_JS, arg=await frame.locator(".kdviz-sp-readout").inner_text(), timeout=120_000)
     key, end, moves = "ArrowLeft", time.monotonic() + seconds, 0
     while time.monotonic() < end:
         await thumb.focus()
         before = await thumb.input_value()
         t0 = time.perf_counter()
         await page.keyboard.press(key)
-        value = await thumb.input_value()
-        if value == before:  # at an end of the scale: turn round
+        if await thumb.input_value() == before:  # at an end of the scale: turn round
             key = "ArrowLeft" if key == "ArrowRight" else "ArrowRight"
             continue
-        await page.wait_for_function(CHART_AT_JS, arg=value, polling="raf", timeout=120_000)
+        value = await frame.locator(".kdviz-sp-readout").inner_text()
+        await frame.wait_for_function(CHART_AT_JS, arg=value, polling="raf", timeout=120_000)
         result.latencies_ms.append(1000.0 * (time.perf_counter() - t0))
+        await wait_until(lambda: _box_shows(box, value), 120, f"the exact box to show {value}", pause=0.02)
+        result.follow_ms.append(1000.0 * (time.perf_counter() - t0))
         moves += 1
         if moves % 10 == 0:
             await collect_errors(page, result, "Pruning")
         await asyncio.sleep(think_s)
     await collect_errors(page, result, "Pruning")
+
+
+async def _box_shows(box, value: str) -> bool:
+    try:
+        return abs(float(await box.input_value()) - float(value)) < 1e-9
+    except ValueError:
+        return False
 
 
 async def training_session(browser, url: str, runs_root: Path, start_lock: asyncio.Lock | None, args,
@@ -320,12 +346,14 @@ def report(sessions, compares, base, memory, args) -> bool:
             all_complete &= c["complete"]
             print(f"| {s.name} | {c['run']} | {c['state']} | {c['step']}/{c['total']} | {c['step_records']} | "
                   f"{c['eval_records']} | {'yes' if c['seq_ok'] else 'NO'} | {'yes' if c['complete'] else 'NO'} |")
-    under = [x for s in sessions for x in s.latencies_ms]
-    print("\n| Pruning slider -> chart (in the browser) | moves | p50 ms | p95 ms | max ms |")
-    print("|---|---|---|---|---|")
-    for label, xs in (("one session alone", base.latencies_ms), (f"{args.sessions} sessions, each training", under)):
-        print(f"| {label} | {len(xs)} | {percentile(xs, 0.5):.0f} | {percentile(xs, 0.95):.0f} | "
-              f"{max(xs) if xs else math.nan:.0f} |")
+    for what, attr in (("Pruning slider -> chart (in the browser)", "latencies_ms"),
+                       ("Pruning slider -> exact box follows (server rerun)", "follow_ms")):
+        under = [x for s in sessions for x in getattr(s, attr)]
+        print(f"\n| {what} | moves | p50 ms | p95 ms | max ms |")
+        print("|---|---|---|---|---|")
+        for label, xs in (("one session alone", getattr(base, attr)), (f"{args.sessions} sessions, each training", under)):
+            print(f"| {label} | {len(xs)} | {percentile(xs, 0.5):.0f} | {percentile(xs, 0.95):.0f} | "
+                  f"{max(xs) if xs else math.nan:.0f} |")
     loads = [x for c in compares for x in c.loads_ms]
     if loads:
         print(f"\nCompare runs: {len(loads)} page loads, median {statistics.median(loads):.0f} ms, max {max(loads):.0f} ms")

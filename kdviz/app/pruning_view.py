@@ -85,6 +85,7 @@ class Baseline:
     lock: threading.Lock = field(default_factory=threading.Lock)
     curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
     sensitivity: dict[str, list[tuple[float, float]]] | None = None
+    players: dict[tuple, dict] = field(default_factory=dict)  # the sparsity player's specs (``pruning_stops``)
 
     @property
     def layers(self) -> list[str]:

@@ -18,110 +18,36 @@ dark theme the player draws its background, text, axes and gridlines in those co
 from __future__ import annotations
 
 import functools
-import hashlib
-import os
-import re
-import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import plotly
-
-from ..paths import cache_root
 from ..present.temperature import PLAYER_JS
+from .browser_component import KEEP_NEWEST, component_folder as _folder, declared, folder_pattern, page_html
+from .browser_component import remove_stale_folders as _remove_stale
 
 COMPONENT_NAME = "kdviz_soft_targets_player"
 # The component's folders, one per content: ``soft-targets-`` and 12 hex digits of its stamp. Only
 # folders named so are ever removed, and only when stale (``remove_stale_folders``).
-FOLDER_PATTERN = re.compile(r"soft-targets-[0-9a-f]{12}")
-KEEP_NEWEST = 3  # folders kept whatever their age (the current one always is)
-STALE_AFTER_S = 24 * 3600  # an older folder may still serve a server started before a change
-
-_INDEX_HTML = """<!doctype html>
-<html><head><meta charset="utf-8"><script src="plotly.min.js"></script>
-<style>html, body { margin: 0; padding: 0; background: transparent; }</style></head>
-<body><div id="root"></div>
-<script>__PLAYER__</script>
-<script>
-const send = (type, extra) => window.parent.postMessage(Object.assign({ isStreamlitMessage: true, type }, extra), "*");
-const resize = () => send("streamlit:setFrameHeight", { height: document.documentElement.scrollHeight });
-let player = null, drawn = null;
-// Streamlit sends its theme with each render (backgroundColor, textColor, ...); the player follows a dark one
-const colours = (theme) => theme ? { background: theme.backgroundColor, text: theme.textColor } : null;
-window.addEventListener("message", (event) => {
-  const msg = event.data;
-  if (!msg || msg.type !== "streamlit:render") return;
-  const args = msg.args;
-  if (!player) player = kdvizTemperaturePlayer(document.getElementById("root"), Plotly,
-    (index, T) => send("streamlit:setComponentValue", { value: { T, index, id: args.spec.id }, dataType: "json" }));
-  const stamp = args.spec.id + "|" + args.rev + "|" + args.image_format;
-  const themed = player.theme(colours(msg.theme), stamp === drawn);
-  if (stamp !== drawn) { drawn = stamp; player.show(args.spec, args.index, args.image_format).then(resize); }
-  else themed.then(resize);
-});
-new ResizeObserver(resize).observe(document.body);
-send("streamlit:componentReady", { apiVersion: 1 });
-</script></body></html>
-"""
+FOLDER_NAME = "soft-targets"
+FOLDER_PATTERN = folder_pattern(FOLDER_NAME)
 
 
 def component_folder(root: Path | None = None) -> Path:
     """The component's static folder (``index.html`` and a copy of plotly's ``plotly.min.js``),
     written once per content under ``cache_root()/streamlit-components``; earlier versions there
-    are removed once stale (``remove_stale_folders``)."""
-    html = _INDEX_HTML.replace("__PLAYER__", PLAYER_JS)
-    plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-    stamp = hashlib.sha1(f"{html}{plotly.__version__}".encode()).hexdigest()[:12]
-    folder = (root or cache_root()) / "streamlit-components" / f"soft-targets-{stamp}"
-    if not (folder / "index.html").is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(plotly_js, folder / "plotly.min.js")
-        tmp = folder / "index.html.tmp"
-        tmp.write_text(html, encoding="utf-8")
-        tmp.replace(folder / "index.html")  # written last: its presence means the folder is complete
-    else:
-        os.utime(folder)  # in use again: its age counts from now
-    remove_stale_folders(folder)
-    return folder
+    are removed once stale (``browser_component.remove_stale_folders``)."""
+    return _folder(FOLDER_NAME, page_html(PLAYER_JS, "kdvizTemperaturePlayer", "T"), root)
 
 
-def remove_stale_folders(current: Path, keep: int = KEEP_NEWEST, stale_after_s: float = STALE_AFTER_S) -> list[Path]:
-    """Remove earlier versions of the component beside ``current``; returns what was removed.
-
-    Only real folders (no links) named like ours (``FOLDER_PATTERN``) are candidates, never
-    ``current``; of those, the ``keep - 1`` most recently written or used are kept and, of the rest,
-    only those untouched for ``stale_after_s`` seconds go (another process may still serve a newer
-    one). A folder that cannot be removed (in use, no permission) is left as it is."""
-    candidates = []
-    for entry in current.parent.iterdir():
-        if entry.name == current.name or not FOLDER_PATTERN.fullmatch(entry.name):
-            continue
-        try:
-            if entry.is_symlink() or not entry.is_dir():
-                continue
-            candidates.append((entry.stat().st_mtime, entry))
-        except OSError:
-            continue  # removed meanwhile by another process
-    candidates.sort(reverse=True)
-    cutoff = time.time() - stale_after_s
-    removed = []
-    for mtime, entry in candidates[max(keep - 1, 0):]:
-        if mtime < cutoff:
-            try:
-                shutil.rmtree(entry)
-                removed.append(entry)
-            except OSError:
-                pass
-    return removed
+def remove_stale_folders(current: Path, **limits: Any) -> list[Path]:
+    """Remove stale earlier versions of this player beside ``current`` (``keep``, ``stale_after_s``)."""
+    return _remove_stale(current, FOLDER_PATTERN, **limits)
 
 
 @functools.lru_cache(maxsize=1)
 def _component() -> Callable[..., Any]:
-    import streamlit.components.v1 as components
-
-    return components.declare_component(COMPONENT_NAME, path=str(component_folder()))
+    return declared(COMPONENT_NAME, str(component_folder()))
 
 
 def soft_targets_player(spec: dict, index: int, rev: int, key: str, on_change: Callable[[], None],
@@ -136,4 +62,4 @@ def soft_targets_player(spec: dict, index: int, rev: int, key: str, on_change: C
                         on_change=on_change, default=None)
 
 
-__all__ = ["soft_targets_player", "component_folder", "remove_stale_folders", "COMPONENT_NAME"]
+__all__ = ["soft_targets_player", "component_folder", "remove_stale_folders", "COMPONENT_NAME", "KEEP_NEWEST"]

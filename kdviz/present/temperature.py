@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .player_look import LOOK_JS
+
 T_MIN, T_MAX = 0.1, 100.0
 # Mantissas of an E10-like series: one arrow-key press moves T by about a quarter of an octave.
 MANTISSAS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
@@ -124,7 +126,7 @@ def stop_index(spec: dict, T: float) -> int:
 # input over the spec's stops and the two plotly charts. A move redraws from the precomputed frame
 # in the browser (Plotly.animate without redraw and a title relayout, a few ms), then reports the stop
 # through ``onPick``.
-PLAYER_JS = r"""
+PLAYER_JS = LOOK_JS + r"""
 function kdvizTemperaturePlayer(root, Plotly, onPick) {
   const make = (tag, cls, parent) => { const e = document.createElement(tag); if (cls) e.className = cls; (parent || root).appendChild(e); return e; };
   root.innerHTML = "";
@@ -151,50 +153,8 @@ function kdvizTemperaturePlayer(root, Plotly, onPick) {
   const barsDiv = make("div", "kdviz-tp-bars", barsBox), barsCaption = make("div", "kdviz-tp-caption", barsBox);
   const curveDiv = make("div", "kdviz-tp-curve", curveBox), curveCaption = make("div", "kdviz-tp-caption", curveBox);
   const FAST = { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" };
-  let spec = null, index = -1, look = null, imageFormat = "png";
-  const probe = make("span"); probe.hidden = true;
-  function rgbOf(css) {  // [r, g, b] of any CSS colour (hex, rgb(a), a var(...) of the page)
-    probe.style.color = ""; probe.style.color = css || "";
-    const parts = (getComputedStyle(probe).color.match(/[\d.]+/g) || []).map(Number);
-    return probe.style.color && parts.length >= 3 ? parts.slice(0, 3) : null;
-  }
-  const css = (rgb) => `rgb(${rgb.map(Math.round).join(", ")})`;
-  const mix = (a, b, share) => a.map((v, k) => v * share + b[k] * (1 - share));
-  const brightness = (rgb) => (0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]) / 255;
-  // A dark look ({background, text, muted, grid}: rgb() strings) from the host's colours, or null: the
-  // figures' own light colours (a light host, or none given).
-  function darkLook(colours) {
-    const bg = colours && rgbOf(colours.background), fg = colours && rgbOf(colours.text);
-    if (!bg || !fg || brightness(bg) >= 0.5) return null;
-    return { background: css(bg), text: css(fg), muted: css(mix(fg, bg, 0.7)), grid: css(mix(fg, bg, 0.18)) };
-  }
-  const INK = new Set(["#000000", "#000", "black"]);  // outlines drawn in the text colour on dark
-  const mute = (title) => look ? String(title).replace(/color:\s*#(555555|555)\b/g, "color:" + look.muted) : title;
-  function themed(fig) {  // a copy of fig in the current look (data colours kept)
-    const data = JSON.parse(JSON.stringify(fig.data)), layout = JSON.parse(JSON.stringify(fig.layout));
-    if (!look) return { data, layout };
-    const text = look.text, withColour = (o) => Object.assign({}, o, { color: text });
-    Object.assign(layout, { paper_bgcolor: look.background, plot_bgcolor: look.background, font: withColour(layout.font),
-      modebar: { bgcolor: "rgba(0,0,0,0)", color: look.muted, activecolor: text } });
-    layout.legend = Object.assign({}, layout.legend, { font: withColour((layout.legend || {}).font) });
-    if (layout.title) layout.title = Object.assign({}, layout.title, { text: mute(layout.title.text), font: withColour(layout.title.font) });
-    for (const key of Object.keys(layout).filter((k) => /^[xy]axis\d*$/.test(k)))
-      layout[key] = Object.assign({}, layout[key], { color: text, tickfont: withColour(layout[key].tickfont),
-        gridcolor: look.grid, linecolor: look.grid, zerolinecolor: look.grid });
-    for (const note of layout.annotations || []) note.font = withColour(note.font);
-    for (const trace of data)
-      for (const part of [trace.line, trace.marker && trace.marker.line])
-        if (part && INK.has(String(part.color).toLowerCase())) part.color = text;
-    return { data, layout };
-  }
-  function paint() {
-    root.style.setProperty("--kdviz-tp-text", look ? look.text : "");
-    root.style.setProperty("--kdviz-tp-muted", look ? look.muted : "");
-    root.style.setProperty("--kdviz-tp-background", look ? look.background : "");
-    root.style.colorScheme = look ? "dark" : "";  // the slider's own parts too
-    root.dataset.theme = look ? "dark" : "light";
-  }
-  paint();
+  let spec = null, index = -1, imageFormat = "png";
+  const look = kdvizLook(root, "kdviz-tp"), mute = look.mute, themed = look.themed;
   function rename(gd, trace, name) {
     gd.data[trace].name = name;
     for (const item of gd.querySelectorAll(".legend .traces")) {
@@ -240,9 +200,7 @@ function kdvizTemperaturePlayer(root, Plotly, onPick) {
     // The host's theme ({background, text}: any CSS colours; null: light). A dark one redraws the
     // background, text, axes and gridlines in its colours; the bars keep their data colours.
     theme(colours, redraw = true) {
-      const next = darkLook(colours);
-      if (JSON.stringify(next) === JSON.stringify(look)) return Promise.resolve();
-      look = next; paint();
+      if (!look.set(colours)) return Promise.resolve();
       return redraw && spec ? this.show(spec, index) : Promise.resolve();
     },
     select(i) { if (spec && i !== index) draw(i); },

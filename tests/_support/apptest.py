@@ -121,3 +121,29 @@ def wait_until(at: AppTest, predicate, timeout: float = 90.0, pause: float = 0.5
         time.sleep(pause)
         ok(at.run())
     return at
+
+
+def stops_player(at: AppTest, key: str | None = None) -> dict:
+    """The arguments a page gave its browser-side slider (``kdviz.app.stops_player``): ``spec`` (every
+    stop's charts, metrics, note and table), ``index`` (the stop it stands at) and ``rev``. ``key``:
+    the player's widget key, on a page with more than one (the instance's id holds it)."""
+    import json
+
+    found = [e for e in at.get("component_instance") if "stops_player" in e.proto.component_name
+             and (key is None or e.proto.id.endswith(f"-{key}") or key in e.proto.id)]
+    assert len(found) == 1, f"{len(found)} stops players on the page" + (f" with key {key!r}" if key else "")
+    return json.loads(found[0].proto.json_args)
+
+
+def player_stop(at: AppTest, key: str | None = None) -> tuple[str, dict, dict]:
+    """(the readout label the slider stands at, that stop's frame, the charts by slot key): what the
+    browser draws before any move."""
+    args = stops_player(at, key)
+    spec, i = args["spec"], args["index"]
+    frame = spec["frames"][i]
+    return spec["labels"][i], frame, {slot["key"]: chart for slot, chart in zip(spec["slots"], frame["charts"])}
+
+
+def player_metric(frame: dict, label: str) -> str:
+    """The value of the player's metric ``label`` in one stop's frame."""
+    return next(m["value"] for m in frame["metrics"] if m["label"] == label)

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from kdviz.engine import load_checkpoint, load_trained_model
 from kdviz.methods.prune import PRUNE
 
-from _support.apptest import charts, harness, metric, ok, values
+from _support.apptest import charts, harness, metric, ok, player_metric, player_stop, stops_player, values
 
 PAGE = Path(__file__).resolve().parents[2] / "kdviz" / "app" / "pages" / "pruning.py"
 HARNESS = harness((PAGE, "Pruning"))
@@ -44,33 +44,66 @@ def pruned_accuracy(job, data, sparsity: float, only: str | None = None) -> tupl
     return acc, fractions
 
 
-def test_slider_re_evaluates_accuracy_and_bars(baseline, digits):
+def stop_of(spec: dict, label: str) -> tuple[dict, dict]:
+    """(frame, charts by slot key) of the player's stop labelled ``label``."""
+    frame = spec["frames"][spec["labels"].index(label)]
+    return frame, {slot["key"]: chart for slot, chart in zip(spec["slots"], frame["charts"])}
+
+
+def test_every_slider_stop_is_evaluated_for_the_browser(baseline, digits):
+    """The browser-side slider gets each stop's accuracy, bars, histogram and storage, as numpy
+    recomputes them, and stands at the default 0.8."""
     at = ok(app().run())
     assert at.title[0].value == "Pruning"
+    label, frame, drawn = player_stop(at)
     acc, fractions = pruned_accuracy(baseline, digits, 0.8)
-    assert metric(at, "Test accuracy") == f"{acc:.2%}"
-    before = charts(at)
-    assert np.allclose(values(before["sparsity-per-layer"]["data"][0]["y"]), [100 * f for f in fractions.values()])
-    at.slider(key="pr_s_slider").set_value(0.97).run()
+    assert label == "0.8" and player_metric(frame, "Test accuracy") == f"{acc:.2%}"
+    assert np.allclose(values(drawn["sparsity-per-layer"]["data"][0]["y"]), [100 * f for f in fractions.values()])
+    spec = stops_player(at)["spec"]
+    assert spec["label"] == "Sparsity: fraction of weights removed" and len(spec["labels"]) >= 20
+    assert [s["key"] for s in spec["slots"]] == ["sparsity-per-layer", "accuracy-vs-sparsity", "weight-histogram", "mask"]
+    frame97, charts97 = stop_of(spec, "0.97")
     acc97, fractions97 = pruned_accuracy(baseline, digits, 0.97)
-    after = charts(ok(at))
-    assert metric(at, "Test accuracy") == f"{acc97:.2%}" and acc97 != acc
-    assert np.allclose(values(after["sparsity-per-layer"]["data"][0]["y"]), [100 * f for f in fractions97.values()])
-    hist = after["weight-histogram"]["data"][0]
+    assert player_metric(frame97, "Test accuracy") == f"{acc97:.2%}" and acc97 != acc
+    assert np.allclose(values(charts97["sparsity-per-layer"]["data"][0]["y"]), [100 * f for f in fractions97.values()])
     kept_fc1 = round((1 - fractions97["fc1"]) * 64 * 300)
-    assert values(hist["y"]).sum() == kept_fc1  # the histogram counts exactly the surviving fc1 weights
-    table = at.dataframe[0].value
-    assert table.iloc[0]["kept"] == kept_fc1 and table.iloc[0]["dense bytes"] == 4 * 64 * 300
+    assert values(charts97["weight-histogram"]["data"][0]["y"]).sum() == kept_fc1  # exactly the surviving fc1 weights
+    table = dict(zip(frame97["table"]["columns"], frame97["table"]["rows"][0]))
+    assert table["layer"] == "fc1" and table["kept"] == kept_fc1 and table["dense bytes"] == 4 * 64 * 300
+    assert "97.0% of weights pruned" in charts97["accuracy-vs-sparsity"]["layout"]["title"]["text"]
 
 
-def test_typed_sparsity_of_one_is_refused_with_a_message(baseline, digits):
+def test_the_layer_and_scope_choices_redraw_the_stops(baseline, digits):
     at = ok(app().run())
+    first = stops_player(at)["spec"]
+    assert "fc1" in first["frames"][0]["charts"][3]["layout"]["title"]["text"]  # the mask of the first layer
+    at.segmented_control(key="pr_layer").set_value("fc2").run()
+    spec = stops_player(ok(at))["spec"]
+    assert spec["id"] != first["id"] and "fc2" in spec["frames"][0]["charts"][3]["layout"]["title"]["text"]
+    at.radio(key="pr_scope").set_value("global").run()
+    frame, drawn = stop_of(stops_player(ok(at))["spec"], "0.8")
+    model = load_trained_model(baseline.path)
+    weights = [getattr(model, n).weight.detach().double().numpy().ravel() for n in ("fc1", "fc2", "fc3")]
+    everything = np.abs(np.concatenate(weights))
+    cut = np.sort(everything, kind="stable")[int(math.floor(0.8 * everything.size + 0.5)) - 1]  # one threshold for all
+    expected = [100 * np.mean(np.abs(w) <= cut) for w in weights]
+    assert np.allclose(values(drawn["sparsity-per-layer"]["data"][0]["y"]), expected, atol=0.05)
+    assert len(set(np.round(expected))) > 1  # the layers really lose different shares
+    most = ("fc1", "fc2", "fc3")[int(np.argmax(expected))]
+    assert frame["captions"][0].startswith(f"One magnitude cut over all weights: {most} loses {max(expected):.0f}%")
+
+
+def test_typed_sparsity_moves_the_slider_and_one_is_refused_with_a_message(baseline, digits):
+    at = ok(app().run())
+    rev = stops_player(at)["rev"]
     at.number_input(key="pr_s_exact").set_value(0.5).run()
     acc, _ = pruned_accuracy(baseline, digits, 0.5)
-    assert metric(ok(at), "Test accuracy") == f"{acc:.2%}" and at.slider(key="pr_s_slider").value == 0.5
+    label, frame, _ = player_stop(ok(at))
+    assert label == "0.5" and player_metric(frame, "Test accuracy") == f"{acc:.2%}"
+    assert stops_player(at)["rev"] == rev + 1  # the browser moves its slider to a value the server set
     at.number_input(key="pr_s_exact").set_value(1.0).run()
     assert any("must be in [0, 1)" in e.value and "1.0" in e.value for e in ok(at).error)
-    assert metric(at, "Test accuracy") == f"{acc:.2%}"  # the last valid sparsity is kept
+    assert player_stop(at)[0] == "0.5"  # the last valid sparsity is kept
 
 
 def test_live_prune_job_fills_its_charts_and_scrubs(baseline):
@@ -135,10 +168,11 @@ def test_sensitivity_and_unit_norms(baseline, digits):
 
 def test_a_sparsity_that_empties_a_layer_is_warned_about(baseline):
     at = ok(app().run())
-    assert not any("prunes every weight" in w.value for w in at.warning)
+    assert not player_stop(at)[1]["note"]
     at.number_input(key="pr_s_exact").set_value(0.9996).run()  # fc3 has 1000 weights: floor(999.6 + 0.5) = 1000
-    warned = [w.value for w in ok(at).warning if "prunes every weight" in w.value]
-    assert warned and "fc3 (1,000 weights)" in warned[0] and "fc1" not in warned[0]
+    label, frame, _ = player_stop(ok(at))
+    assert label == "0.9996"  # a typed value is a stop of its own
+    assert "prunes every weight" in frame["note"] and "fc3 (1,000 weights)" in frame["note"] and "fc1" not in frame["note"]
 
 
 def test_the_sensitivity_button_goes_once_the_results_show(baseline, tmp_path):
@@ -162,7 +196,7 @@ def test_settings_come_from_the_link_and_a_bad_value_is_named(baseline):
     at = app()
     at.query_params.update({"pr_sparsity": "0.5", "pr_live_target": "0.7", "pr_scope": "sideways"})
     ok(at.run())
-    assert at.slider(key="pr_s_slider").value == 0.5 and at.slider(key="pr_live_target").value == 0.7
+    assert player_stop(at)[0] == "0.5" and at.slider(key="pr_live_target").value == 0.7
     warned = " ".join(w.value for w in at.warning)
     assert "pr_scope=sideways" in warned and "not one of layer, global" in warned
     assert at.radio(key="pr_scope").value == "layer"

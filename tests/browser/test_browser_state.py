@@ -128,28 +128,61 @@ def test_train_settings_survive_two_other_pages(server, browser):
     page.close()
 
 
+def stops_frame(page, label: str, timeout: float = 240):
+    """The browser-side slider whose input is labelled ``label`` (``kdviz.app.stops_player``), once its
+    charts are drawn."""
+    def found():
+        for frame in page.frames:
+            if "stops_player" in frame.url and frame.locator(f"input[aria-label^='{label}']").count() \
+                    and frame.locator(".kdviz-sp-chart .gtitle").count():
+                return frame
+        return None
+    deadline = time.monotonic() + timeout
+    while (frame := found()) is None:
+        assert time.monotonic() < deadline, f"no drawn player for {label!r}"
+        page.wait_for_timeout(250)  # not time.sleep: Playwright learns of new frames while it waits
+    return frame
+
+
+def player_reading(frame) -> tuple[str, str, str]:
+    """(the readout, the accuracy metric, the accuracy chart's title) the player shows."""
+    metric = frame.locator(".kdviz-sp-metric").filter(has_text="Test accuracy").locator(".value").inner_text()
+    title = frame.locator(".kdviz-sp-chart[data-key='accuracy-vs-sparsity'] .gtitle").text_content()
+    return frame.locator(".kdviz-sp-readout").inner_text(), metric, title
+
+
 def test_pruning_slider_box_and_chart_agree_after_leaving_and_returning(server, browser):
-    """The sparsity slider, its exact box and the accuracy they give agree after a drag and two other pages."""
+    """The browser-side sparsity slider, its exact box and the charts agree after a drag, two other pages,
+    and a typed value (which the slider moves to)."""
     page = open_page(browser, server, "pruning")
-    thumb = page.get_by_role("slider", name=SPARSITY)
-    thumb.wait_for(timeout=240_000)
+    frame = stops_frame(page, SPARSITY)
     settle(page, "the pruning page")
-    assert thumb.input_value() == "0.8"
-    press(page, SPARSITY, "ArrowRight", 5)  # 0.80 -> 0.85 (on a loaded machine a key can land mid-rerun)
+    readout, accuracy, title = player_reading(frame)
+    assert readout == "0.8" and "80.0% of weights pruned" in title
+    frame.locator("#kdviz-sp-input").focus()
+    for _ in range(2):  # 0.8 -> 0.85 -> 0.88: redrawn in the browser, no server run needed
+        page.keyboard.press("ArrowRight")
+    wait_for(lambda: player_reading(frame)[0] == "0.88", 10, "the player to redraw at 0.88")
+    moved = player_reading(frame)
+    assert "88.0% of weights pruned" in moved[2] and moved[1] != accuracy and moved[1] in moved[2]
     box = page.get_by_role("spinbutton", name=SPARSITY_BOX)
-    moved = thumb.input_value()
-    assert 0.8 < float(moved) <= 0.85 and float(box.input_value()) == float(moved)
-    accuracy = metric_value(page, "Test accuracy")
+    wait_for(lambda: box.input_value() == "0.88", 30, "the exact box to follow the slider")
+    settle(page, "the rerun after the move")
     for title in ("Compare runs", "Quantization", "Pruning"):
         go(page, title)
-    assert slider_value(page, SPARSITY) == moved
-    assert float(page.get_by_role("spinbutton", name=SPARSITY_BOX).input_value()) == float(moved)
-    assert metric_value(page, "Test accuracy") == accuracy
+    frame = stops_frame(page, SPARSITY)
+    assert player_reading(frame) == moved
+    assert page.get_by_role("spinbutton", name=SPARSITY_BOX).input_value() == "0.88"
+    box = page.get_by_role("spinbutton", name=SPARSITY_BOX)
+    box.fill("0.93")
+    box.press("Enter")
+    wait_for(lambda: player_reading(stops_frame(page, SPARSITY))[0] == "0.93", 60, "the slider to move to a typed value")
+    assert "93.0% of weights pruned" in player_reading(stops_frame(page, SPARSITY))[2]
     assert not problems(page)
     page.close()
 
 
-SPARSITY, SPARSITY_BOX = "Sparsity: fraction of weights removed", "…or type an exact sparsity"
+SPARSITY, SPARSITY_BOX = "Sparsity: fraction of weights removed", "Type an exact sparsity (or drag the slider below)"
 
 
 def run_states(folders) -> list[str]:

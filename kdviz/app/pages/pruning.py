@@ -23,33 +23,29 @@ from kdviz.app.components import (
 from kdviz.app.errors import user_errors
 from kdviz.app.export import export_menu
 from kdviz.app.live import job_view
-from kdviz.app.pruning_view import (
-    SliderResult, dense_unit_norms, emptied_warning, evaluate_slider, load_baseline, one_shot_curve, ready_baseline,
-    remove_units, run_sensitivity,
-)
+from kdviz.app.pruning_stops import SPARSITY_GRID, sparsity_player_spec
+from kdviz.app.pruning_view import dense_unit_norms, evaluate_slider, load_baseline, ready_baseline, remove_units, run_sensitivity
 from kdviz.app.replay import show_live_or_replay
+from kdviz.app.stops_player import stops_player
 from kdviz.app.sidebar import current_settings
 from kdviz.engine import start
-from kdviz.figures.pruning import accuracy_vs_sparsity, filter_norm_bars, sensitivity_lines
+from kdviz.figures.pruning import filter_norm_bars, sensitivity_lines
 from kdviz.methods.prune import PRUNE
 from kdviz.present.compression_charts import layer_charts, pruning_accuracy, pruning_charts, readings, sparsity_chart
 from kdviz.present.compression_configs import prune_fine_tune_config
+from kdviz.present.stops_player import nearest_stop
 from kdviz.prune import check_sparsity
 
 K = {"model": "pr_model", "scope": "pr_scope", "layer": "pr_layer", "target": "pr_live_target", "epochs": "pr_live_epochs",
      "live_scope": "pr_live_scope", "job": "pr_job", "follow": "pr_follow", "scrub": "pr_scrub",
-     "live_layer": "pr_live_layer", "unit_layer": "pr_unit_layer", "norm": "pr_norm", "amount": "pr_amount"}
+     "live_layer": "pr_live_layer", "unit_layer": "pr_unit_layer", "norm": "pr_norm", "amount": "pr_amount",
+     "typed": "pr_typed", "rev": "pr_rev"}
+PLAYER_KEY = "pr_player"
 SPARSITY = ExactKeys(value="pr_sparsity", slider="pr_s_slider", exact="pr_s_exact", error="pr_s_error")
 SCOPES = {"layer": "each layer alike", "global": "one global cut"}
-SPARSITY_CAPTIONS = {
-    "layer": "Every layer loses the same share. Try one global cut: the big first layer then loses far more "
-             "than the small last one, whose few weights each matter more.",
-    "global": "One magnitude cut over all weights: the big first layer loses far more than the small last one, "
-              "whose few weights each matter more.",
-}
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.0"))
 state = page_state({K["scope"]: "layer", K["target"]: 0.9, K["epochs"]: 8, K["live_scope"]: "layer", K["follow"]: True,
-                    K["amount"]: 0.5, K["norm"]: "l1"})
+                    K["amount"]: 0.5, K["norm"]: "l1", K["typed"]: None, K["rev"]: 0})
 state.setdefault(SPARSITY.value, 0.8)  # the sparsity both the slider and its exact box show (not a widget key)
 # The settings a link carries (``?pr_sparsity=0.9&pr_scope=global...``), each checked as its control would.
 IN_URL = {SPARSITY.value: lambda raw: check_sparsity(float(raw)), K["scope"]: url_choice(SCOPES),
@@ -68,63 +64,39 @@ settings = current_settings()
 bundle, job, b = ready_baseline(settings, K["model"], "pr", load_baseline)
 
 
-def slider_metrics(r: SliderResult) -> None:
-    """Accuracy, weights kept, compression and FLOPs of one slider position."""
-    total = r.table.iloc[-1]
-    m = st.columns(4)
-    m[0].metric("Test accuracy", f"{r.accuracy:.2%}", f"{100 * (r.accuracy - b.dense_accuracy):+.2f} points vs dense")
-    m[1].metric("Weights kept", f"{int(total['kept']):,}", f"{total['kept %']:.1f}% of {int(total['weights']):,}",
-                delta_color="off", delta_arrow="off")
-    m[2].metric("Compression (weights)", f"{total['weights'] / max(total['kept'], 1):.1f}x")
-    m[3].metric("FLOPs per image", f"{r.flops['nonzero_flops']:,}", f"of {r.flops['flops']:,} dense", delta_color="off",
-                delta_arrow="off")
-
-
-def slider_charts(r: SliderResult) -> None:
-    """Sparsity bars, accuracy against sparsity, the picked layer's histogram and mask."""
-    snap = r.snapshot
-    left, right = st.columns(2)
-    with left:
-        show_chart(sparsity_chart(snap), "sparsity-per-layer", caption=SPARSITY_CAPTIONS[r.scope])
-    with right:
-        xs, ys = one_shot_curve(b, r.scope)
-        fig = accuracy_vs_sparsity({"pruned, no retraining": (xs, ys)}, baseline=b.dense_accuracy,
-                                   current=(snap.overall_sparsity(), r.accuracy))
-        show_chart(fig, "accuracy-vs-sparsity", caption="Accuracy holds almost flat, then falls off a knee. "
-                   "Retraining (the live section below) moves the knee to the right.")
-    figures = layer_charts(snap, pick_layer(K["layer"], snap.layers))
-    left, right = st.columns(2)
-    with left:
-        show_chart(figures["histogram"], "weight-histogram", caption="Trained weights pile up near zero. The cut removes "
-                   "that pile and leaves a gap between the dashed lines (Han et al. 2015, figure 4).")
-    with right:
-        show_chart(figures["mask"], "mask", caption="Rows are output units, columns inputs (conv filters flattened). "
-                   "In LeNet-300-100's fc1 the columns that go dark are pixels that never vary (the border).")
+def on_player() -> None:
+    """The player reports the stop the user moved to: the exact box, the link and the downloads follow."""
+    picked = state.get(PLAYER_KEY) or {}
+    if "value" in picked:
+        state[SPARSITY.value] = state[SPARSITY.exact] = state[SPARSITY.slider] = float(picked["value"])
+        state[SPARSITY.error] = None
 
 
 def explorer() -> None:
-    """The sparsity slider: accuracy, bars, histogram, mask, curve and storage, re-evaluated per move."""
-    on_slider, on_exact = exact_callbacks(SPARSITY, check_sparsity, lambda s: min(round(float(s), 2), 0.99))
-    c1, c2, c3 = st.columns([3, 2, 2], vertical_alignment="bottom")
-    c1.slider("Sparsity: fraction of weights removed", 0.0, 0.99, step=0.01, key=SPARSITY.slider, on_change=on_slider)
-    c2.number_input("…or type an exact sparsity", key=SPARSITY.exact, step=0.01, format="%.4g", on_change=on_exact,
-                    help="A number in [0, 1): 0.9 removes 90% of the weights.")
-    c3.radio("Scope", list(SCOPES), format_func=SCOPES.get, key=K["scope"], horizontal=True,
+    """The exact box, scope and layer; then the browser-side sparsity slider with accuracy, metrics,
+    bars, curve, histogram, mask and storage, every stop evaluated once (``pruning_stops``)."""
+    _, on_exact = exact_callbacks(SPARSITY, check_sparsity, lambda s: float(s))
+
+    def on_typed() -> None:
+        on_exact()
+        if not state[SPARSITY.error]:
+            state[K["rev"]] += 1  # the browser's slider moves to the typed value
+
+    c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
+    c1.number_input("Type an exact sparsity (or drag the slider below)", key=SPARSITY.exact, step=0.01, format="%.4g",
+                    on_change=on_typed, help="A number in [0, 1): 0.9 removes 90% of the weights.")
+    c2.radio("Scope", list(SCOPES), format_func=SCOPES.get, key=K["scope"], horizontal=True,
              help="Each layer to the same sparsity, or one magnitude cut over all layers (big layers lose more).")
     exact_error(SPARSITY, "Sparsity")
-    warning = emptied_warning(b, float(state[SPARSITY.value]), state[K["scope"]])
-    if warning:
-        st.warning(warning, icon=":material/warning:")
-    r = evaluate_slider(b, float(state[SPARSITY.value]), state[K["scope"]])
-    slider_metrics(r)
-    slider_charts(r)
-    st.markdown("**Storage of the pruned weights**: dense float32, CSR (int32 indices) and Han's relative index "
-                "(5-bit gaps for FC, 8-bit for conv, filler zeros for long gaps; Deep Compression, section 2).")
-    st.dataframe(r.table, hide_index=True, width="stretch",
-                 column_config={"kept %": st.column_config.NumberColumn(format="%.1f")})
-    st.caption("CSR spends 32 bits of index per kept weight, so it only pays off beyond 50% sparsity; "
-               "the relative index spends 5 bits and wins much earlier. Biases stay dense in every format.")
-    csv_button(r.table, "pruning-storage")
+    layer = pick_layer(K["layer"], b.layers, "Layer shown in the histogram and the mask")
+    value = float(state[SPARSITY.value])
+    if round(value, 6) not in SPARSITY_GRID:
+        state[K["typed"]] = value  # a typed or linked sparsity is a stop of its own (until another is typed)
+    with st.spinner("Pruning the baseline at every stop of the slider and testing each…"):
+        spec = sparsity_player_spec(b, state[K["scope"]], layer, state[K["typed"]])
+    stops_player(spec, nearest_stop(spec, value), state[K["rev"]], key=PLAYER_KEY, on_change=on_player)
+    scope = state[K["scope"]]
+    csv_button(lambda: evaluate_slider(b, value, scope).table, "pruning-storage")
 
 
 def start_live() -> None:
