@@ -65,13 +65,15 @@ def codebook_histogram(
 
 
 def index_map_heatmap(index_map: np.ndarray, num_clusters: int | None = None, layer: str = "",
-                      conv: bool | None = None) -> go.Figure:
+                      conv: bool | None = None, rows: Sequence[int] | None = None,
+                      cols: Sequence[int] | None = None) -> go.Figure:
     """Each weight's codebook index as a heatmap; pruned weights (index -1) are left blank. A fully
     connected layer's rows are its output units and its columns its input units; a conv layer's rows
     are its filters (output channels) and its columns every (input channel, kernel row, kernel column)
     of a filter, flattened in that order (``conv``: None reads it from the layer's name). Large layers
-    come evenly subsampled (``kdviz.quant.histograms.index_map``). What to notice: structure in which
-    inputs share values."""
+    come evenly subsampled (``kdviz.quant.histograms.index_map``); ``rows`` and ``cols`` give the real
+    unit and input numbers of the kept rows and columns, so the axes count units, not samples. What
+    to notice: structure in which inputs share values."""
     m = np.asarray(index_map)
     if m.ndim != 2 or m.size == 0:
         raise ValueError(f"index_map must be a non-empty 2-D array, got shape {m.shape}")
@@ -79,7 +81,14 @@ def index_map_heatmap(index_map: np.ndarray, num_clusters: int | None = None, la
     row, col = ("filter", "input channel × kernel position") if is_conv else ("output unit", "input unit")
     z = np.where(m < 0, np.nan, m.astype(float))
     k = int(num_clusters) if num_clusters is not None else int(max(m.max(), 0)) + 1
-    fig = go.Figure(go.Heatmap(z=z, zmin=0, zmax=max(k - 1, 1), colorscale=theme.SEQUENTIAL,
+    where = {}
+    if rows is not None or cols is not None:
+        y = np.arange(m.shape[0]) if rows is None else np.asarray(rows)
+        x = np.arange(m.shape[1]) if cols is None else np.asarray(cols)
+        if y.shape != (m.shape[0],) or x.shape != (m.shape[1],):
+            raise ValueError(f"rows/cols must number the map's {m.shape[0]} rows and {m.shape[1]} columns")
+        where = {"x": x, "y": y}
+    fig = go.Figure(go.Heatmap(z=z, **where, zmin=0, zmax=max(k - 1, 1), colorscale=theme.SEQUENTIAL,
                                colorbar={"title": {"text": "index"}},
                                hovertemplate=f"{row} %{{y}}, column %{{x}}: index %{{z}}<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
@@ -157,7 +166,8 @@ def compression_vs_accuracy(points: Sequence[Mapping], baseline: float | None = 
         pts = sorted((p for p in points if p["method"] == method), key=lambda p: p["ratio"])
         fig.add_scatter(x=[p["ratio"] for p in pts], y=[100 * p["accuracy"] for p in pts], mode="markers+text",
                         text=[p.get("label", "") for p in pts], textposition=_label_positions(len(pts), i), name=method,
-                        marker={"size": 11, "color": theme.SERIES[i % len(theme.SERIES)]}, cliponaxis=False,
+                        marker={"size": 11, "color": theme.SERIES[i % len(theme.SERIES)], "opacity": 0.8,
+                                "line": {"color": "white", "width": 1}}, cliponaxis=False,  # coinciding points stay visible
                         hovertemplate=f"{method} %{{text}}<br>%{{x:.1f}}x smaller, %{{y:.2f}}%<extra></extra>")
     ratios = [float(p["ratio"]) for p in points if float(p["ratio"]) > 0]
     if ratios:  # room on both sides for the first and last points' labels (log axis: in decades)

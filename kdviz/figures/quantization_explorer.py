@@ -112,7 +112,8 @@ def style_methods(fig: go.Figure, below: bool = True) -> go.Figure:
         if colour is None:
             continue
         trace.marker.color, trace.marker.symbol = colour, symbol
-        trace.marker.line = {"color": "#333", "width": 1} if colour == _C["yellow"] else {}
+        if colour == _C["yellow"]:  # a yellow star needs a dark outline on white
+            trace.marker.line = {"color": "#333", "width": 1}
         if trace.mode and "lines" in trace.mode:
             trace.line.color = colour
     return legend_below(fig, rows=-(-len(fig.data) // 3)) if below else fig

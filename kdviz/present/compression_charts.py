@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -33,7 +34,8 @@ from ..methods import MethodSpec
 from ..methods.prune import PRUNE, PruneSnapshot
 from ..methods.quantize import KMEANS, QuantSnapshot
 from ..quant import SliderEvaluator
-from ..quant.explore import Quantized, layer_histogram
+from ..quant.explore import MAX_SIDE, Quantized, layer_histogram
+from ..quant.histograms import map_positions
 from .runs import last_eval
 
 
@@ -119,12 +121,22 @@ def quantized_charts(evaluator: SliderEvaluator, q: Quantized, layer: str) -> di
         choice = q.choice
         charts = {"histogram": levels_histogram(counts, edges, q.levels[layer], layer, choice.label(), choice.bits,
                                                 q.n_weights[layer], shared=choice.kind.shared, per_row=q.per_row),
-                  "index_map": index_map_heatmap(q.codes[layer], layer=layer), "table": None, "frame": None}
+                  "index_map": index_map_heatmap(q.codes[layer], layer=layer, **code_positions(q, layer)),
+                  "table": None, "frame": None}
         if q.levels[layer].size:
             charts["table"], charts["frame"] = levels_table(q.levels[layer], q.counts[layer], q.per_row)
         return charts
 
     return dict(_figures_of(q, ("quantized", layer), build))
+
+
+def code_positions(q: Quantized, layer: str) -> dict[str, np.ndarray]:
+    """The real row and column numbers of ``layer``'s subsampled code map (empty when unknown)."""
+    shape = q.map_shapes.get(layer)
+    if shape is None:
+        return {}
+    rows, cols = map_positions(shape, MAX_SIDE)
+    return {"rows": rows, "cols": cols}
 
 
 def codebook_charts(snap: QuantSnapshot, layer: str) -> tuple[go.Figure, go.Figure, pd.DataFrame]:

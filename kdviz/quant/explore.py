@@ -29,7 +29,7 @@ import torch
 from ..registry import Registry
 from .binary import BINARIZERS
 from .evaluate import SliderEvaluator
-from .histograms import index_map, weight_histogram
+from .histograms import index_map, map_positions, weight_histogram
 from .kmeans import INITS, check_bits
 from .lowrank import check_rank, energy_kept
 from .product import product_quantize
@@ -145,6 +145,7 @@ class Quantized:
     storage_bits: dict[str, int]
     n_weights: dict[str, int]
     per_row: bool = False
+    map_shapes: dict[str, tuple[int, int]] = field(default_factory=dict)  # each code map's (rows, cols) before subsampling
 
     @property
     def original_bits(self) -> int:
@@ -167,10 +168,14 @@ class Quantized:
 def subsample_map(codes: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
     """A code tensor as a 2-D int32 map (out, rest), evenly subsampled to at most ``max_side`` rows
     and columns (the rule of ``kdviz.quant.histograms.index_map``)."""
-    m = np.asarray(codes).reshape(codes.shape[0], -1) if np.ndim(codes) > 1 else np.asarray(codes).reshape(1, -1)
-    rows = np.unique(np.linspace(0, m.shape[0] - 1, min(max_side, m.shape[0])).round().astype(int))
-    cols = np.unique(np.linspace(0, m.shape[1] - 1, min(max_side, m.shape[1])).round().astype(int))
+    m = map_2d(codes)
+    rows, cols = map_positions(m.shape, max_side)
     return m[np.ix_(rows, cols)].astype(np.int32)
+
+
+def map_2d(codes: np.ndarray) -> np.ndarray:
+    """A code tensor as (out, rest): rows are output units (conv filters), columns their inputs."""
+    return np.asarray(codes).reshape(codes.shape[0], -1) if np.ndim(codes) > 1 else np.asarray(codes).reshape(1, -1)
 
 
 def _row0(params: QuantParams) -> QuantParams:
@@ -187,6 +192,7 @@ def kmeans_method(ev: SliderEvaluator, c: QuantChoice) -> Quantized:
     q = Quantized(c, {}, {}, {}, {}, {}, {})
     for name, sw in ev.kmeans_shared(c.bits, c.init).items():
         q.weights[name], q.codes[name] = sw.weight(), index_map(sw, MAX_SIDE)
+        q.map_shapes[name] = map_2d(sw.indices.numpy()).shape
         q.levels[name] = sw.centroids.numpy().astype(np.float64)
         q.counts[name] = sw.cluster_counts().numpy()
         q.storage_bits[name] = encode_layer(sw, name=name, huffman=False).size().compressed_bits
@@ -209,7 +215,7 @@ def uniform_method(ev: SliderEvaluator, c: QuantChoice) -> Quantized:
         params = quant_params(w, c.bits, c.symmetric, c.per_channel)
         codes = quantize(w, params)
         q.weights[name] = dequantize(codes, params).to(w.dtype)
-        q.codes[name] = subsample_map((codes - params.qmin).numpy())
+        q.codes[name], q.map_shapes[name] = subsample_map((codes - params.qmin).numpy()), map_2d(codes.numpy()).shape
         unit = _row0(params) if c.per_channel else params
         q.levels[name] = dequantize(torch.arange(params.qmin, params.qmax + 1), unit).double().numpy().ravel()
         first = codes[0] if c.per_channel else codes
@@ -231,6 +237,7 @@ def binary_method(ev: SliderEvaluator, c: QuantChoice) -> Quantized:
     for name, w in ev.original.items():
         wb = binarize(w).detach()
         q.weights[name], q.codes[name] = wb, subsample_map((wb > 0).to(torch.int64).numpy())
+        q.map_shapes[name] = map_2d(wb.numpy()).shape
         values, counts = np.unique(wb[0].double().numpy(), return_counts=True)
         q.levels[name], q.counts[name] = values, counts
         q.storage_bits[name] = w.numel() + (32 * w.shape[0] if xnor else 0)
@@ -247,6 +254,7 @@ def product_method(ev: SliderEvaluator, c: QuantChoice) -> Quantized:
     for name, w in ev.original.items():
         pq = product_quantize(w, c.bits, subvector=min(c.subvector, w[0].numel()))
         q.weights[name], q.codes[name] = pq.weight().to(w.dtype), subsample_map(pq.codes.numpy())
+        q.map_shapes[name] = map_2d(pq.codes.numpy()).shape
         q.levels[name], q.counts[name] = np.zeros(0), np.zeros(0, dtype=np.int64)
         q.storage_bits[name] = pq.index_bits() + pq.codebook_bits()
         q.n_weights[name] = int(w.numel())

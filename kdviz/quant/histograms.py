@@ -29,6 +29,12 @@ def index_map(shared: SharedWeights, max_side: int = 128) -> np.ndarray:
         raise ValueError(f"max_side must be an integer >= 1, got {max_side!r}")
     idx = torch.where(shared.mask, shared.indices, torch.full_like(shared.indices, -1))
     idx = idx.reshape(idx.shape[0], -1) if idx.dim() > 1 else idx.reshape(1, -1)
-    rows = np.unique(np.linspace(0, idx.shape[0] - 1, min(max_side, idx.shape[0])).round().astype(int))
-    cols = np.unique(np.linspace(0, idx.shape[1] - 1, min(max_side, idx.shape[1])).round().astype(int))
+    rows, cols = map_positions(tuple(idx.shape), max_side)
     return idx.cpu().numpy()[np.ix_(rows, cols)].astype(np.int32)
+
+
+def map_positions(shape: tuple[int, int], max_side: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and columns of a ``shape`` (rows, columns) map that an evenly subsampled map of at most
+    ``max_side`` per side keeps (its real unit and input numbers, for a chart's axes)."""
+    rows, cols = (np.unique(np.linspace(0, n - 1, min(max_side, n)).round().astype(int)) for n in shape)
+    return rows, cols

@@ -2,6 +2,7 @@
 redraws at once) and are the very figures the figure functions draw."""
 import copy
 
+import numpy as np
 import torch
 
 from kdviz.data import load_dataset
@@ -63,7 +64,12 @@ def test_quantized_charts_equal_the_figure_functions_and_are_kept_per_choice():
         fresh = levels_histogram(counts, edges, q.levels["fc2"], "fc2", choice.label(), choice.bits, q.n_weights["fc2"],
                                  shared=choice.kind.shared, per_row=q.per_row)
         assert charts["histogram"].to_dict() == fresh.to_dict()
-        assert charts["index_map"].to_dict() == index_map_heatmap(q.codes["fc2"], layer="fc2").to_dict()
+        # fc2 of LeNet-300-100 is 100 x 300: its 300 input columns are sampled to 128, numbered 0..299
+        rows, cols = np.arange(100), np.unique(np.linspace(0, 299, 128).round().astype(int))
+        heat = charts["index_map"].data[0]
+        assert np.array_equal(heat.y, rows) and np.array_equal(heat.x, cols) and cols[-1] == 299
+        drawn = index_map_heatmap(q.codes["fc2"], layer="fc2", rows=rows, cols=cols)
+        assert charts["index_map"].to_dict() == drawn.to_dict()
         table, frame = levels_table(q.levels["fc2"], q.counts["fc2"], q.per_row)
         assert charts["table"].to_dict() == table.to_dict() and charts["frame"].equals(frame)
         again = quantized_charts(explorer.evaluator, explorer.quantize(choice), "fc2")
@@ -72,3 +78,15 @@ def test_quantized_charts_equal_the_figure_functions_and_are_kept_per_choice():
         "histogram"].layout.title.text
     product = quantized_charts(explorer.evaluator, explorer.quantize(QuantChoice("product", 2, subvector=4)), "fc3")
     assert product["table"] is None and product["frame"] is None
+    assert list(product["index_map"].data[0].x) == list(range(25))  # fc3: 10 x 100 weights, 25 sub-vectors of 4
+    binary = quantized_charts(explorer.evaluator, explorer.quantize(QuantChoice("binary", 1)), "fc1")
+    assert binary["index_map"].data[0].y[-1] == 299 and binary["index_map"].data[0].x[-1] == 63  # fc1: 300 x 64
+
+
+def test_an_index_map_refuses_unit_numbers_that_do_not_fit_it():
+    import pytest
+
+    from kdviz.figures.quantization import index_map_heatmap
+
+    with pytest.raises(ValueError, match="3 rows and 2 columns"):
+        index_map_heatmap(np.zeros((3, 2), dtype=int), rows=[0, 5], cols=[0, 1])
