@@ -67,6 +67,13 @@ def test_page_runs_the_stages_and_shows_a_decreasing_waterfall(baseline):
     assert dict(zip(layers["layer"], layers["weights"] * layers["kept %"] / 100)) == pytest.approx(kept)
     assert "pruned-codebook" in shown and "dc-accuracy" in shown
     assert len(shown["dc-accuracy"]["data"]) == 2  # one accuracy curve per stage run
+    pruned_x, shared_x = (values(t["x"]) for t in shown["dc-accuracy"]["data"])
+    prune_epochs = prune.config.epochs
+    assert pruned_x.max() <= prune_epochs <= shared_x.min()  # k-means follows pruning on one epoch axis
+    evals = [r for r in quantize.store.metrics() if r.get("kind") == "eval"]
+    assert np.allclose(shared_x, [prune_epochs + r["epoch"] for r in evals])
+    assert [s["x0"] for s in shown["dc-accuracy"]["layout"]["shapes"] if s.get("line", {}).get("dash") == "dot"] \
+        == [prune_epochs]  # a dotted line where the second stage starts
     assert len(shown["dc-live-progress"].get("frames", [])) >= 2  # the finished stage replays (kdviz.app.dc_live)
     code = "\n".join(c.value for c in at.code)  # the Export popover: the code of both stage runs
     assert "'bits': 3" in code and "'fc3': 0.5" in code and str(baseline.path) in code

@@ -148,12 +148,28 @@ def stage_status(view: DeepCompressionView) -> None:
 
 
 def live_accuracy(view: DeepCompressionView) -> None:
-    runs = [{"label": v.label, "colour": v.colour, "records": v.evals} for v in view.views.values() if v.evals]
+    """Both stages on one epoch axis: pruning with retraining, then k-means fine-tuning from where it
+    ended (each stage's records counted on from the stages before it), a dotted line where each begins."""
+    runs, offset, starts = [], 0.0, []
+    for name in view.names:
+        v, stage_job = view.views.get(name), view.experiment.job(name)
+        if v is not None and v.evals:
+            runs.append({"label": v.label, "colour": v.colour,
+                         "records": [{**r, "epoch": r["epoch"] + offset} if isinstance(r.get("epoch"), (int, float)) else r
+                                     for r in v.evals]})
+            if offset:
+                starts.append((offset, v.label))
+        offset += float(stage_job.config.epochs) if stage_job is not None else 0.0
     if runs:
-        show_chart(accuracy_comparison(runs, title="Test accuracy while each stage trains"), "dc-accuracy",
-                   caption="Each stage counts its own epochs from 0. Pruning costs accuracy at each AGP step and "
-                   "retraining wins it back; k-means may cost a little more (the second stage's first point), and "
-                   "fine-tuning the shared values can win part of that back (a flat line: nothing left to win).")
+        fig = accuracy_comparison(runs, title="Test accuracy through the two training stages")
+        for x, label in starts:
+            fig.add_vline(x=x, line={"dash": "dot", "color": "#888", "width": 1}, annotation_text=f"{label} starts",
+                          annotation_position="top left", annotation_font_size=11)
+        show_chart(fig, "dc-accuracy",
+                   caption="The epochs run on through both stages. Pruning costs accuracy at each AGP step and "
+                   "retraining wins it back; after the dotted line, k-means may cost a little more (the second "
+                   "stage's first point), and fine-tuning the shared values can win part of that back (a flat "
+                   "line: nothing left to win).")
 
 
 def sizes_panel(view: DeepCompressionView) -> bool:
