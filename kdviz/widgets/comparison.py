@@ -30,6 +30,10 @@ from ._live import LEGEND_INSIDE_TOP_RIGHT, LiveFigure, LiveMonitor, Poller, Thr
 from ._runs import is_teacher, last_eval, run_views, teacher_accuracy
 from .monitor import CHART_WIDTH, placeholder
 
+# The accuracy chart spans the output area: two 480 px charts (960 px) overflowed JupyterLab's output
+# area beside its file browser in a 1400 px window (seen in the screenshots).
+WIDE_CHART_WIDTH = 860
+
 METRICS = {"test_acc": "test accuracy", "train_acc": "train accuracy", "agreement_test": "agreement with the teacher"}
 
 
@@ -58,7 +62,7 @@ class RunComparison(LiveMonitor, W.VBox):
         self.zoom = W.Checkbox(value=zoom, description="zoom to the data", indent=False, layout=W.Layout(width="auto"))
         self.notes = W.HTML("")
 
-        self.accuracy_chart = LiveFigure(placeholder("Accuracy: waiting for evaluations"), width=2 * CHART_WIDTH)
+        self.accuracy_chart = LiveFigure(placeholder("Accuracy: waiting for evaluations"), width=WIDE_CHART_WIDTH)
         self.loss_chart = LiveFigure(placeholder("Training loss: waiting for the first step"), width=CHART_WIDTH, layout=LEGEND_INSIDE_TOP_RIGHT)
         self.final_chart = LiveFigure(placeholder("Final test error: waiting for evaluations", height=260), width=CHART_WIDTH)
         self._throttle = Throttle(self._draw, 100, on_error=self._report)
