@@ -114,6 +114,8 @@ def test_live_prune_job_fills_its_charts_and_scrubs(baseline):
     job = ok(at).session_state["pr_job"]
     assert job.config.init_from == str(baseline.path)
     assert job.config.hooks == [{"name": "prune", "sparsity": 0.75, "scope": "layer", "schedule": "agp"}]  # not 0.9
+    assert job.config.pace_s == 20.0  # paced to watch by default
+    started = time.monotonic()
     counts, end = [], time.monotonic() + 120
     while True:
         spec = charts(ok(at.run()))
@@ -123,7 +125,7 @@ def test_live_prune_job_fills_its_charts_and_scrubs(baseline):
             break
         assert time.monotonic() < end, job.status()
         time.sleep(0.5)
-    assert job.status().state == "finished"
+    assert job.status().state == "finished" and time.monotonic() - started >= 19.5  # ~3 s of compute, spread out
     spec = charts(ok(at.run()))
     for chart in ("live-mask", "live-histogram"):  # finished and following: replays played in the browser
         frames = spec[chart].get("frames", [])
@@ -207,3 +209,6 @@ def test_export_code_holds_the_live_settings(baseline):
     at.slider(key="pr_live_target").set_value(0.77).run()
     code = "\n".join(c.value for c in ok(at).code)
     assert "'sparsity': 0.77" in code and "'scope': 'layer'" in code and str(baseline.path) in code
+    assert "pace_s=20.0" in code
+    at.toggle(key="pr_pace").set_value(False).run()
+    assert "pace_s" not in "\n".join(c.value for c in ok(at).code)  # as fast as it can

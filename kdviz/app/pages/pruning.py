@@ -39,13 +39,14 @@ from kdviz.prune import check_sparsity
 K = {"model": "pr_model", "scope": "pr_scope", "layer": "pr_layer", "target": "pr_live_target", "epochs": "pr_live_epochs",
      "live_scope": "pr_live_scope", "job": "pr_job", "follow": "pr_follow", "scrub": "pr_scrub",
      "live_layer": "pr_live_layer", "unit_layer": "pr_unit_layer", "norm": "pr_norm", "amount": "pr_amount",
-     "typed": "pr_typed", "rev": "pr_rev"}
+     "typed": "pr_typed", "rev": "pr_rev", "pace": "pr_pace"}
+PACE_S = 20.0  # "pace to watch": the live run lasts at least this long (on digits it is done in ~3 s otherwise)
 PLAYER_KEY = "pr_player"
 SPARSITY = ExactKeys(value="pr_sparsity", slider="pr_s_slider", exact="pr_s_exact", error="pr_s_error")
 SCOPES = {"layer": "each layer alike", "global": "one global cut"}
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.0"))
 state = page_state({K["scope"]: "layer", K["target"]: 0.9, K["epochs"]: 8, K["live_scope"]: "layer", K["follow"]: True,
-                    K["amount"]: 0.5, K["norm"]: "l1", K["typed"]: None, K["rev"]: 0})
+                    K["amount"]: 0.5, K["norm"]: "l1", K["typed"]: None, K["rev"]: 0, K["pace"]: True})
 state.setdefault(SPARSITY.value, 0.8)  # the sparsity both the slider and its exact box show (not a widget key)
 # The settings a link carries (``?pr_sparsity=0.9&pr_scope=global...``), each checked as its control would.
 IN_URL = {SPARSITY.value: lambda raw: check_sparsity(float(raw)), K["scope"]: url_choice(SCOPES),
@@ -99,12 +100,17 @@ def explorer() -> None:
     csv_button(lambda: evaluate_slider(b, value, scope).table, "pruning-storage")
 
 
+def live_config():
+    """The prune-and-fine-tune run the live controls describe (built on the method side)."""
+    return prune_fine_tune_config(job, float(state[K["target"]]), scope=state[K["live_scope"]],
+                                  epochs=int(state[K["epochs"]]), runs_root=session.runs_root(),
+                                  pace_s=PACE_S if state[K["pace"]] else None)
+
+
 def start_live() -> None:
     """Prune the baseline on the AGP schedule while fine-tuning it (the config is built on the method side)."""
     with user_errors("Start"):
-        config = prune_fine_tune_config(job, float(state[K["target"]]), scope=state[K["live_scope"]],
-                                        epochs=int(state[K["epochs"]]), runs_root=session.runs_root())
-        live_job = start(config, session.lab_manager())
+        live_job = start(live_config(), session.lab_manager())
         session.keep_job(K["job"], live_job)  # a reloaded tab finds it; closing the tab stops it
         state[K["follow"]] = True
 
@@ -187,9 +193,7 @@ def runs_to_export() -> list:
     """The baseline and the prune-and-fine-tune run these settings start (its config, as Start builds it)."""
     if job is None or b is None:
         return []
-    config = prune_fine_tune_config(job, float(state[K["target"]]), scope=state[K["live_scope"]],
-                                    epochs=int(state[K["epochs"]]), runs_root=session.runs_root())
-    return [("baseline", job.config), ("pruned + fine-tuned", config)]
+    return [("baseline", job.config), ("pruned + fine-tuned", live_config())]
 
 
 def charts_to_export():
@@ -226,10 +230,13 @@ if b is not None:
 st.header("2. Prune and fine-tune, live", divider="gray")
 st.caption("Starts from the baseline's weights and raises sparsity on Zhu & Gupta's cubic schedule over the first "
            "75% of the run; masks are re-applied after every optimizer step, so pruned weights stay zero.")
-c1, c2, c3 = st.columns(3, vertical_alignment="bottom")
+c1, c2, c3, c4 = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
 c1.slider("Target sparsity", 0.5, 0.98, step=0.01, key=K["target"])
 c2.slider("Epochs", 1, 30, key=K["epochs"])
 c3.radio("Scope", list(SCOPES), format_func=SCOPES.get, key=K["live_scope"], horizontal=True)
+c4.toggle(f"Pace to watch (at least {PACE_S:.0f} s)", key=K["pace"],
+          help="Spread the run over at least this long so the mask can be watched forming. Off: as fast as it can "
+               "(a few seconds on digits); a finished run replays with ▶ either way.")
 live_jobs = [job for job in [job_on_dataset(K["job"], settings.dataset)] if job is not None]
 runs = read_runs(live_jobs)  # read once: the buttons and the live refresh of this rerun all agree
 run_controls(runs, "pr-live", on_start=start_live, start_label="Start pruning", start_disabled=b is None)
