@@ -70,8 +70,9 @@ def weight_histogram(counts: Sequence[float], edges: Sequence[float], layer: str
         fig.add_vrect(x0=-t, x1=t, fillcolor=REMOVED, opacity=0.12, line_width=0)
         for x in (-t, t):
             fig.add_vline(x=x, line={"color": THRESHOLD, "dash": "dash", "width": 1.5})
-        fig.add_annotation(x=t, y=1, yref="paper", text=f"threshold {t:.3g}", showarrow=False, xanchor="left",
-                           yshift=-12 * i)
+        # inside the band, against its right edge: the band is where no weight survives, so no bar is hidden
+        fig.add_annotation(x=t, y=1, yref="paper", text=f"threshold ±{t:.3g}", showarrow=False, xanchor="right",
+                           yanchor="top", xshift=-4, yshift=-14 * i)
     note = f"; {pruned:,} weights pruned (shaded band)" if pruned is not None else ""
     title = f"{layer}: weight distribution"
     if ts:

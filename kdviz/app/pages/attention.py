@@ -113,7 +113,7 @@ def charts_to_export():
 
 run_controls(runs, "at", on_start=start_students, start_label="Start AT and scratch students",
              running_label="Running…", start_disabled=not ready)
-link, export, _ = st.columns([1, 1, 6])
+link, export, _ = st.columns([2, 2, 5])  # wide enough for "Copy link" and "Export" whole
 with link:
     copy_link(IN_URL)
 with export, user_errors("Export"):

@@ -123,7 +123,7 @@ def charts_to_export(view: DeepCompressionView | None):
 
 view = current_view()
 runs = read_runs(view.experiment if view is not None else None)  # once: the buttons and the refresh agree
-link, export, _ = st.columns([1, 1, 6])
+link, export, _ = st.columns([2, 2, 5])  # wide enough for "Copy link" and "Export" whole
 with link:
     copy_link(IN_URL)
 with export, user_errors("Export"):

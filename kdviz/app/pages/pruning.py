@@ -216,7 +216,7 @@ def charts_to_export():
     return build
 
 
-link, export, _ = st.columns([1, 1, 6])
+link, export, _ = st.columns([2, 2, 5])  # wide enough for "Copy link" and "Export" whole
 with link:
     copy_link(IN_URL)
 if b is not None:

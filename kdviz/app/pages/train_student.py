@@ -146,7 +146,7 @@ def charts_to_export():
     return lambda: [("Test accuracy: KD beside scratch", accuracy_chart(views, [], t_acc))] if views else []
 
 
-link, export, _ = st.columns([1, 1, 6])
+link, export, _ = st.columns([2, 2, 5])  # wide enough for "Copy link" and "Export" whole
 with link:
     copy_link(IN_URL)
 with export, user_errors("Export"):
