@@ -31,6 +31,7 @@ class QBaseline:
     float_accuracy: float
     curves: dict[bool, dict[str, dict[int, float]]] = field(default_factory=dict)
     points: dict[bool, list[dict]] = field(default_factory=dict)
+    players: dict[tuple, dict] = field(default_factory=dict)  # the sliders' specs (``quantization_stops``)
 
     @property
     def layers(self) -> list[str]:

@@ -29,7 +29,7 @@ import torch
 from ..registry import Registry
 from .binary import BINARIZERS
 from .evaluate import SliderEvaluator
-from .histograms import index_map, map_positions, weight_histogram
+from .histograms import index_map, map_2d, map_positions, weight_histogram
 from .kmeans import INITS, check_bits
 from .lowrank import check_rank, energy_kept
 from .product import product_quantize
@@ -172,10 +172,6 @@ def subsample_map(codes: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
     rows, cols = map_positions(m.shape, max_side)
     return m[np.ix_(rows, cols)].astype(np.int32)
 
-
-def map_2d(codes: np.ndarray) -> np.ndarray:
-    """A code tensor as (out, rest): rows are output units (conv filters), columns their inputs."""
-    return np.asarray(codes).reshape(codes.shape[0], -1) if np.ndim(codes) > 1 else np.asarray(codes).reshape(1, -1)
 
 
 def _row0(params: QuantParams) -> QuantParams:

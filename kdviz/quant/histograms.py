@@ -33,6 +33,11 @@ def index_map(shared: SharedWeights, max_side: int = 128) -> np.ndarray:
     return idx.cpu().numpy()[np.ix_(rows, cols)].astype(np.int32)
 
 
+def map_2d(codes: np.ndarray) -> np.ndarray:
+    """A code tensor as (out, rest): rows are output units (conv filters), columns their inputs."""
+    return np.asarray(codes).reshape(codes.shape[0], -1) if np.ndim(codes) > 1 else np.asarray(codes).reshape(1, -1)
+
+
 def map_positions(shape: tuple[int, int], max_side: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """The rows and columns of a ``shape`` (rows, columns) map that an evenly subsampled map of at most
     ``max_side`` per side keeps (its real unit and input numbers, for a chart's axes)."""

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from kdviz.engine import load_trained_model
 from kdviz.methods.quantize import KMEANS
 
-from _support.apptest import charts, harness, metric, ok, values
+from _support.apptest import charts, harness, ok, player_metric, player_stop, stops_player, values
 from _support.reference import accuracy_with_weights, lloyd_linear
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,45 +42,99 @@ def centroid_lines(spec: dict) -> np.ndarray:
     return np.unique(x[~np.isnan(x)])
 
 
-def test_bits_slider_changes_accuracy_and_the_centroids_on_the_histogram(baseline, digits):
+def bits_player(at: AppTest) -> dict:
+    return stops_player(at, "qz_bits_player")
+
+
+def rank_player(at: AppTest) -> dict:
+    return stops_player(at, "qz_rank_player")
+
+
+def stop_of(spec: dict, label: str) -> tuple[dict, dict]:
+    """(the frame, the charts by slot key) of the stop labelled ``label``."""
+    frame = spec["frames"][spec["labels"].index(label)]
+    return frame, {slot["key"]: chart for slot, chart in zip(spec["slots"], frame["charts"])}
+
+
+def fc1_svd(model):
+    return np.linalg.svd(model.fc1.weight.detach().double().numpy(), full_matrices=False)
+
+
+def test_every_bit_width_is_evaluated_for_the_browser(baseline, digits):
+    """The bits player gets each width's accuracy, compression and fc1 centroids, as numpy recomputes
+    them, and stands at the default 3 bits."""
     at = page()
     assert at.title[0].value == "Quantization"
-    shown = charts(at)
-    assert {"codebook-histogram", "index-map", "codebook-table", "accuracy-vs-bits", "compression-vs-accuracy",
-            "singular-spectrum"} <= set(shown)
-    before_acc, before_lines = percent(metric(at, "Test accuracy")), centroid_lines(shown["codebook-histogram"])
-    assert len(before_lines) <= 8  # 3 bits by default
-    at.slider(key="qz_bits_slider").set_value(2).run()
-    ok(at)
-    after_acc, after_lines = percent(metric(at, "Test accuracy")), centroid_lines(charts(at)["codebook-histogram"])
-    assert not errors(at)
+    assert {"accuracy-vs-bits", "compression-vs-accuracy"} <= set(charts(at))
+    label, frame3, drawn3 = player_stop(at, "qz_bits_player")
+    spec = bits_player(at)["spec"]
+    assert label == "3" and spec["label"] == "Bits per weight" and spec["labels"] == [str(b) for b in range(1, 9)]
+    assert [s["key"] for s in spec["slots"]] == ["codebook-histogram", "index-map", "codebook-table"]
+    frame2, drawn2 = stop_of(spec, "2")
     model = load_trained_model(baseline.path)
     expected, weights = {}, {}
     for name in ("fc1", "fc2", "fc3"):
         expected[name], weights[name] = lloyd_linear(getattr(model, name).weight.detach().numpy(), 4)
-    assert after_lines.size == expected["fc1"].size <= 4 and before_lines.size > after_lines.size
-    assert np.allclose(after_lines, expected["fc1"], atol=1e-5)
-    assert after_acc != before_acc
-    assert abs(after_acc - accuracy_with_weights(model, digits, weights)) < 1 / len(digits.test_labels) + 1e-4
-    assert float(metric(at, "Compression (weights)").rstrip("x")) > 14  # 2-bit indices + a float per centroid
+    lines2, lines3 = centroid_lines(drawn2["codebook-histogram"]), centroid_lines(drawn3["codebook-histogram"])
+    assert lines2.size == expected["fc1"].size <= 4 < lines3.size <= 8
+    assert np.allclose(lines2, expected["fc1"], atol=1e-5)
+    acc2 = percent(player_metric(frame2, "Test accuracy"))
+    assert acc2 != percent(player_metric(frame3, "Test accuracy"))
+    assert abs(acc2 - accuracy_with_weights(model, digits, weights)) < 1 / len(digits.test_labels) + 1e-4
+    assert float(player_metric(frame2, "Compression (weights)").rstrip("x")) > 14  # 2-bit indices + a float per centroid
+    assert player_metric(frame2, "Weights in 3 layers") == f"{sum(w.size for w in weights.values()):,}"
+    table = drawn2["codebook-table"]["data"][0]["cells"]["values"]
+    assert len(table[0]) == lines2.size  # one row per shared value of fc1
+    assert not errors(at)
 
 
-def test_rank_slider_moves_the_spectrum_marker_and_changes_accuracy(baseline, digits):
+def test_rank_stops_hold_the_spectrum_accuracy_and_energy(baseline, digits):
     at = page()
-    default = charts(at)["singular-spectrum"]["layout"]["shapes"][0]["x0"]
-    acc_default = percent([m.value for m in at.metric if m.label == "Test accuracy"][1])
-    at.slider(key="qz_rank_slider").set_value(3).run()
-    spec = charts(ok(at))["singular-spectrum"]
-    assert spec["layout"]["shapes"][0]["x0"] == 3 != default
+    label, frame, drawn = player_stop(at, "qz_rank_player")
+    spec = rank_player(at)["spec"]
+    assert label == "16" and spec["label"] == "Rank r of fc1"  # fc1 of the digits MLP: 64 x 300, max rank 64
+    ranks = [int(r) for r in spec["labels"]]
+    assert ranks[0] == 1 and ranks[-1] == 64 and 16 in ranks and 18 <= len(ranks) <= 24
+    assert drawn["singular-spectrum"]["layout"]["shapes"][0]["x0"] == 16
+    frame3, drawn3 = stop_of(spec, "3")
+    assert drawn3["singular-spectrum"]["layout"]["shapes"][0]["x0"] == 3
     model = load_trained_model(baseline.path)
-    W = model.fc1.weight.detach().double().numpy()
-    U, S, Vt = np.linalg.svd(W, full_matrices=False)
-    assert np.allclose(np.sort(values(spec["data"][0]["y"]))[::-1], S[:3], rtol=1e-5)
-    acc = percent([m.value for m in at.metric if m.label == "Test accuracy"][1])
-    assert acc != acc_default
+    U, S, Vt = fc1_svd(model)
+    assert np.allclose(np.sort(values(drawn3["singular-spectrum"]["data"][0]["y"]))[::-1], S[:3], rtol=1e-5)
+    acc = percent(player_metric(frame3, "Test accuracy"))
+    assert acc != percent(player_metric(frame, "Test accuracy"))
     assert abs(acc - accuracy_with_weights(model, digits, {"fc1": (U[:, :3] * S[:3]) @ Vt[:3]})) < 1 / len(digits.test_labels) + 1e-4
-    energy = float(metric(at, "Energy kept").rstrip("%")) / 100
+    energy = percent(player_metric(frame3, "Energy kept"))
     assert abs(energy - (S[:3] ** 2).sum() / (S**2).sum()) < 5e-4
+    assert player_metric(frame3, "fc1 parameters") == f"{3 * (64 + 300):,}"
+
+
+def test_typed_bits_and_rank_become_stops_and_move_the_sliders(baseline, digits):
+    at = page()
+    bits_rev, rank_rev = bits_player(at)["rev"], rank_player(at)["rev"]
+    at.number_input(key="qz_bits_exact").set_value(9).run()
+    label, frame, drawn = player_stop(ok(at), "qz_bits_player")
+    assert label == "9" and bits_player(at)["spec"]["labels"] == [str(b) for b in range(1, 10)]
+    assert bits_player(at)["rev"] == bits_rev + 1  # the browser moves its slider to a value the server set
+    lines = centroid_lines(drawn["codebook-histogram"])
+    assert 256 < lines.size <= 512 and player_metric(frame, "Bits per weight, all included") != "8.00"
+    at.number_input(key="qz_rank_exact").set_value(20).run()
+    label, frame, drawn = player_stop(ok(at), "qz_rank_player")
+    assert label == "20" and rank_player(at)["rev"] == rank_rev + 1 and not errors(at)
+    assert drawn["singular-spectrum"]["layout"]["shapes"][0]["x0"] == 20
+    _, S, _ = fc1_svd(load_trained_model(baseline.path))
+    assert abs(percent(player_metric(frame, "Energy kept")) - (S[:20] ** 2).sum() / (S**2).sum()) < 5e-4
+    assert player_stop(at, "qz_bits_player")[0] == "9"  # the other player is left where it was
+
+
+def test_a_linked_bit_width_is_a_stop_of_its_own(baseline):
+    """``?qz_method=uniform&qz_bits=10``: the player stands at its own stop 10 beside 1..8."""
+    at = AppTest.from_string(HARNESS, default_timeout=120)
+    at.query_params["qz_method"], at.query_params["qz_bits"] = "uniform", "10"
+    label, frame, drawn = player_stop(ok(at.run()), "qz_bits_player")
+    assert label == "10" and bits_player(at)["spec"]["labels"] == [str(b) for b in range(1, 9)] + ["10"]
+    assert player_metric(frame, "Bits per weight, all included") == "10.00"  # one scale per tensor: 10 bits a weight
+    assert at.number_input(key="qz_bits_exact").value == 10
 
 
 def test_bad_bits_and_rank_give_a_clear_message(baseline):
@@ -88,18 +142,25 @@ def test_bad_bits_and_rank_give_a_clear_message(baseline):
     for bad in (0, 17):
         at.number_input(key="qz_bits_exact").set_value(bad).run()
         assert f"bits must be in 1..16, got {bad}" in errors(ok(at))
+    assert player_stop(at, "qz_bits_player")[0] == "3"  # the last valid width is kept
     at.number_input(key="qz_rank_exact").set_value(500).run()
     assert "rank must be in 1..64 for a 300 x 64 weight matrix, got 500" in errors(ok(at))
     at.segmented_control(key="qz_method").set_value("uniform").run()
-    at.slider(key="qz_bits_slider").set_value(1).run()
-    assert "symmetric uniform quantization needs at least 2 bits" in errors(ok(at))
-    at.slider(key="qz_bits_slider").set_value(4).run()
-    assert "needs at least 2 bits" not in errors(ok(at)) and "codebook-histogram" in charts(at)
+    spec = bits_player(ok(at))["spec"]
+    one, drawn1 = stop_of(spec, "1")
+    assert "symmetric uniform quantization needs at least 2 bits" in one["note"]
+    assert not one["metrics"] and all(c is None for c in drawn1.values())
+    four, drawn4 = stop_of(spec, "4")
+    assert not four["note"] and percent(player_metric(four, "Test accuracy")) > 0.5
+    assert centroid_lines(drawn4["codebook-histogram"]).size <= 15  # symmetric: 2^4 - 1 levels
+    at.number_input(key="qz_bits_exact").set_value(1).run()  # typed: the player says why, nothing breaks
+    label, frame, _ = player_stop(ok(at), "qz_bits_player")
+    assert label == "1" and "needs at least 2 bits" in frame["note"]
 
 
 def test_the_method_menu_is_the_quantizer_registry(baseline):
     """Each quantizer of ``quant.explore.KINDS`` is on the menu and shows its own options; a fixed-width
-    one (binary) disables the bits slider."""
+    one (binary) disables the bits box and gets a single stop; product quantization has no codebook table."""
     from kdviz.quant.explore import KINDS
 
     at = page()
@@ -110,8 +171,13 @@ def test_the_method_menu_is_the_quantizer_registry(baseline):
         at.segmented_control(key="qz_method").set_value(kind.name).run()
         shown = {r.key for r in ok(at).radio if r.key in radios.values()}
         assert shown == {radios[o] for o in kind.options}, kind.name
-        assert at.slider(key="qz_bits_slider").disabled == (kind.fixed_bits is not None)
-        assert kind.note in [c.value for c in at.caption] and not errors(at)
+        fixed = kind.fixed_bits is not None
+        assert at.number_input(key="qz_bits_exact").disabled == fixed
+        label, frame, drawn = player_stop(at, "qz_bits_player")
+        labels = bits_player(at)["spec"]["labels"]
+        assert labels == ([str(kind.fixed_bits)] if fixed else [str(b) for b in range(1, 9)]), kind.name
+        assert label == (str(kind.fixed_bits) if fixed else "3") and frame["captions"][0] == kind.note
+        assert (drawn["codebook-table"] is None) == (kind.name == "product") and not errors(at), kind.name
 
 
 def test_live_fine_tuning_gains_points_and_moves_the_centroids(baseline):

@@ -4,8 +4,10 @@ Han, Mao, Dally 2016 ("Deep Compression", sec. 3): k-means weight sharing, a cod
 values per layer and an index per weight, with the centroids fine-tuned afterwards (eq. 3). Against
 it: uniform affine quantization (Jacob et al. 2018), binary weights (BinaryConnect, Courbariaux et
 al. 2015; XNOR/BWN, Rastegari et al. 2016), product quantization (Gong et al. 2014) and low rank
-by truncated SVD (Denton et al. 2014). The sliders re-evaluate the trained baseline at once
-(``MethodExplorer``); the live section runs an engine job with the k-means hook
+by truncated SVD (Denton et al. 2014). The bits and rank sliders are browser-side players
+(``kdviz.app.stops_player``): the trained baseline is quantized or truncated and tested once at
+every stop (``kdviz.app.quantization_stops``, through the caching ``MethodExplorer``), and a move
+redraws in the browser. The live section runs an engine job with the k-means hook
 (``kdviz.present.compression_configs.kmeans_fine_tune_config``).
 """
 from __future__ import annotations
@@ -25,14 +27,17 @@ from kdviz.app.export import export_menu
 from kdviz.app.replay import show_live_or_replay
 from kdviz.app.live import job_view
 from kdviz.app.pruning_view import ready_baseline
+from kdviz.app.quantization_stops import BITS_GRID, bits_player_spec, rank_player_spec, rank_stops
 from kdviz.app.quantization_view import curves, histogram_figure, load_qbaseline
 from kdviz.app.sidebar import current_settings
+from kdviz.app.stops_player import stops_player
 from kdviz.engine import start
-from kdviz.figures.quantization import accuracy_vs_bits, compression_vs_accuracy, singular_spectrum
+from kdviz.figures.quantization import accuracy_vs_bits, compression_vs_accuracy
 from kdviz.figures.quantization_explorer import style_methods
 from kdviz.methods.quantize import KMEANS
 from kdviz.present.compression_charts import centroid_accuracy, codebook_charts, quantized_charts, readings
 from kdviz.present.compression_configs import kmeans_fine_tune_config
+from kdviz.present.stops_player import nearest_stop
 from kdviz.quant.explore import DEFAULT_METHOD, KINDS, QuantChoice, option_values
 from kdviz.quant.kmeans import check_bits
 from kdviz.quant.lowrank import check_rank
@@ -41,7 +46,9 @@ K = {"model": "qz_model", "method": "qz_method", "init": "qz_init", "granularity
      "scheme": "qz_scheme", "binarizer": "qz_binarizer", "subvector": "qz_subvector", "layer": "qz_layer",
      "product": "qz_curves_product", "rank_layer": "qz_rank_layer", "live_bits": "qz_live_bits",
      "live_init": "qz_live_init", "epochs": "qz_live_epochs", "lr": "qz_live_lr", "job": "qz_job",
-     "live_layer": "qz_live_layer"}
+     "live_layer": "qz_live_layer", "bits_typed": "qz_bits_typed", "bits_rev": "qz_bits_rev",
+     "rank_typed": "qz_rank_typed", "rank_rev": "qz_rank_rev"}
+BITS_PLAYER, RANK_PLAYER = "qz_bits_player", "qz_rank_player"
 BITS = ExactKeys(value="qz_bits", slider="qz_bits_slider", exact="qz_bits_exact", error="qz_bits_error")
 RANK = ExactKeys(value="qz_rank", slider="qz_rank_slider", exact="qz_rank_exact", error="qz_rank_error")
 OPTIONS = option_values()
@@ -54,7 +61,7 @@ CHOICE_DEFAULTS = {K["init"]: DEFAULT.init, K["granularity"]: DEFAULT.per_channe
                    K["binarizer"]: DEFAULT.binarizer, K["subvector"]: DEFAULT.subvector}
 EXPLORER_DEFAULTS = {**CHOICE_DEFAULTS, K["method"]: DEFAULT_METHOD}
 state = page_state({**EXPLORER_DEFAULTS, K["product"]: False, K["live_bits"]: 2, K["live_init"]: DEFAULT.init,
-                    K["lr"]: 1e-3})
+                    K["lr"]: 1e-3, K["bits_typed"]: None, K["bits_rev"]: 0, K["rank_typed"]: None, K["rank_rev"]: 0})
 state.setdefault(BITS.value, 3)  # the bits both the slider and its exact box show (not a widget key)
 # The settings a link carries (``?qz_method=uniform&qz_bits=4...``), each checked as its control would.
 IN_URL = {K["method"]: url_choice(KINDS), BITS.value: lambda raw: check_bits(int(raw)),
@@ -94,7 +101,7 @@ def current_choice() -> QuantChoice:
 
 
 def method_controls() -> QuantChoice:
-    """The method menu, its own options and the bits slider with its exact box; the choice they make."""
+    """The method menu, its own options and the exact bits box; the choice they make."""
     page_state(EXPLORER_DEFAULTS)  # a fragment rerun may have hidden some options: keep their values
     c1, c2 = st.columns([1, 1], vertical_alignment="bottom")
     c1.segmented_control("Method", list(KINDS), format_func=lambda n: KINDS[n].title, key=K["method"], required=True)
@@ -102,42 +109,45 @@ def method_controls() -> QuantChoice:
     with c2:
         for option in kind.options:
             OPTION_CONTROLS[option]()
-    on_slider, on_exact = exact_callbacks(BITS, check_bits, lambda v: min(int(v), 8))
+    _, on_exact = exact_callbacks(BITS, check_bits, lambda v: min(int(v), 8))
+
+    def on_typed() -> None:
+        on_exact()
+        if not state[BITS.error]:
+            state[K["bits_rev"]] += 1  # the browser's slider moves to the typed width
+
     fixed = kind.fixed_bits is not None
-    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
-    c1.slider("Bits per weight", 1, 8, key=BITS.slider, on_change=on_slider, disabled=fixed,
-              help=f"{kind.title} always uses {kind.fixed_bits} bit." if fixed else None)
-    c2.number_input("…or type the bits (1 to 16)", key=BITS.exact, step=1, on_change=on_exact, disabled=fixed)
+    c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
+    c1.number_input("Type the bits (1 to 16) or drag the slider below", key=BITS.exact, step=1, on_change=on_typed,
+                    disabled=fixed, help=f"{kind.title} always uses {kind.fixed_bits} bit." if fixed else
+                    "1 to 8 are on the slider; 9 to 16 become a stop of their own.")
     exact_error(BITS, "Bits")
     return current_choice()
 
 
+def on_bits_player() -> None:
+    """The bits player reports the width the user moved to: the exact box, the link and the CSV follow."""
+    picked = state.get(BITS_PLAYER) or {}
+    if "value" in picked and KINDS[state[K["method"]]].fixed_bits is None:
+        state[BITS.value] = state[BITS.exact] = state[BITS.slider] = int(picked["value"])
+        state[BITS.error] = None
+
+
 def explorer() -> None:
-    """Method, options and bits; accuracy, size, histogram with the levels, index map and codebook."""
+    """Method, options and the exact box; then the browser-side bits slider with accuracy, size,
+    histogram with the levels, index map and codebook, every width evaluated once (``quantization_stops``)."""
     choice = method_controls()
-    with st.spinner("Quantizing every layer and evaluating the test set…"):
-        q, acc = b.explorer.quantize(choice), b.explorer.accuracy(choice)
-    m = st.columns(4)
-    m[0].metric("Test accuracy", f"{acc:.2%}", f"{100 * (acc - b.float_accuracy):+.2f} points vs float32")
-    m[1].metric("Compression (weights)", f"{q.ratio:.1f}x", help="32-bit floats over the quantized storage, biases "
-                "excluded (as in Han et al. 2016, table 1); k-means counts the bytes of a real fixed-width encoding.")
-    m[2].metric("Bits per weight, all included", f"{q.bits_per_weight:.2f}")
-    m[3].metric(f"Weights in {len(q.n_weights)} layers", f"{sum(q.n_weights.values()):,}")
     layer = pick_layer(K["layer"], b.layers)
-    charts = quantized_charts(b.explorer.evaluator, q, layer)  # kept per choice: moving back redraws at once
-    left, right = st.columns(2)
-    with left:
-        show_chart(charts["histogram"], "codebook-histogram", caption=choice.kind.note)
-    with right:
-        show_chart(charts["index_map"], "index-map",
-                   caption="Each weight's index into the codebook (rows: output units, or a conv layer's filters; columns: "
-                   "input units, or a filter's input channel × kernel position; large layers evenly sampled). The middle "
-                   "indices are the most common, since the weights pile up near zero: a skew that Huffman coding "
-                   "turns into fewer bits (see the Deep Compression page).")
-    if charts["table"] is not None:
-        fig, frame = charts["table"], charts["frame"]
-        show_chart(fig, "codebook-table", csv=False,
-                   caption="Every weight of the layer is stored as one of these values; the last column counts its weights.")
+    if choice.bits not in BITS_GRID:
+        state[K["bits_typed"]] = choice.bits  # a typed or linked width is a stop of its own (until another is typed)
+    with st.spinner("Quantizing every layer at every bit width of the slider and testing each…"):
+        spec = bits_player_spec(b, choice, layer, state[K["bits_typed"]])
+    stops_player(spec, nearest_stop(spec, choice.bits), state[K["bits_rev"]], key=BITS_PLAYER, on_change=on_bits_player)
+    try:
+        frame = quantized_charts(b.explorer.evaluator, b.explorer.quantize(choice), layer)["frame"]
+    except ValueError:
+        frame = None  # a width the quantizer refuses: the player says why
+    if frame is not None:
         csv_button(frame, "codebook")
 
 
@@ -159,28 +169,38 @@ def method_curves() -> None:
                    "(hidden layers only). Hover a point for its method and setting.")
 
 
+def on_rank_player() -> None:
+    """The rank player reports the rank the user moved to: the exact box follows."""
+    picked = state.get(RANK_PLAYER) or {}
+    if "value" in picked:
+        state[RANK.value] = state[RANK.exact] = state[RANK.slider] = int(picked["value"])
+        state[RANK.error] = None
+
+
 def low_rank() -> None:
+    """Layer and exact rank box; then the browser-side rank slider with accuracy, parameters, energy
+    and spectrum, every stop evaluated once (``quantization_stops``)."""
     layer = pick_layer(K["rank_layer"], b.layers)
     top = b.explorer.low_rank(layer, 1).max_rank
     if state.get(RANK.value) is None or state[RANK.value] > top or state.get("qz_rank_for") != layer:
         state[RANK.value] = state[RANK.slider] = state[RANK.exact] = max(1, top // 4)
-        state["qz_rank_for"], state[RANK.error] = layer, None
+        state["qz_rank_for"], state[RANK.error], state[K["rank_typed"]] = layer, None, None
     shape = b.explorer.evaluator.svd(layer).matrix_shape
-    on_slider, on_exact = exact_callbacks(RANK, lambda r: check_rank(r, shape), lambda r: min(int(r), top))
-    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
-    c1.slider(f"Rank r of {layer}", 1, top, key=RANK.slider, on_change=on_slider)
-    c2.number_input(f"…or type the rank (1 to {top})", key=RANK.exact, step=1, on_change=on_exact)
+    _, on_exact = exact_callbacks(RANK, lambda r: check_rank(r, shape), lambda r: min(int(r), top))
+
+    def on_typed() -> None:
+        on_exact()
+        if not state[RANK.error]:
+            state[K["rank_rev"]] += 1  # the browser's slider moves to the typed rank
+
+    st.number_input(f"Type the rank (1 to {top}) or drag the slider below", key=RANK.exact, step=1, on_change=on_typed)
     exact_error(RANK, "Rank")
-    p = b.explorer.low_rank(layer, int(state[RANK.value]))
-    m = st.columns(3)
-    m[0].metric("Test accuracy", f"{p.accuracy:.2%}", f"{100 * (p.accuracy - b.float_accuracy):+.2f} points vs float32")
-    m[1].metric(f"{layer} parameters", f"{p.params_after:,}", f"{p.params_after - p.params_before:+,} (r (m + n) vs m n)",
-                delta_color="inverse")
-    m[2].metric("Energy kept", f"{p.energy:.1%}", help="sum of s_i² for i ≤ r over the sum of all s_i²")
-    show_chart(singular_spectrum(p.singular_values, p.rank, layer), "singular-spectrum",
-               caption="A trained layer's spectrum decays slowly, so a small rank throws away much of the squared norm, "
-               "yet accuracy can hold: lower the rank until it drops. The two factors save parameters only when "
-               "r < m n / (m + n).")
+    rank = int(state[RANK.value])
+    if rank not in rank_stops(top):
+        state[K["rank_typed"]] = rank  # a typed rank is a stop of its own (until another is typed)
+    with st.spinner("Truncating the layer at every rank of the slider and testing each…"):
+        spec = rank_player_spec(b, layer, top, state[K["rank_typed"]])
+    stops_player(spec, nearest_stop(spec, rank), state[K["rank_rev"]], key=RANK_PLAYER, on_change=on_rank_player)
 
 
 def start_live() -> None:
@@ -258,7 +278,7 @@ def charts_to_export():
     return build
 
 
-link, export, _ = st.columns([1, 1, 6])
+link, export, _ = st.columns([2, 2, 5])  # wide enough for "Copy link" and "Export" whole
 with link:
     copy_link(IN_URL)
 if b is not None:
