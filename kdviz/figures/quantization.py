@@ -66,19 +66,22 @@ def codebook_histogram(
 
 def index_map_heatmap(index_map: np.ndarray, num_clusters: int | None = None, layer: str = "",
                       conv: bool | None = None, rows: Sequence[int] | None = None,
-                      cols: Sequence[int] | None = None) -> go.Figure:
+                      cols: Sequence[int] | None = None, subvectors: bool = False) -> go.Figure:
     """Each weight's codebook index as a heatmap; pruned weights (index -1) are left blank. A fully
     connected layer's rows are its output units and its columns its input units; a conv layer's rows
     are its filters (output channels) and its columns every (input channel, kernel row, kernel column)
     of a filter, flattened in that order (``conv``: None reads it from the layer's name). Large layers
     come evenly subsampled (``kdviz.quant.histograms.index_map``); ``rows`` and ``cols`` give the real
-    unit and input numbers of the kept rows and columns, so the axes count units, not samples. What
-    to notice: structure in which inputs share values."""
+    unit and input numbers of the kept rows and columns, so the axes count units, not samples.
+    ``subvectors``: a product quantizer's map, whose columns are a row's sub-vectors and whose indices
+    point at codewords (Gong et al. 2014). What to notice: structure in which inputs share values."""
     m = np.asarray(index_map)
     if m.ndim != 2 or m.size == 0:
         raise ValueError(f"index_map must be a non-empty 2-D array, got shape {m.shape}")
     is_conv = ("conv" in layer.rsplit(".", 1)[-1].lower()) if conv is None else bool(conv)
     row, col = ("filter", "input channel × kernel position") if is_conv else ("output unit", "input unit")
+    if subvectors:
+        col = "sub-vector"
     z = np.where(m < 0, np.nan, m.astype(float))
     k = int(num_clusters) if num_clusters is not None else int(max(m.max(), 0)) + 1
     where = {}
@@ -94,8 +97,8 @@ def index_map_heatmap(index_map: np.ndarray, num_clusters: int | None = None, la
     fig.update_yaxes(autorange="reversed")
     pruned = float((m < 0).mean())
     name = f"{layer}: " if layer else ""
-    return theme.apply(fig, f"{name}which of the {k} shared values each weight uses",
-                       x_title=f"{col} (column)" if is_conv else "input unit (column)", y_title=f"{row} (row)",
+    what = f"which of the {k} codewords each sub-vector uses" if subvectors else f"which of the {k} shared values each weight uses"
+    return theme.apply(fig, f"{name}{what}", x_title=f"{col} (column)", y_title=f"{row} (row)",
                        subtitle=f"blank: pruned ({pruned:.0%} of the map)", height=420)
 
 
@@ -175,7 +178,7 @@ def compression_vs_accuracy(points: Sequence[Mapping], baseline: float | None = 
     if baseline is not None:
         fig.add_hline(y=100 * baseline, line={"dash": "dot", "color": _BEFORE},
                       annotation_text=f"float32: {100 * baseline:.2f}%", annotation_position="bottom right")
-    fig.update_xaxes(type="log")
+    fig.update_xaxes(type="log", **theme.log_ticks(ratios))
     return theme.apply(fig, "Smaller and still accurate: up and to the right is better",
                        x_title="compression ratio (x, log scale)", y_title="test accuracy (%)")
 
@@ -200,7 +203,7 @@ def singular_spectrum(singular_values: Sequence[float], rank: int, layer: str = 
                         hovertemplate="s_%{x} = %{y:.4g}<extra></extra>")
     fig.add_vline(x=r, line={"color": theme.OKABE_ITO["vermillion"], "width": 2},
                   annotation_text=f"rank {r}: {energy:.1%} of the energy", annotation_position="top right")
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(type="log", **theme.log_ticks(s))
     name = f"{layer}: " if layer else ""
     return theme.apply(fig, f"{name}rank {r} keeps {energy:.1%} of the squared Frobenius norm",
                        x_title="singular value index i", y_title="singular value s_i (log scale)")

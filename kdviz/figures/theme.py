@@ -9,6 +9,7 @@ import math
 import numbers
 import re
 
+import numpy as np
 import plotly.graph_objects as go
 
 from ..palette import OKABE_ITO, ROLE_COLORS, SERIES  # noqa: F401  (re-exported: figures use theme.*)
@@ -121,6 +122,20 @@ def fitted_range(values, bounds: tuple[float, float] | None = None, min_span: fl
 
 LEGEND_ROW_PX = 22  # one row of a horizontal legend
 LEGEND_MAX_ROWS = 4  # rows shown before the legend scrolls (plotly's legend.maxheight)
+
+
+def log_ticks(values) -> dict:
+    """Tick values and labels 1-2-5 per decade over ``values`` (positive numbers), for a log axis:
+    plotly labels a log axis's minor ticks by their first digit alone ("2" for 0.2 and for 20), which
+    reads as clutter. Empty when no value is positive."""
+    v = np.asarray([x for x in np.ravel(values) if np.isfinite(x) and x > 0], dtype=float)
+    if v.size == 0:
+        return {}
+    low, high = v.min(), v.max()
+    ticks = [m * 10.0 ** e for e in range(int(np.floor(np.log10(low))) - 1, int(np.ceil(np.log10(high))) + 1)
+             for m in (1, 2, 5)]
+    ticks = [t for t in ticks if low / 1.5 <= t <= high * 1.5] or [float(f"{low:.1g}")]
+    return {"tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]}
 
 
 def legend_rows(labels, width_px: int = 760) -> int:

@@ -121,7 +121,8 @@ def quantized_charts(evaluator: SliderEvaluator, q: Quantized, layer: str) -> di
         choice = q.choice
         charts = {"histogram": levels_histogram(counts, edges, q.levels[layer], layer, choice.label(), choice.bits,
                                                 q.n_weights[layer], shared=choice.kind.shared, per_row=q.per_row),
-                  "index_map": index_map_heatmap(q.codes[layer], layer=layer, **code_positions(q, layer)),
+                  "index_map": index_map_heatmap(q.codes[layer], layer=layer, **code_positions(q, layer),
+                                                 subvectors=not q.levels[layer].size),  # no scalar levels: PQ
                   "table": None, "frame": None}
         if q.levels[layer].size:
             charts["table"], charts["frame"] = levels_table(q.levels[layer], q.counts[layer], q.per_row)

@@ -79,6 +79,8 @@ def test_quantized_charts_equal_the_figure_functions_and_are_kept_per_choice():
     product = quantized_charts(explorer.evaluator, explorer.quantize(QuantChoice("product", 2, subvector=4)), "fc3")
     assert product["table"] is None and product["frame"] is None
     assert list(product["index_map"].data[0].x) == list(range(25))  # fc3: 10 x 100 weights, 25 sub-vectors of 4
+    assert "codewords each sub-vector uses" in product["index_map"].layout.title.text
+    assert product["index_map"].layout.xaxis.title.text == "sub-vector (column)"
     binary = quantized_charts(explorer.evaluator, explorer.quantize(QuantChoice("binary", 1)), "fc1")
     assert binary["index_map"].data[0].y[-1] == 299 and binary["index_map"].data[0].x[-1] == 63  # fc1: 300 x 64
 
