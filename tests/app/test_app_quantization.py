@@ -187,8 +187,8 @@ def test_live_fine_tuning_gains_points_and_moves_the_centroids(baseline):
     next(b for b in at.button if b.label.startswith("Start fine-tuning")).click().run()
     job = ok(at).session_state["qz_job"]
     assert job.config.hooks == [{"name": "kmeans", "bits": 3, "init": "linear"}]
-    assert job.config.init_from == str(baseline.path)
-    counts, end = [], time.monotonic() + 90
+    assert job.config.init_from == str(baseline.path) and job.config.pace_s == 20.0  # paced to watch by default
+    started, counts, end = time.monotonic(), [], time.monotonic() + 90
     while True:
         spec = charts(ok(at)).get("live-accuracy")
         if spec is not None:
@@ -199,7 +199,7 @@ def test_live_fine_tuning_gains_points_and_moves_the_centroids(baseline):
         time.sleep(0.5)
         at.run()
     final = charts(ok(at.run()))
-    assert not errors(at)
+    assert not errors(at) and time.monotonic() - started >= 19.5  # about a second of compute, spread out
     evals = job.store.metrics("eval")
     assert len(values(final["live-accuracy"]["data"][0]["y"])) == len(evals) >= 3
     assert counts[-1] > counts[0] or len(counts) == 1
@@ -220,4 +220,6 @@ def test_export_code_holds_the_live_settings(baseline):
     at = page()
     at.slider(key="qz_live_bits").set_value(4).run()
     code = "\n".join(c.value for c in ok(at).code)
-    assert "'name': 'kmeans', 'bits': 4" in code and str(baseline.path) in code
+    assert "'name': 'kmeans', 'bits': 4" in code and str(baseline.path) in code and "pace_s=20.0" in code
+    at.toggle(key="qz_pace").set_value(False).run()
+    assert "pace_s" not in "\n".join(c.value for c in ok(at).code)  # as fast as it can

@@ -47,7 +47,8 @@ K = {"model": "qz_model", "method": "qz_method", "init": "qz_init", "granularity
      "product": "qz_curves_product", "rank_layer": "qz_rank_layer", "live_bits": "qz_live_bits",
      "live_init": "qz_live_init", "epochs": "qz_live_epochs", "lr": "qz_live_lr", "job": "qz_job",
      "live_layer": "qz_live_layer", "bits_typed": "qz_bits_typed", "bits_rev": "qz_bits_rev",
-     "rank_typed": "qz_rank_typed", "rank_rev": "qz_rank_rev"}
+     "rank_typed": "qz_rank_typed", "rank_rev": "qz_rank_rev", "pace": "qz_pace"}
+PACE_S = 20.0  # "pace to watch": the live run lasts at least this long (on digits ~1 s otherwise)
 BITS_PLAYER, RANK_PLAYER = "qz_bits_player", "qz_rank_player"
 BITS = ExactKeys(value="qz_bits", slider="qz_bits_slider", exact="qz_bits_exact", error="qz_bits_error")
 RANK = ExactKeys(value="qz_rank", slider="qz_rank_slider", exact="qz_rank_exact", error="qz_rank_error")
@@ -61,7 +62,7 @@ CHOICE_DEFAULTS = {K["init"]: DEFAULT.init, K["granularity"]: DEFAULT.per_channe
                    K["binarizer"]: DEFAULT.binarizer, K["subvector"]: DEFAULT.subvector}
 EXPLORER_DEFAULTS = {**CHOICE_DEFAULTS, K["method"]: DEFAULT_METHOD}
 state = page_state({**EXPLORER_DEFAULTS, K["product"]: False, K["live_bits"]: 2, K["live_init"]: DEFAULT.init,
-                    K["lr"]: 1e-3, K["bits_typed"]: None, K["bits_rev"]: 0, K["rank_typed"]: None, K["rank_rev"]: 0})
+                    K["lr"]: 1e-3, K["bits_typed"]: None, K["bits_rev"]: 0, K["rank_typed"]: None, K["rank_rev"]: 0, K["pace"]: True})
 state.setdefault(BITS.value, 3)  # the bits both the slider and its exact box show (not a widget key)
 # The settings a link carries (``?qz_method=uniform&qz_bits=4...``), each checked as its control would.
 IN_URL = {K["method"]: url_choice(KINDS), BITS.value: lambda raw: check_bits(int(raw)),
@@ -203,13 +204,17 @@ def low_rank() -> None:
     stops_player(spec, nearest_stop(spec, rank), state[K["rank_rev"]], key=RANK_PLAYER, on_change=on_rank_player)
 
 
+def live_config(epochs: int):
+    """The centroid fine-tuning run the live controls describe (built on the method side)."""
+    return kmeans_fine_tune_config(job, int(state[K["live_bits"]]), state[K["live_init"]], epochs=epochs,
+                                   lr=float(state[K["lr"]]), runs_root=session.runs_root(),
+                                   pace_s=PACE_S if state[K["pace"]] else None)
+
+
 def start_live() -> None:
     """Cluster the baseline with k-means and fine-tune its shared values (the config is built on the method side)."""
     with user_errors("Start"):
-        config = kmeans_fine_tune_config(job, int(state[K["live_bits"]]), state[K["live_init"]],
-                                         epochs=int(state[K["epochs"]]), lr=float(state[K["lr"]]),
-                                         runs_root=session.runs_root())
-        live_job = start(config, session.lab_manager())
+        live_job = start(live_config(int(state[K["epochs"]])), session.lab_manager())
         session.keep_job(K["job"], live_job)  # a reloaded tab finds it; closing the tab stops it
 
 
@@ -259,9 +264,7 @@ def runs_to_export() -> list:
     if job is None or b is None:
         return []
     epochs = state.get(K["epochs"]) or (4 if settings.dataset == "digits" else 1)  # its slider is drawn further down
-    config = kmeans_fine_tune_config(job, int(state[K["live_bits"]]), state[K["live_init"]], epochs=int(epochs),
-                                     lr=float(state[K["lr"]]), runs_root=session.runs_root())
-    return [("baseline", job.config), ("k-means, fine-tuned", config)]
+    return [("baseline", job.config), ("k-means, fine-tuned", live_config(int(epochs)))]
 
 
 def charts_to_export():
@@ -305,6 +308,9 @@ c1.slider("Bits", 1, 8, key=K["live_bits"])
 c2.selectbox("Initialisation", OPTIONS["init"], format_func=lambda n: INIT_LABELS.get(n, n), key=K["live_init"])
 c3.slider("Epochs", 1, 20, key=K["epochs"])
 c4.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], key=K["lr"], format_func=lambda v: f"{v:g}")
+st.toggle(f"Pace to watch (at least {PACE_S:.0f} s)", key=K["pace"],
+          help="Spread the run over at least this long so the shared values can be watched moving. Off: as fast as "
+               "it can (about a second on digits); a finished run replays with ▶ either way.")
 live_jobs = [job for job in [job_on_dataset(K["job"], settings.dataset)] if job is not None]
 runs = read_runs(live_jobs)  # read once: the buttons and the live refresh of this rerun all agree
 run_controls(runs, "qz-live", on_start=start_live, start_label="Start fine-tuning", start_disabled=b is None)
