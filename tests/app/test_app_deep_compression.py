@@ -46,8 +46,8 @@ def test_page_runs_the_stages_and_shows_a_decreasing_waterfall(baseline):
     exp = ok(at).session_state[EXPERIMENTS_KEY][-1]
     prune = exp.job(PRUNE_STAGE)
     assert prune.config.hooks[0]["sparsity"] == {"fc1": 0.7, "fc2": 0.7, "fc3": 0.5}
-    assert Path(prune.config.init_from) == Path(baseline.path)
-    end = time.monotonic() + 90
+    assert Path(prune.config.init_from) == Path(baseline.path) and prune.config.pace_s == 15.0  # paced to watch
+    end = time.monotonic() + 120
     while not exp.done:
         assert time.monotonic() < end, {n: j.status() for n, j in exp.jobs.items()}
         time.sleep(0.5)
@@ -55,6 +55,7 @@ def test_page_runs_the_stages_and_shows_a_decreasing_waterfall(baseline):
     shown = charts(ok(at.run()))
     quantize = exp.job(QUANTIZE_STAGE)
     assert quantize.status().state == "finished" and quantize.config.hooks[0]["bits"] == 3
+    assert quantize.config.pace_s == 15.0
     table = at.dataframe[0].value
     assert list(table["stage"]) == ["dense", "pruned", "3-bit k-means", "Huffman"]
     sizes = np.asarray(table["size (KB)"]) * 1e3
@@ -82,8 +83,10 @@ def test_page_runs_the_stages_and_shows_a_decreasing_waterfall(baseline):
 def test_stop_stops_the_running_stage_and_cancels_the_next(baseline):
     at = ok(app().run())
     at.number_input(key="dc_round_epochs").set_value(50.0)
+    at.toggle(key="dc_pace").set_value(False)
     next(b for b in ok(at.run()).button if b.label == "Compress").click().run()
     exp = ok(at).session_state[EXPERIMENTS_KEY][-1]
+    assert exp.job(PRUNE_STAGE).config.pace_s is None  # as fast as it can
     end = time.monotonic() + 60
     while exp.job(PRUNE_STAGE).status().step < 2:
         assert time.monotonic() < end, exp.job(PRUNE_STAGE).status()

@@ -34,7 +34,8 @@ from kdviz.present.deep_compression import (
 
 K = {"model": "dc_model", "hidden": "dc_hidden", "output": "dc_output", "bits": "dc_bits", "init": "dc_init",
      "rounds": "dc_rounds", "round_epochs": "dc_round_epochs", "retrain": "dc_retrain", "finetune": "dc_finetune",
-     "view": "dc_view", "layer": "dc_layer"}
+     "view": "dc_view", "layer": "dc_layer", "pace": "dc_pace"}
+PACE_S = 15.0  # "pace to watch": each training stage lasts at least this long (both: ~3 s on digits otherwise)
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.0"))
 HAN = "Han et al. 2016, LeNet-300-100 on MNIST: 1070 KB → 27 KB (40x), error 1.64% → 1.58%"
 NUMBERS = {c: st.column_config.NumberColumn(format="%.2f") for c in
@@ -69,7 +70,7 @@ settings = current_settings()
 defaults = preset(settings.dataset)
 page_state({K["hidden"]: defaults.hidden_sparsity, K["output"]: defaults.output_sparsity, K["bits"]: defaults.bits,
             K["init"]: defaults.init, K["rounds"]: defaults.prune_rounds, K["round_epochs"]: defaults.round_epochs,
-            K["retrain"]: defaults.retrain_epochs, K["finetune"]: defaults.finetune_epochs})
+            K["retrain"]: defaults.retrain_epochs, K["finetune"]: defaults.finetune_epochs, K["pace"]: True})
 # The settings a link carries (``?dc_hidden=0.9&dc_bits=4...``), each checked as its control would.
 IN_URL = {K["hidden"]: url_number(0.5, 0.98), K["output"]: url_number(0.0, 0.95), K["bits"]: url_number(2, 8, int),
           K["init"]: url_choice(["linear", "density", "random"]), K["rounds"]: url_number(1, 10, int)}
@@ -89,6 +90,9 @@ with c4.popover("More settings", icon=":material/tune:", width="stretch"):
     st.number_input("Retraining epochs per round", 0.0, 50.0, key=K["round_epochs"], step=1.0)
     st.number_input("Retraining epochs after the last round", 0.0, 100.0, key=K["retrain"], step=1.0)
     st.number_input("Centroid fine-tuning epochs", 0.0, 50.0, key=K["finetune"], step=1.0)
+    st.toggle(f"Pace to watch (each stage at least {PACE_S:.0f} s)", key=K["pace"],
+              help="Spread each training stage over at least this long so its charts can be watched live. Off: as "
+                   "fast as it can; a finished experiment replays with ▶ either way.")
 
 
 def start_pipeline() -> None:
@@ -96,7 +100,7 @@ def start_pipeline() -> None:
     options = preset(settings.dataset, hidden_sparsity=float(state[K["hidden"]]), output_sparsity=float(state[K["output"]]),
                      bits=int(state[K["bits"]]), init=state[K["init"]], prune_rounds=int(state[K["rounds"]]),
                      round_epochs=float(state[K["round_epochs"]]), retrain_epochs=float(state[K["retrain"]]),
-                     finetune_epochs=float(state[K["finetune"]]))
+                     finetune_epochs=float(state[K["finetune"]]), extra={"pace_s": PACE_S} if state[K["pace"]] else {})
     session.add_experiment(deep_compression_experiment(job.path, options, session.lab_manager(),
                                                        runs_root=session.runs_root()))
 
