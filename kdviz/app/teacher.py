@@ -48,7 +48,7 @@ from .sidebar import LabSettings, load_bundle
 TEACHER_EPOCHS: dict[str, int] = {"digits": 20, "synthetic": 10, "mnist": 3, "fashion-mnist": 3}
 TEACHER_LR = 0.05
 # Runs estimated under this start by themselves. A minute: the digits ResNet-20 teacher measured
-# 15-40 ms a step on a busy 2-core machine (7-20 s for its 460 steps), the MNIST MLP teacher 2-10 ms
+# 15-40 ms a step on a busy 2-core machine (10-26 s for its 660 steps), the MNIST MLP teacher 2-10 ms
 # (6-30 s), so both keep starting at once; the MNIST ResNet-20 (about 0.2 s a step, 2,814 steps) waits.
 AUTO_START_S = 60.0
 RESUMABLE = ("stopped", "interrupted")  # a run that ended early with a checkpoint worth continuing
@@ -59,14 +59,15 @@ _ESTIMATED_S: dict[str, float] = {}  # options -> the run's estimated duration f
 _SEEN_LOCK = threading.Lock()
 
 
-def teacher_epochs(dataset: str) -> int:
-    """``$KDVIZ_TEACHER_EPOCHS`` if set (tests use 2), else the per-dataset default."""
+def teacher_epochs(dataset: str, defaults: dict[str, int] = TEACHER_EPOCHS) -> int:
+    """``$KDVIZ_TEACHER_EPOCHS`` if set (tests use 2), else the per-dataset default (``defaults``: the
+    MLP teachers' ``TEACHER_EPOCHS`` unless a page's teacher has its own, as the FSP page's ResNet)."""
     raw = os.environ.get("KDVIZ_TEACHER_EPOCHS", "").strip()
     if raw:
         if not raw.isdigit() or int(raw) < 1:
             raise ValueError(f"KDVIZ_TEACHER_EPOCHS must be a positive integer, got {raw!r}")
         return int(raw)
-    return TEACHER_EPOCHS.get(dataset, 3)
+    return defaults.get(dataset, TEACHER_EPOCHS.get(dataset, 3))
 
 
 def auto_start_limit_s() -> float:

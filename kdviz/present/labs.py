@@ -113,9 +113,11 @@ def teacher_config(lab: LabSettings) -> TrainConfig:
 
 
 def resnet_teacher_config(lab: LabSettings) -> TrainConfig:
-    """The ResNet-20 teacher of labs 3 and 7 (``RESNET20``): 20 epochs on digits, 1 on the 28x28 sets."""
+    """The ResNet-20 teacher of labs 3 and 7 (``RESNET20``): 30 epochs with a cosine learning rate on
+    digits (a constant rate left it at 90-97 % depending on where it stopped), 1 epoch on the 28x28 sets."""
     return lab.config(model="resnet", model_options={k: list(v) for k, v in RESNET20.items()},
-                      epochs=lab.epochs_for(digits=20, other=1), lr=TEACHER_LR, name="teacher-resnet20")
+                      epochs=lab.epochs_for(digits=30, other=1), lr=TEACHER_LR,
+                      lr_schedule=lab.pick("cosine", "constant"), name="teacher-resnet20")
 
 
 def baseline_config(lab: LabSettings) -> TrainConfig:

@@ -85,7 +85,7 @@ def old_mlp_teacher(dataset, root, runs, lab_epochs):
 
 def old_resnet_teacher(dataset, root, runs, lab_epochs):
     teacher = dict(model_options={"blocks_per_stage": [3, 3, 3], "channels": [8, 16, 32]})
-    teacher.update(epochs=20 if dataset == "digits" else 1, lr=0.05)
+    teacher.update(epochs=30 if dataset == "digits" else 1, lr=0.05, lr_schedule="cosine" if dataset == "digits" else "constant")
     if lab_epochs:
         teacher["epochs"] = lab_epochs
     return TrainConfig(dataset=dataset, model="resnet", method="ce", data_root=root, runs_root=runs,
