@@ -18,8 +18,8 @@ SPARSITY_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.88, 
                  0.96, 0.97, 0.98, 0.99)
 SLIDER_LABEL = "Sparsity: fraction of weights removed"
 SPARSITY_CAPTIONS = {
-    "layer": "Every layer loses the same share. Try one global cut: the big first layer then loses far more "
-             "than the small last one, whose few weights each matter more.",
+    "layer": "Every layer loses the same share. Try one global cut: a layer whose trained weights are small then "
+             "loses more than its share, one whose weights are large (often the small last layer) less.",
     "global": "One magnitude cut over all weights: layers whose weights are small lose more than their share.",
 }
 ACCURACY_CAPTION = ("Accuracy holds almost flat, then falls off a knee. Retraining (the live section below) moves "

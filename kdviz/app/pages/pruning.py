@@ -234,8 +234,8 @@ c1, c2, c3, c4 = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
 c1.slider("Target sparsity", 0.5, 0.98, step=0.01, key=K["target"])
 c2.slider("Epochs", 1, 30, key=K["epochs"])
 c3.radio("Scope", list(SCOPES), format_func=SCOPES.get, key=K["live_scope"], horizontal=True)
-c4.toggle(f"Pace to watch (at least {PACE_S:.0f} s)", key=K["pace"],
-          help="Spread the run over at least this long so the mask can be watched forming. Off: as fast as it can "
+c4.toggle(f"Pace ({PACE_S:.0f} s)", key=K["pace"],
+          help=f"Pace to watch: spread the run over at least {PACE_S:.0f} s so the mask can be watched forming. Off: as fast as it can "
                "(a few seconds on digits); a finished run replays with ▶ either way.")
 live_jobs = [job for job in [job_on_dataset(K["job"], settings.dataset)] if job is not None]
 runs = read_runs(live_jobs)  # read once: the buttons and the live refresh of this rerun all agree
