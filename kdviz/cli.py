@@ -12,9 +12,7 @@ engine's commands do (``kdviz.engine.cli``).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-import traceback
 from typing import Sequence
 
 from .engine import cli as engine_cli
@@ -87,17 +85,9 @@ COMMANDS = {**engine_cli.COMMANDS, "reproduce": _cmd_reproduce}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m kdviz``: every error is one line (exit 2 for bad input)."""
-    args = build_parser().parse_args(argv)
-    args.debug = getattr(args, "debug", False)
-    try:
-        return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print("kdviz: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - every error ends as one line; the traceback is kept
-        engine_cli._report_failure(engine_cli._describe(exc), traceback.format_exc(), getattr(args, "run_folder", None), args)
-        return 2 if isinstance(exc, (ValueError, TypeError, KeyError)) else 1
+    """Entry point of ``python -m kdviz`` and the ``kdviz`` console script: the engine's commands and
+    ``reproduce``, every error one line (exit 2 for bad input)."""
+    return engine_cli.main(argv, build_parser(), COMMANDS)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import traceback
 import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..paths import runs_root
 from .config import TrainConfig
@@ -263,12 +263,14 @@ def _cmd_hooks(args: argparse.Namespace) -> int:
 COMMANDS = {"train": _cmd_train, "runs": _cmd_runs, "resume": _cmd_resume, "hooks": _cmd_hooks}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m kdviz`` and the ``kdviz`` console script."""
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None,
+         commands: Mapping[str, Callable[[argparse.Namespace], int]] | None = None) -> int:
+    """The engine's commands (``kdviz.cli`` passes its own ``parser`` and ``commands``, a superset):
+    every error is one line, exit 2 for bad input."""
+    args = (parser or build_parser()).parse_args(argv)
     args.debug = getattr(args, "debug", False)
     try:
-        return COMMANDS[args.command](args)
+        return (commands or COMMANDS)[args.command](args)
     except KeyboardInterrupt:
         print("kdviz: interrupted", file=sys.stderr)
         return 130

@@ -14,6 +14,22 @@ from __future__ import annotations
 # ``-muted``, ``-background``; ``themed(fig)`` a copy of ``fig`` ({data, layout}) in the look;
 # ``mute(title)`` a title whose grey spans use the muted colour; ``dark`` whether the look is dark.
 LOOK_JS = r"""
+// Clears ``root`` for a player whose CSS classes start with ``prefix``, writes the styles every player
+// shares (font, colours from the look's variables, the controls row, the slider in ``accent``) and
+// returns ``make(tag, cls, parent)``, which appends a new element (to ``root`` by default).
+function kdvizElements(root, prefix, accent) {
+  const make = (tag, cls, parent) => { const e = document.createElement(tag); if (cls) e.className = cls; (parent || root).appendChild(e); return e; };
+  root.innerHTML = "";
+  make("style").textContent = `
+    .${prefix} { font-family: "Source Sans Pro", "Source Sans 3", sans-serif; color: var(--${prefix}-text, #222);
+      background: var(--${prefix}-background, transparent); }
+    .${prefix}-controls { display: flex; align-items: center; gap: 12px; flex-wrap: wrap; margin: 4px 0 8px; }
+    .${prefix}-controls label { font-size: 14px; }
+    .${prefix}-slider { flex: 1 1 260px; min-width: 200px; accent-color: ${accent}; }`;
+  root.classList.add(prefix);
+  return make;
+}
+
 function kdvizLook(root, prefix) {
   const probe = document.createElement("span"); probe.hidden = true; root.appendChild(probe);
   function rgbOf(css) {  // [r, g, b] of any CSS colour (hex, rgb(a), a var(...) of the page)

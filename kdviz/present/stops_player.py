@@ -114,14 +114,8 @@ def nearest_stop(spec: dict, value: float) -> int:
 # on the input's ``change``; ``theme(colours, redraw)`` follows a dark host.
 STOPS_JS = LOOK_JS + r"""
 function kdvizStopsPlayer(root, Plotly, onPick) {
-  const make = (tag, cls, parent) => { const e = document.createElement(tag); if (cls) e.className = cls; (parent || root).appendChild(e); return e; };
-  root.innerHTML = "";
+  const make = kdvizElements(root, "kdviz-sp", "#0072b2");
   make("style").textContent = `
-    .kdviz-sp { font-family: "Source Sans Pro", "Source Sans 3", sans-serif; color: var(--kdviz-sp-text, #222);
-      background: var(--kdviz-sp-background, transparent); }
-    .kdviz-sp-controls { display: flex; align-items: center; gap: 12px; flex-wrap: wrap; margin: 4px 0 10px; }
-    .kdviz-sp-controls label { font-size: 14px; }
-    .kdviz-sp-slider { flex: 1 1 260px; min-width: 200px; accent-color: #0072b2; }
     .kdviz-sp-readout { font-weight: 600; min-width: 56px; font-variant-numeric: tabular-nums; }
     .kdviz-sp-metrics { display: flex; flex-wrap: wrap; gap: 12px 28px; margin: 2px 0 8px; }
     .kdviz-sp-metric { min-width: 150px; }
@@ -138,7 +132,6 @@ function kdvizStopsPlayer(root, Plotly, onPick) {
     .kdviz-sp-table th, .kdviz-sp-table td { border-bottom: 1px solid rgba(128, 128, 128, 0.25); padding: 4px 8px; text-align: right; }
     .kdviz-sp-table th:first-child, .kdviz-sp-table td:first-child { text-align: left; }
     .kdviz-sp-table th { font-weight: 600; color: var(--kdviz-sp-muted, #555); }`;
-  root.classList.add("kdviz-sp");
   const controls = make("div", "kdviz-sp-controls");
   const label = make("label", "", controls);
   const input = make("input", "kdviz-sp-slider", controls);

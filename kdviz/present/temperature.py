@@ -128,19 +128,12 @@ def stop_index(spec: dict, T: float) -> int:
 # through ``onPick``.
 PLAYER_JS = LOOK_JS + r"""
 function kdvizTemperaturePlayer(root, Plotly, onPick) {
-  const make = (tag, cls, parent) => { const e = document.createElement(tag); if (cls) e.className = cls; (parent || root).appendChild(e); return e; };
-  root.innerHTML = "";
+  const make = kdvizElements(root, "kdviz-tp", "#d55e00");
   make("style").textContent = `
-    .kdviz-tp { font-family: "Source Sans Pro", "Source Sans 3", sans-serif; color: var(--kdviz-tp-text, #222);
-      background: var(--kdviz-tp-background, transparent); }
-    .kdviz-tp-controls { display: flex; align-items: center; gap: 12px; flex-wrap: wrap; margin: 4px 0 8px; }
-    .kdviz-tp-controls label { font-size: 14px; }
-    .kdviz-tp-slider { flex: 1 1 260px; min-width: 200px; accent-color: #d55e00; }
     .kdviz-tp-readout { font-weight: 600; min-width: 64px; font-variant-numeric: tabular-nums; }
     .kdviz-tp-charts { display: flex; flex-wrap: wrap; gap: 16px; }
     .kdviz-tp-chart { flex: 1 1 380px; min-width: 320px; }
     .kdviz-tp-caption { font-size: 13px; color: var(--kdviz-tp-muted, #666); margin: 2px 8px 0; }`;
-  root.classList.add("kdviz-tp");
   const controls = make("div", "kdviz-tp-controls");
   const label = make("label", "", controls);
   label.textContent = "Temperature T (log scale)";
