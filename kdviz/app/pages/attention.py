@@ -26,6 +26,7 @@ from kdviz.app.fsp_view import teacher_job
 from kdviz.app.live import job_view
 from kdviz.app.sidebar import current_settings
 from kdviz.figures.attention import attention_distance_curve, attention_maps, distance_series
+from kdviz.figures.theme import wrap_figure_title
 from kdviz.figures.training import accuracy_comparison
 from kdviz.methods.attention import ATTENTION
 from kdviz.methods.scratch import SCRATCH, TEACHER
@@ -175,7 +176,8 @@ def panel(exp) -> None:
         if student.evals or scratch.evals:
             t_acc = teacher.status().test_acc if teacher is not None else None
             runs = [{"label": v.label, "colour": v.colour, "records": v.evals} for v in (student, scratch)]
-            show_chart(accuracy_comparison(runs, teacher_accuracy=t_acc), "at-accuracy",
+            fig = wrap_figure_title(accuracy_comparison(runs, teacher_accuracy=t_acc), width=46)  # a half-width column
+            show_chart(fig, "at-accuracy",
                        caption=accuracy_story(student, scratch, distances, t_acc))
 
 
