@@ -13,8 +13,9 @@ from ..methods import PageSpec, all_methods
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 
-# Pages that belong to no single method: comparing any runs side by side.
-SHARED_PAGES = (PageSpec("runs", "Compare runs", ":material/stacked_line_chart:", order=20),)
+# Pages that belong to no single method: comparing any runs side by side, reproducing the papers' tables.
+SHARED_PAGES = (PageSpec("runs", "Compare runs", ":material/stacked_line_chart:", order=20),
+                PageSpec("reproduce", "Reproduce", ":material/fact_check:", order=25))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -207,6 +208,7 @@ class Reproducing:
         self._reused_manager, self._manager = (manager, manager) if manager is not None else reproducible_managers()
         self.experiment = start_reused(self.plan, self._reused_manager)
         self._rest_started = False
+        self._lock = threading.RLock()  # poll and stop may come from a page, a watcher thread and the watchdog
 
     @property
     def jobs(self) -> dict:
@@ -219,7 +221,24 @@ class Reproducing:
 
     def poll(self) -> bool:
         """Measure the runs that ended since the last call and write result.json; True when the table
-        changed (a run ended, or the whole reproduction did)."""
+        changed (a run ended, or the whole reproduction did). Safe from several threads at once."""
+        with self._lock:
+            return self._poll()
+
+    def watch(self, interval_s: float = PROGRESS_POLL_S) -> threading.Thread:
+        """Poll on a daemon thread every ``interval_s`` seconds until the reproduction has ended, so the
+        runs that wait for a teacher start, and result.json is rewritten, while no UI is polling (a
+        page the user has left). A UI may still poll on its own clock."""
+        def loop() -> None:
+            while not self.done:
+                self.poll()
+                time.sleep(interval_s)
+
+        thread = threading.Thread(target=loop, name=f"reproduce-{self.reproduction.name}", daemon=True)
+        thread.start()
+        return thread
+
+    def _poll(self) -> bool:
         if self.done:
             return False
         if not self._rest_started and all(job.done for job in self.experiment.jobs.values()):
@@ -238,7 +257,14 @@ class Reproducing:
         return True
 
     def stop(self, timeout: float = 60.0) -> ReproductionResult:
-        """Stop every run (each keeps its checkpoint) and keep the table so far, marked "stopped"."""
+        """Stop every run (each keeps its checkpoint) and keep the table so far, marked "stopped".
+        A reproduction that has already ended is left as it is (a closed tab never rewrites it)."""
+        with self._lock:
+            return self._stop(timeout)
+
+    def _stop(self, timeout: float) -> ReproductionResult:
+        if self.done:
+            return self.result
         self._rest_started = True  # nothing starts after a stop
         self.experiment.stop()
         for job in self.experiment.jobs.values():

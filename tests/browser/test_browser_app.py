@@ -2,13 +2,13 @@
 
 Shoots the soft-targets page once its player has drawn (its slider is tested in
 test_browser_soft_targets.py); starts training and watches the accuracy chart gain points with no
-user action; stops it; closes a tab and checks that its jobs stop. Screenshots go to artifacts/ (the best two also to
-docs/images/ for the README). Skipped without /usr/bin/chromium unless KDVIZ_REQUIRE_BROWSER=1.
+user action; stops it; closes a tab and checks that its jobs stop. Screenshots go to artifacts/ (never to
+docs/images/: the README's pictures come from scripts/screenshots.py on the defaults, a test's short runs
+would replace them). Skipped without /usr/bin/chromium unless KDVIZ_REQUIRE_BROWSER=1.
 """
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -20,7 +20,6 @@ from _support.polling import wait_for as poll
 pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
-IMAGES = REPO / "docs" / "images"
 sync_api = playwright_or_skip()
 
 
@@ -86,15 +85,12 @@ def ready_train_page(browser, url: str):
     return page, start
 
 
-def shoot(page, name: str, readme: bool = False) -> None:
+def shoot(page, name: str) -> None:
     height = page.evaluate("document.querySelector('[data-testid=\"stMainBlockContainer\"]').scrollHeight")
     page.set_viewport_size({"width": 1400, "height": min(2400, int(height) + 140)})
     page.mouse.move(5, 5)  # no tooltip over the picture
     time.sleep(1.5)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-    if readme:
-        IMAGES.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ARTIFACTS / f"{name}.png", IMAGES / f"{name}.png")
 
 
 def player_drawn(page):
@@ -115,7 +111,7 @@ def test_soft_targets_page_screenshot(server, browser):
     page = new_page(browser, server)
     wait_for(lambda: player_drawn(page), 240, "the soft-targets player to draw")  # after the background teacher
     assert not page.get_by_text("Traceback").count()
-    shoot(page, "soft_targets", readme=True)
+    shoot(page, "soft_targets")
     page.close()
 
 
@@ -146,7 +142,7 @@ def test_training_charts_update_live_and_stop(server, browser, runs_root):
              "the accuracy chart to show the whole finished run")
     acc = plot(page, "ytitle", "test accuracy")["traces"]
     assert acc[0]["name"] == "KD student" and acc[1]["name"] == "scratch student" and len(acc[0]["y"]) >= 20
-    shoot(page, "train_student", readme=True)
+    shoot(page, "train_student")
     page.close()
 
 
