@@ -2,7 +2,7 @@
 
 One page per topic. The method pages come from the method registry (each ``MethodSpec.pages``
 names a file in ``kdviz/app/pages/``), so a new method adds its page without touching this file;
-"Compare runs" belongs to no single method. The sidebar (dataset, teacher and student sizes, chart
+"Compare runs" and "Reproduce" (the papers' tables over seeds) belong to no single method. The sidebar (dataset, teacher and student sizes, chart
 image format) is shared by every page.
 """
 from __future__ import annotations
