@@ -101,7 +101,8 @@ def accuracy_chart(lines: list[dict], key: str, caption: str) -> None:
     if not lines:
         st.caption("The accuracy chart appears with the first evaluation.")
         return
-    show_chart(accuracy_comparison(lines), key, caption=caption)
+    # the default title compares the two best runs: between seeds of one row that says nothing
+    show_chart(accuracy_comparison(lines, title="Test accuracy of every run of the reproduction"), key, caption=caption)
 
 
 def live_panel(was_live: bool) -> None:
