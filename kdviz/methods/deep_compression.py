@@ -108,10 +108,11 @@ class DeepCompressionOptions:
 
 
 # Per-dataset settings: the paper's (and bench's) on MNIST; on the 1,437 digits training images an
-# epoch is 12 steps, so retraining needs more epochs (the whole run takes seconds).
+# epoch is 12 steps, so retraining needs more epochs (the whole run takes seconds). On MNIST fc1's clusters
+# hold up to ~1000 weights whose summed gradients (eq. 3) make 1e-4 overfit: 1.66% -> 1.74% test error.
 PRESETS: dict[str, dict] = {
     "digits": {"round_epochs": 8.0, "retrain_epochs": 16.0, "finetune_epochs": 8.0, "prune_lr": 0.01},
-    "mnist": {},
+    "mnist": {"finetune_lr": 1e-5},  # 1e-4 overfit the centroids of LeNet-300-100 (bench/deep_compression.py)
     "fashion-mnist": {},
 }
 
