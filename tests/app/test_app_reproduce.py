@@ -42,6 +42,13 @@ def values_in(frame) -> int:
     return sum(int(cell.split("/")[0]) for cell in frame["runs done"])
 
 
+def mnist_hinton_page(monkeypatch) -> AppTest:
+    """``hinton_page`` on the real MNIST files; the test is skipped without them."""
+    if not (MNIST / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"no MNIST IDX files in {MNIST}")
+    return hinton_page(monkeypatch, folder=str(MNIST))
+
+
 def hinton_page(monkeypatch, dataset: str = "mnist", folder: str | None = None) -> AppTest:
     """A fresh session of the page with ``dataset`` in the sidebar (its folder from ``$KDVIZ_DATA``)
     and a quick hinton-mnist with one seed chosen."""
@@ -132,9 +139,7 @@ def test_a_damaged_result_is_listed_with_its_problem_and_the_others_still_reopen
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_quick_hinton_fills_in_live_beside_the_paper_and_reopens(monkeypatch, lab_env):
-    if not (MNIST / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"no MNIST IDX files in {MNIST}")
-    at = hinton_page(monkeypatch, folder=str(MNIST))
+    at = mnist_hinton_page(monkeypatch)
     assert not button(at, "rp-start").disabled, texts(at)
     t0 = time.monotonic()
     ok(button(at, "rp-start").click().run())
@@ -185,9 +190,7 @@ def test_quick_hinton_fills_in_live_beside_the_paper_and_reopens(monkeypatch, la
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_stop_keeps_the_table_so_far_marked_stopped_and_listed(monkeypatch, lab_env):
-    if not (MNIST / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"no MNIST IDX files in {MNIST}")
-    at = hinton_page(monkeypatch, folder=str(MNIST))
+    at = mnist_hinton_page(monkeypatch)
     at.slider(key="rp_seeds").set_value(2)
     ok(button(ok(at.run()), "rp-start").click().run())
     reproducing = at.session_state["rp_reproducing"]
