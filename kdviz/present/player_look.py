@@ -64,9 +64,11 @@ function kdvizLook(root, prefix) {
     if (layout.coloraxis && layout.coloraxis.colorbar)
       layout.coloraxis.colorbar = Object.assign({}, layout.coloraxis.colorbar, { tickfont: withColour(layout.coloraxis.colorbar.tickfont) });
     for (const note of layout.annotations || []) note.font = withColour(note.font);
+    for (const shape of layout.shapes || [])  // threshold and reference lines drawn in black
+      if (shape.line && INK.has(String(shape.line.color).toLowerCase())) shape.line = Object.assign({}, shape.line, { color: text });
     for (const trace of data) {
-      for (const part of [trace.line, trace.marker && trace.marker.line])
-        if (part && INK.has(String(part.color).toLowerCase())) part.color = text;
+      for (const part of [trace.line, trace.marker, trace.marker && trace.marker.line])
+        if (part && typeof part.color === "string" && INK.has(part.color.toLowerCase())) part.color = text;
       if (trace.colorbar) trace.colorbar = Object.assign({}, trace.colorbar, { tickfont: withColour(trace.colorbar.tickfont),
         title: Object.assign({}, trace.colorbar.title, { font: withColour((trace.colorbar.title || {}).font) }) });
     }
