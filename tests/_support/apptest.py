@@ -127,8 +127,6 @@ def stops_player(at: AppTest, key: str | None = None) -> dict:
     """The arguments a page gave its browser-side slider (``kdviz.app.stops_player``): ``spec`` (every
     stop's charts, metrics, note and table), ``index`` (the stop it stands at) and ``rev``. ``key``:
     the player's widget key, on a page with more than one (the instance's id ends with ``-<key>``)."""
-    import json
-
     found = [e for e in at.get("component_instance") if "stops_player" in e.proto.component_name
              and (key is None or e.proto.id.endswith(f"-{key}"))]
     assert len(found) == 1, f"{len(found)} stops players on the page" + (f" with key {key!r}" if key else "")
