@@ -61,20 +61,31 @@ class ReproductionResult:
     machine: str = ""  # cores, load, torch version when it started: wall times depend on them
     path: Path | None = None  # the result's folder
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, relative_to: Path | None = None) -> dict[str, Any]:
+        """The result as JSON data; with ``relative_to`` (the result's folder) run folders are written
+        relative to it, so the runs root can move with its results."""
+        where = (lambda p: _relative_path(p, relative_to)) if relative_to is not None else str
+        runs = {key: {**run, "path": where(run["path"]) if run.get("path") else ""} for key, run in self.runs.items()}
+        rows = [{**row.to_dict(), "runs": [where(p) for p in row.runs]} for row in self.rows]
         return {"format": RESULT_FORMAT, "name": self.name, "title": self.title, "citation": self.citation,
                 "seeds": self.seeds, "quick": self.quick, "settings": self.settings, "state": self.state,
-                "started": self.started, "wall_s": self.wall_s, "runs": self.runs, "planned": self.planned,
-                "machine": self.machine,
-                "rows": [row.to_dict() for row in self.rows]}
+                "started": self.started, "wall_s": self.wall_s, "runs": runs, "planned": self.planned,
+                "machine": self.machine, "rows": rows}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: Path | None = None) -> "ReproductionResult":
+        """The result in ``data``; relative run folders are resolved against ``path`` (the result's folder)."""
         if data.get("format") != RESULT_FORMAT:
             raise ValueError(f"{path or 'result'} is not a kdviz reproduction result (format {data.get('format')!r})")
         names = ("name", "title", "citation", "seeds", "quick", "settings", "state", "started", "wall_s", "runs", "planned")
-        return cls(**{k: data[k] for k in names}, rows=[Row.from_dict(r) for r in data["rows"]],
-                   machine=str(data.get("machine", "")), path=path)
+        result = cls(**{k: data[k] for k in names}, rows=[Row.from_dict(r) for r in data["rows"]],
+                     machine=str(data.get("machine", "")), path=path)
+        if path is not None:
+            resolve = lambda p: str(Path(path, p).resolve()) if p and not Path(p).is_absolute() else p  # noqa: E731
+            result.runs = {key: {**run, "path": resolve(run.get("path", ""))} for key, run in result.runs.items()}
+            for row in result.rows:
+                row.runs = [resolve(p) for p in row.runs]
+        return result
 
     def row(self, label: str) -> Row:
         for row in self.rows:
@@ -83,10 +94,18 @@ class ReproductionResult:
         raise KeyError(f"no row {label!r} (rows: {', '.join(r.label for r in self.rows)})")
 
 
+def _relative_path(run: str, folder: Path) -> str:
+    """``run`` relative to ``folder`` (``../../20261129-...-teacher``); as given where no relative path exists."""
+    try:
+        return os.path.relpath(Path(run).resolve(), Path(folder).resolve())
+    except ValueError:  # another drive (Windows)
+        return str(run)
+
+
 def write_result(result: ReproductionResult) -> Path:
     """Write ``result.json`` into the result's folder, atomically; its path."""
     target = Path(result.path) / RESULT_FILE
-    atomic_write_json(target, result.to_dict())
+    atomic_write_json(target, result.to_dict(relative_to=Path(result.path)))
     return target
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -109,6 +110,20 @@ def test_result_json_round_trips(reproduced):
     assert again.path == result.path and result.path.parent.name == "reproductions"
     assert again.machine == result.machine and "cores" in result.machine and "torch" in result.machine
     assert result.path.name.startswith("tiny-digits-")
+
+
+def test_a_moved_runs_root_keeps_its_results_pointing_at_their_runs(reproduced, tmp_path):
+    result, _, runs_root = reproduced
+    on_disk = json.loads((result.path / RESULT_FILE).read_text())
+    written = [run["path"] for run in on_disk["runs"].values()] + [p for row in on_disk["rows"] for p in row["runs"]]
+    assert written and not any(Path(p).is_absolute() or str(runs_root) in p for p in written)
+    moved = tmp_path / "elsewhere" / "runs"
+    shutil.copytree(runs_root, moved)
+    again = load_result(moved / "reproductions" / result.path.name)
+    for row, before in zip(again.rows, result.rows):
+        assert [Path(p).name for p in row.runs] == [Path(p).name for p in before.runs]
+        assert all(Path(p).parent == moved.resolve() and (Path(p) / "config.json").is_file() for p in row.runs)
+    assert [row.values for row in again.rows] == [row.values for row in result.rows]
 
 
 def test_a_rerun_reuses_the_teacher(reproduced, manager):
