@@ -5,6 +5,7 @@
     python -m kdviz reproduce hinton-mnist --quick                 # 3 seeds, under 3 minutes on 2 cores
     python -m kdviz reproduce hinton-mnist --seeds 5 --data-root ../shared/data/mnist
     python -m kdviz reproduce --all --quick                        # every table, short settings
+    python -m kdviz reproduce --all --quick --markdown             # the same as the README quotes it
 
 Errors end as one line on stderr (``kdviz: error: ...``) with exit status 2 for bad input, as the
 engine's commands do (``kdviz.engine.cli``).
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--seeds", type=int, default=3, help="number of seeds, 0..N-1 (default: 3)")
     reproduce.add_argument("--quick", action="store_true", help="short settings (minutes): the table's shape, "
                                                                 "not the paper's numbers")
+    reproduce.add_argument("--markdown", action="store_true", help="print the tables as Markdown (as the README quotes them)")
     reproduce.add_argument("--runs-root", default=None, help="default: $KDVIZ_RUNS, else runs/ in the checkout")
     reproduce.add_argument("--data-root", default=None, help="folder of the dataset's files (default: $KDVIZ_DATA)")
     reproduce.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=engine_cli.DEBUG_HELP)
@@ -59,6 +61,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 def _reproduce_one(name: str, args: argparse.Namespace) -> str:
     """Run one reproduction, print its table and where it was written; its final state."""
     from .reproduce import REPRODUCTIONS, run_reproduction, table_lines
+    from .reproduce.table import markdown_lines
 
     reproduction = REPRODUCTIONS.get(name)
     print(f"{reproduction.name}: {reproduction.citation}\n{reproduction.settings(args.quick)}; "
@@ -71,7 +74,7 @@ def _reproduce_one(name: str, args: argparse.Namespace) -> str:
     result = run_reproduction(name, seeds=args.seeds, quick=args.quick, runs_root=args.runs_root,
                               data_root=args.data_root, on_progress=progress)
     print()
-    print("\n".join(table_lines(result.rows)))
+    print("\n".join((markdown_lines if args.markdown else table_lines)(result.rows)))
     print(f"\n{result.state}: {len(result.runs)} runs, wall time {result.wall_s / 60:.1f} min on {result.machine}"
           + (" (quick settings: far from the paper's numbers by design)" if args.quick else ""))
     for key, run in result.runs.items():

@@ -38,3 +38,13 @@ def table_lines(rows: list[Row]) -> list[str]:
     cells = [header] + [(r.label, r.unit, format_number(r.paper), ours(r), per_seed(r), training_time(r)) for r in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells]
+
+
+def markdown_lines(rows: list[Row]) -> list[str]:
+    """The same table as Markdown (what the README quotes): row, unit, paper, ours, per seed, time."""
+    header = ("row", "unit", "paper", "ours (mean ± std)", "per seed", "train time/run")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        cells = (r.label, r.unit, format_number(r.paper), ours(r).replace("+-", "±"), per_seed(r), training_time(r))
+        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
+    return lines

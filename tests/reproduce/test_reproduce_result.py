@@ -174,6 +174,31 @@ def test_table_lines_show_paper_mean_std_and_every_seed():
     assert "(" not in line  # every planned run has ended
 
 
+def test_markdown_lines_are_the_same_table_as_a_markdown_table():
+    from kdviz.reproduce import Row
+    from kdviz.reproduce.table import markdown_lines
+
+    done = Row("distilled", "test errors", 74, values=[70.0, 80.0], seeds=[0, 1], runs=["a", "b"], train_s=[5.0, 7.0], expected=3)
+    waiting = Row("extra | row", "%", None, expected=1)
+    header, rule, first, second = markdown_lines([done, waiting])
+    assert header.startswith("| row | unit | paper |") and rule == "|---|---|---|---|---|---|"
+    # mean 75, sample std sqrt((25 + 25) / 1) = 7.07; 2 of 3 runs ended
+    assert first == "| distilled | test errors | 74 | 75 ± 7.07 (2/3) | s0 70, s1 80 | 6 s |"
+    assert second.split(" | ")[:4] == ["| extra / row", "%", "-", "-"] and second.count("|") == 7
+
+
+def test_the_cli_prints_the_markdown_table_with_markdown(tmp_path, monkeypatch, capsys):
+    from kdviz import cli
+    from kdviz.reproduce import REPRODUCTIONS
+
+    monkeypatch.setitem(REPRODUCTIONS._items, TINY.name, TINY)
+    assert cli.main(["reproduce", TINY.name, "--seeds", "1", "--markdown", "--runs-root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| row | unit | paper |") and [r.split(" | ")[0] for r in rows[1:]] == ["| teacher", "| scratch", "| distilled"]
+    assert not any(line.startswith("row ") for line in out.splitlines())  # not the plain-text table
+
+
 def test_a_failed_teacher_fails_the_reproduction_and_says_why(tmp_path, manager):
     from dataclasses import replace
 
