@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from ..models.dropout import reseed_dropout
 from .config import TrainConfig
 from .data_feed import BatchFeed
 from .evaluation import accuracy_and_loss, agreement, predict_logits
@@ -331,6 +332,7 @@ class Trainer:
             # e.g. k-means centroids); the schedule scales every group alike.
             group["lr"] = group.setdefault("base_lr", group["lr"]) * scale
         features = t_logits = t_features = None
+        reseed_dropout(self.model, cfg.seed, self.step)  # masks of its own: not drawn from the threads' shared RNG
         if self.needs_features:
             logits, features = self.model.forward_with_features(batch.images)
         else:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import FeatureModel
+from .dropout import SeededDropout
 from .registry import MODELS
 
 
@@ -36,7 +37,7 @@ class LeNet5(FeatureModel):
             raise ValueError(f"lenet5 needs images of at least 4x4, got {h}x{w}")
         self.fc1 = nn.Linear(flat, hidden)
         self.fc2 = nn.Linear(hidden, num_classes)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = SeededDropout(dropout)
 
     def forward_with_features(self, x):
         f1 = F.relu(self.conv1(x))
@@ -62,8 +63,8 @@ class SmallCNN(FeatureModel):
         self.conv2 = nn.Conv2d(channels[0], channels[1], 3, padding=1)
         self.fc1 = nn.Linear(channels[1] * _pooled_size(h, 2) * _pooled_size(w, 2), hidden)
         self.fc2 = nn.Linear(hidden, num_classes)
-        self.dropout = nn.Dropout(dropout)
-        self.feature_dropout = nn.Dropout(dropout if feature_dropout is None else feature_dropout)
+        self.dropout = SeededDropout(dropout)
+        self.feature_dropout = SeededDropout(dropout if feature_dropout is None else feature_dropout)
 
     def forward_with_features(self, x):
         f1 = F.relu(self.conv1(x))

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .base import FeatureModel
+from .dropout import SeededDropout
 from .registry import MODELS
 
 
@@ -39,11 +40,11 @@ class MLP(FeatureModel):
         self.hidden = hidden
         c, h, w = self.input_shape
         widths = (c * h * w, *hidden)
-        self.input_dropout = nn.Dropout(input_dropout)
+        self.input_dropout = SeededDropout(input_dropout)
         for i in range(len(hidden)):
             setattr(self, f"fc{i + 1}", nn.Linear(widths[i], widths[i + 1]))
         setattr(self, f"fc{len(hidden) + 1}", nn.Linear(widths[-1], num_classes))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = SeededDropout(dropout)
         self.feature_names = tuple(f"fc{i + 1}" for i in range(len(hidden)))
 
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
