@@ -45,8 +45,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import REPRODUCTIONS
 
     if args.list:
+        width = max(len(name) for name in REPRODUCTIONS.names()) + 2
         for name, item in REPRODUCTIONS.items():
-            print(f"{name:<16}{item.title}\n{'':<16}{item.citation}")
+            print(f"{name:<{width}}{item.title}\n{'':<{width}}{item.citation}")
         return 0
     if args.all == bool(args.name):
         raise ValueError(f"name one reproduction or pass --all, e.g. `{REPRODUCE_EXAMPLE}`; "

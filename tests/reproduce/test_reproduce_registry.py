@@ -16,7 +16,7 @@ from kdviz.reproduce.hinton_mnist import DISTILLED_ROW, HINTON_MNIST, SCRATCH_RO
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "KDVIZ_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-IMPLEMENTED = ["hinton-mnist", "han-pruning"]
+IMPLEMENTED = ["hinton-mnist", "han-pruning", "deep-compression", "yim-fsp"]
 
 
 def kdviz(*args, cwd: Path) -> subprocess.CompletedProcess:
@@ -82,11 +82,12 @@ def test_cli_list_names_every_reproduction_with_title_and_paper(tmp_path):
     for name in REPRODUCTIONS.names():
         item = REPRODUCTIONS.get(name)
         assert name in out.stdout and item.title in out.stdout and item.citation in out.stdout
-    assert set(IMPLEMENTED) <= {line.split()[0] for line in out.stdout.splitlines() if line and not line[0].isspace()}
+    names = [line.split()[0] for line in out.stdout.splitlines() if line and not line[0].isspace()]
+    assert sorted(names) == REPRODUCTIONS.names() and set(IMPLEMENTED) <= set(names)  # each name stands alone
 
 
 @pytest.mark.parametrize("args, phrase", [
-    (["hinton-cifar"], "No reproduction 'hinton-cifar' registered (known: han-pruning, hinton-mnist"),
+    (["hinton-cifar"], "No reproduction 'hinton-cifar' registered (known: deep-compression, han-pruning"),
     (["hinton-mnist", "--seeds", "0"], "--seeds must be at least 1, got 0"),
     ([], "name one reproduction or pass --all"),
     (["hinton-mnist", "--all"], "name one reproduction or pass --all"),
