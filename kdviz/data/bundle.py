@@ -1,6 +1,7 @@
 """The typed bundle every dataset loader returns."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -51,12 +52,33 @@ class DatasetBundle:
         return DatasetBundle(self.name, self.train_images[indices], self.train_labels[indices], self.test_images,
                              self.test_labels, self.class_names, f"{self.description} ({len(indices)} training images)")
 
+    def with_train_classes(self, classes: Sequence[int]) -> "DatasetBundle":
+        """The same dataset trained only on the training images of ``classes`` (indices into
+        ``class_names``), the test set unchanged: Hinton et al. (2015, section 3) distil from a
+        transfer set with every 3 removed and still test on all ten digits.
+
+        Raises ``ValueError`` naming any class the dataset does not have."""
+        check_classes(self, classes)
+        keep = torch.isin(self.train_labels, torch.as_tensor(list(classes), dtype=torch.int64))
+        indices = torch.nonzero(keep).flatten()
+        kept = ", ".join(self.class_names[c] for c in sorted(classes))
+        return DatasetBundle(self.name, self.train_images[indices], self.train_labels[indices], self.test_images,
+                             self.test_labels, self.class_names, f"{self.description} (training images of {kept} only)")
+
     def __repr__(self) -> str:
         c, h, w = self.input_shape
         return (
             f"DatasetBundle({self.name!r}: {len(self.train_labels)} train / {len(self.test_labels)} test, "
             f"{c}x{h}x{w}, {self.num_classes} classes)"
         )
+
+
+def check_classes(dataset: DatasetBundle, classes: Sequence[int]) -> None:
+    """``ValueError`` naming every entry of ``classes`` that is not a class index of ``dataset``."""
+    unknown = [c for c in classes if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < dataset.num_classes]
+    if unknown:
+        raise ValueError(f"train_classes {unknown}: {dataset.name} has no such class (its classes are 0..{dataset.num_classes - 1}: "
+                         f"{', '.join(dataset.class_names)})")
 
 
 def balanced_subset(labels: torch.Tensor, size: int, seed: int) -> torch.Tensor:

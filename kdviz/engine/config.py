@@ -46,6 +46,7 @@ class TrainConfig:
     epochs: int = 5
     max_steps: int | None = None  # stop early after this many steps (None: train all epochs)
     train_subset: int | None = None  # train on a class-balanced subset of this many images (None: all)
+    train_classes: list | None = None  # train only on images of these classes (None: all); the test set keeps every class
     pace_s: float | None = None  # take at least this many seconds (sleeping between steps), so a class can watch
     seed: int = 0
     device: str = "auto"
@@ -121,10 +122,26 @@ class TrainConfig:
         _check_type("model_options", self.model_options, dict)
         _check_choice("method", self.method, LOSSES.names())
         _check_type("teacher", self.teacher, (str, type(None)))
+        self._validate_classes()
         if LOSSES.get(self.method).needs_teacher and not self.teacher:
             raise ValueError(f"method {self.method!r} needs a teacher: set teacher to a finished teacher run folder")
         self._validate_training()
         return self
+
+    def _validate_classes(self) -> None:
+        """``train_classes`` names classes the dataset has (checked on the loaded data; data that
+        cannot be loaded is left for the run to report, as without ``train_classes``)."""
+        _check_classes(self.train_classes)
+        if self.train_classes is None:
+            return
+        from ..data.bundle import check_classes
+        from .setup import full_dataset
+
+        try:
+            dataset = full_dataset(self)
+        except (OSError, ValueError):
+            return
+        check_classes(dataset, self.train_classes)
 
     def _validate_training(self) -> None:
         """The fields after the method: loss weights, optimiser, schedule, length, logging, hooks."""
@@ -177,6 +194,21 @@ class TrainConfig:
             json.dumps(self.to_dict())
         except (TypeError, ValueError) as exc:
             raise TypeError(f"config must be plain JSON (numbers, strings, lists, dicts): {exc}") from None
+
+
+def _check_classes(classes: Any) -> None:
+    """``train_classes``: None, or a non-empty list of distinct class indices >= 0 (whether each
+    exists in the dataset is checked on the loaded data: ``TrainConfig._validate_classes``)."""
+    if classes is None:
+        return
+    _check_type("train_classes", classes, (list, tuple))
+    if not classes:
+        raise ValueError("train_classes must list at least one class to train on (None: every class)")
+    for c in classes:
+        _check_int("train_classes entry", c, low=0)
+    repeated = sorted({c for c in classes if list(classes).count(c) > 1})
+    if repeated:
+        raise ValueError(f"train_classes lists class(es) {repeated} more than once: {list(classes)}")
 
 
 def _check_type(name: str, value: Any, kinds: Any) -> None:

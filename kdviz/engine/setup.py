@@ -34,13 +34,22 @@ def _load_dataset_cached(name: str, root: str | None) -> DatasetBundle:
     return load_dataset(name, root=root)
 
 
-def dataset_for(config: TrainConfig) -> DatasetBundle:
-    """The run's dataset, loaded once per process and shared (read-only) by all jobs; with
-    ``train_subset`` set, its class-balanced training subset for the run's seed."""
+def full_dataset(config: TrainConfig) -> DatasetBundle:
+    """The run's whole dataset (every class, every image), loaded once per process and shared."""
     root = str(Path(config.data_root).expanduser()) if config.data_root else None
     with _DATA_LOCK:
-        dataset = _load_dataset_cached(config.dataset, root)
+        return _load_dataset_cached(config.dataset, root)
+
+
+def dataset_for(config: TrainConfig) -> DatasetBundle:
+    """The run's dataset, loaded once per process and shared (read-only) by all jobs; with
+    ``train_classes`` set, only those classes' training images (the test set keeps every class);
+    with ``train_subset`` set, a class-balanced training subset of those for the run's seed."""
+    root = str(Path(config.data_root).expanduser()) if config.data_root else None
+    dataset = full_dataset(config)
     where = f" in {root}" if root else ""
+    if config.train_classes is not None:
+        dataset = dataset.with_train_classes(config.train_classes)
     if config.train_subset is not None:
         dataset = dataset.with_train_subset(balanced_subset(dataset.train_labels, config.train_subset, config.seed))
     for split, labels in (("training", dataset.train_labels), ("test", dataset.test_labels)):

@@ -133,7 +133,7 @@ class Trainer:
         self.feed = BatchFeed(self.data.train_images, self.data.train_labels, cfg.batch_size, cfg.seed, cfg.jitter_px, self.device)
         self.needs_features = any(h.needs_features for _, h in self.hooks)
         self.cache = None
-        split = (cfg.dataset, cfg.data_root, cfg.train_subset, cfg.seed if cfg.train_subset else None)
+        split = (cfg.dataset, cfg.data_root, cfg.train_subset, cfg.seed if cfg.train_subset else None, tuple(cfg.train_classes or ()))
         if self.teacher is not None and cfg.cache_teacher_logits and not self.feed.augmented and not self.needs_features:
             logits = memoized_teacher_logits(cfg.teacher, self.teacher, self.data.train_images, self.device, (*split, "train"))
             self.cache = TeacherLogitCache(self.teacher, self.data.train_images, self.device, logits)
