@@ -9,6 +9,11 @@ time) and the accuracy chart of the runs fill in live. The result is rewritten t
 ``<runs root>/reproductions/<name>-<time>/result.json`` after every run, and earlier results reopen
 below. The running reproduction is kept in the session (``session.keep_job``): closing the tab stops it,
 a reload finds it again. Tables and captions come from ``kdviz.reproduce.present``.
+
+A finished dark-knowledge result (Hinton et al. 2015, section 3: ``hinton-dark-knowledge``,
+``hinton-dark-knowledge-78``) also shows its student's per-class test errors before and after the bias
+shift, with a bias slider (``kdviz.present.dark_knowledge``: the test logits are read once per run, so a
+move only re-counts); the caption's totals are read from the same counts as the bars.
 """
 from __future__ import annotations
 
@@ -26,7 +31,10 @@ from kdviz.app.live import folder_view, job_view
 from kdviz.app.sidebar import DATASETS, current_settings, load_bundle
 from kdviz.app.training_view import run_line
 from kdviz.figures.training import accuracy_comparison
+from kdviz.figures.per_class import per_class_error_bars
+from kdviz.present.dark_knowledge import error_bar_data, errors_with_shift, run_logits, shift_caption
 from kdviz.reproduce import REPRODUCTIONS, load_result, start_reproduction
+from kdviz.reproduce.dark_knowledge import EXPERIMENTS, SHIFT_GRID, shifted_runs
 from kdviz.reproduce.present import (
     COLUMNS, data_problem, failed_runs, result_caption, saved_results, settings_caption, table_records,
 )
@@ -121,6 +129,31 @@ def live_panel(was_live: bool) -> None:
                    "Test accuracy of every run of the reproduction, at each evaluation, as they train.")
 
 
+def bias_section(result, where: str) -> None:
+    """Hinton et al.'s bias shift on a finished dark-knowledge student: per-class test errors as
+    trained and with the bias of the shifted classes moved by the slider (its logits are read once)."""
+    runs = shifted_runs(result)
+    if not runs:
+        return
+    experiment = EXPERIMENTS[result.name]
+    shift_key, run_key = f"rp_dk_shift_{experiment.name}", f"rp_dk_run_{where}"
+    page_state({shift_key: experiment.paper_shift})
+    st.markdown("##### Per-class errors and the bias shift")
+    by_label = dict(runs)
+    if len(runs) > 1:
+        if st.session_state.get(run_key) not in by_label:
+            st.session_state[run_key] = runs[0][0]
+        st.selectbox("Student", list(by_label), key=run_key)
+    path = by_label.get(st.session_state.get(run_key), runs[0][1])
+    names = " and ".join(str(c) for c in experiment.shifted)
+    st.slider(f"Shift of the bias of {names}", min(SHIFT_GRID), max(SHIFT_GRID), step=0.1, key=shift_key,
+              help=f"Added to the final layer's bias of class {names} (a constant on those logits for every test "
+                   f"image); the paper's shift is {experiment.paper_shift:+g}. Nothing is retrained.")
+    with user_errors("Bias shift"):
+        errors = errors_with_shift(run_logits(path), experiment.shifted, float(st.session_state[shift_key]))
+        show_chart(per_class_error_bars(**error_bar_data(errors)), f"dark-knowledge-{where}", caption=shift_caption(errors))
+
+
 ready, data_root = data_folder()
 reproducing = session.kept_job(K["job"])
 running = reproducing is not None and not reproducing.done
@@ -140,6 +173,8 @@ b2.button("Stop", icon=":material/stop:", disabled=not running, width="stretch",
 
 if reproducing is not None and (running or reproducing.result.name == reproduction.name):  # else it is listed below
     st.fragment(run_every=REFRESH_S if running else None)(guarded("Reproduction", live_panel))(running)
+    if reproducing.done:
+        bias_section(reproducing.result, "live")
 else:
     st.subheader("The paper's table")
     with user_errors("Plan"):
@@ -170,3 +205,4 @@ if opened:
         runs = {run: f"{row.label} s{seed}" for row in result.rows for seed, run in zip(row.seeds, row.runs)}
         lines = [run_line(folder_view(run, label)) for run, label in runs.items() if os.path.isdir(run)]
         accuracy_chart(lines, "reproduce-opened", "Test accuracy of the result's runs, read back from their run folders.")
+        bias_section(result, "opened")
