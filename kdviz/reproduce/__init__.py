@@ -5,7 +5,7 @@ the engine and writes ``<runs root>/reproductions/<name>-<time>/result.json`` (r
 ``load_result``). This package sits at the presentation level: it may use the engine, the methods
 and the figures; only the CLI and the UIs import it.
 """
-from . import dark_knowledge, deep_compression, fsp, han_pruning, hinton_mnist  # noqa: F401  (each registers its reproductions)
+from . import binary, dark_knowledge, deep_compression, fsp, han_pruning, hinton_mnist  # noqa: F401  (each registers its reproductions)
 from .base import REPRODUCTIONS, FinishedRun, PaperNumber, PlannedRun, Reproduction, Row, sample_std, seed_list
 from .runner import (
     RESULT_FILE, Reproducing, ReproductionResult, load_result, run_plan, run_reproduction, start_reproduction, write_result,

@@ -7,6 +7,9 @@
 * ``RunComparison(runs)``: overlaid accuracy of several runs (live or from run folders).
 * ``FSPMonitor``, ``PruningExplorer``/``PruningMonitor``, ``QuantizationExplorer``/``CentroidMonitor``,
   ``DeepCompressionMonitor``: the FSP, pruning and quantization labs' widgets.
+* ``ReproductionMonitor()``: pick a paper's table (``kdviz.reproduce``), seeds and quick or full,
+  Start, and watch the table fill in beside the paper's numbers with the runs' accuracy; reopen a
+  saved result.
 
 Every chart is built by a ``kdviz.figures`` function and kept live by ``_live.LiveFigure``
 (in-place, batched updates); see ``kdviz.widgets._live`` for the pattern new explorers follow.
@@ -21,7 +24,7 @@ from ..methods import all_methods
 # Widgets that belong to no single method; every other widget is listed by its method's spec
 # (``MethodSpec.widgets``: exported name -> module of this package), so a new method's widget is
 # exported without editing this file.
-SHARED_WIDGETS = {"RunComparison": "comparison"}
+SHARED_WIDGETS = {"RunComparison": "comparison", "ReproductionMonitor": "reproduce"}
 
 
 def _widget_modules() -> dict[str, str]:

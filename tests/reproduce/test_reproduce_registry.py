@@ -16,7 +16,7 @@ from kdviz.reproduce.hinton_mnist import DISTILLED_ROW, HINTON_MNIST, SCRATCH_RO
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "KDVIZ_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-IMPLEMENTED = ["hinton-mnist", "han-pruning", "deep-compression", "yim-fsp"]
+IMPLEMENTED = ["hinton-mnist", "han-pruning", "deep-compression", "yim-fsp", "hinton-dark-knowledge", "hinton-dark-knowledge-78", "binary-lenet5"]
 
 
 def kdviz(*args, cwd: Path) -> subprocess.CompletedProcess:
@@ -87,7 +87,7 @@ def test_cli_list_names_every_reproduction_with_title_and_paper(tmp_path):
 
 
 @pytest.mark.parametrize("args, phrase", [
-    (["hinton-cifar"], "No reproduction 'hinton-cifar' registered (known: deep-compression, han-pruning"),
+    (["hinton-cifar"], "No reproduction 'hinton-cifar' registered (known: binary-lenet5, deep-compression"),
     (["hinton-mnist", "--seeds", "0"], "--seeds must be at least 1, got 0"),
     ([], "name one reproduction or pass --all"),
     (["hinton-mnist", "--all"], "name one reproduction or pass --all"),
