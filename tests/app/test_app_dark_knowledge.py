@@ -80,6 +80,10 @@ def test_the_bias_slider_moves_the_bars_and_the_caption_together(dark_result, mo
     ok(at.selectbox(key="rp_pick").set_value(str(result.path)).run())
     ok(next(b for b in at.button if b.key == "rp-open").click().run())
     assert at.slider(key=SLIDER).value == 3.5  # the paper's shift first
+    # the student's run feeds every row: its accuracy line is named after its own (first) row
+    (line,) = charts(at)["reproduce-opened"]["data"]
+    own_row = next(row for row in result.rows if row.values)  # the distilled row (the teacher has no run here)
+    assert line["name"] == f"{own_row.label} s0" and own_row.label.startswith("distilled")
     before = recount(student, 0.0)
     seen = {}
     for shift in (3.5, 0.0, 8.0, -2.0):

@@ -202,7 +202,10 @@ if opened:
         result = load_result(opened)
         st.markdown(f"#### {result.name}: {result.title}")
         show_table(result, "rp-opened-table")
-        runs = {run: f"{row.label} s{seed}" for row in result.rows for seed, run in zip(row.seeds, row.runs)}
+        runs: dict[str, str] = {}
+        for row in result.rows:  # a run feeds several rows: it is named after the first (its own row)
+            for seed, run in zip(row.seeds, row.runs):
+                runs.setdefault(run, f"{row.label} s{seed}")
         lines = [run_line(folder_view(run, label)) for run, label in runs.items() if os.path.isdir(run)]
         accuracy_chart(lines, "reproduce-opened", "Test accuracy of the result's runs, read back from their run folders.")
         bias_section(result, "opened")
