@@ -1,4 +1,5 @@
 """Shared pieces of the training benchmarks: thread setup, the MNIST folder, a plain PyTorch loop.
+(Paired, interleaved speed ratios with their spread: ``bench/_paired.py``, which needs no torch.)
 
 Import this module before torch: it makes idle OpenMP threads sleep instead of spin
 (``OMP_WAIT_POLICY=PASSIVE``), which on a machine shared with other work is the difference between
@@ -32,9 +33,11 @@ def set_threads(n: int | None) -> int:
 
 
 def machine_note() -> str:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{len(os.sched_getaffinity(0))} cores, load average {load:.1f}, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads (wall times; a shared machine runs slower than an idle one)")
+    """Cores, load averages (1/5/15 min), torch version and threads: printed beside every measurement."""
+    one, five, fifteen = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return (f"{len(os.sched_getaffinity(0))} cores, load average {one:.1f} / {five:.1f} / {fifteen:.1f} (1/5/15 min), "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads "
+            "(wall times; a shared machine runs slower than an idle one)")
 
 
 def plain_epoch(model, optimizer, images, labels, batch_size: int, epoch: int, seed: int,

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
 from pathlib import Path
+
+from _paired import load_note, quartiles
 
 
 def _status(run: Path) -> dict:
@@ -45,10 +46,18 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))] if ordered else math.nan
 
 
+def iqr_text(values: list[float]) -> str:
+    """"Q1-Q3" of ``values`` (interpolated, as ``bench/_paired.py``), or "-" for fewer than two."""
+    if len(values) < 2:
+        return "-"
+    q1, _, q3 = quartiles(values)
+    return f"{q1:.0f}-{q3:.0f}"
+
+
 def report(sessions, compares, base, memory, args) -> bool:
     print(f"\n## Load: {args.rounds} round(s) of {args.sessions} browser sessions x {args.seconds:.0f} s of slider moves "
           "+ Compare runs reloads")
-    print(f"machine: {len(os.sched_getaffinity(0))} cores, load average {os.getloadavg()[0]:.1f}\n")
+    print(f"machine: {load_note()}\n")
     print("| session | run | state | steps | step records | eval records | seq 1..n | complete |")
     print("|---|---|---|---|---|---|---|---|")
     all_complete = True
@@ -64,11 +73,13 @@ def report(sessions, compares, base, memory, args) -> bool:
     for what, attr in (("Pruning slider -> chart (in the browser)", "latencies_ms"),
                        ("Pruning slider -> exact box follows (server rerun)", "follow_ms")):
         under = [x for s in sessions for x in getattr(s, attr)]
-        print(f"\n| {what} | moves | p50 ms | p95 ms | max ms |")
-        print("|---|---|---|---|---|")
+        print(f"\n| {what} | moves | p50 ms | IQR ms | p95 ms | max ms |")
+        print("|---|---|---|---|---|---|")
         for label, xs in (("one session alone", getattr(base, attr)), (f"{args.sessions} sessions, each training", under)):
-            print(f"| {label} | {len(xs)} | {percentile(xs, 0.5):.0f} | {percentile(xs, 0.95):.0f} | "
+            print(f"| {label} | {len(xs)} | {percentile(xs, 0.5):.0f} | {iqr_text(xs)} | {percentile(xs, 0.95):.0f} | "
                   f"{max(xs) if xs else math.nan:.0f} |")
+    print("(alone and under load are not paired: the load cannot be switched on and off between moves, so no "
+          "ratio of the two is given; compare them only with the load average beside them)")
     loads = [x for c in compares for x in c.loads_ms]
     if loads:
         print(f"\nCompare runs: {len(loads)} page loads, median {statistics.median(loads):.0f} ms, max {max(loads):.0f} ms")

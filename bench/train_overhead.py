@@ -13,8 +13,11 @@ Paired and interleaved: each pair runs the engine epoch and the plain epochs bac
 forward order (engine, plain KD, plain CE, teacher-each-step) on even pairs and reversed on odd
 ones, so neither side always goes first and a burst of load from other processes hits both sides
 of a pair alike. A ratio is formed within each pair; the median over pairs is the result and the
-IQR (Q1..Q3 of the per-pair ratios) its spread. PASS/FAIL uses the median of the wall-time ratios;
-the report also says whether the target lies inside Q1..Q3 (then the verdict is not settled).
+IQR (Q1..Q3 of the per-pair ratios) its spread (``bench/_paired.py``). The exit status uses the median
+of the wall-time ratios; the report gives the verdict on CPU time too, and says whether the target
+lies inside Q1..Q3 and inside the median's 95 % interval (then the verdict is not settled). With
+``--max-pairs`` pairs are added until that interval is narrower than ``--tolerance`` or clear of
+the target.
 
 Timing. Plain loops: ``time.perf_counter`` and ``time.process_time`` (process CPU time: all
 threads, OpenMP workers included) around one epoch in the main thread. Engine: one job runs alone
@@ -25,21 +28,20 @@ epoch's steps, holds one epoch boundary (its checkpoint included) and no evaluat
 eighth of an epoch) warms the job thread's fresh OpenMP pool. The job is then stopped. Plain
 models keep training across pairs, after one unpaired warm-up epoch each.
 
-Usage: python bench/train_overhead.py [--dataset mnist|digits] [--threads N] [--pairs 16] [--quick]
+Usage: python bench/train_overhead.py [--dataset mnist|digits] [--threads N] [--pairs 16] [--max-pairs 40] [--quick]
 """
 from __future__ import annotations
 
 import argparse
-import math
 import shutil
 import statistics
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 
 import _common  # noqa: F401  (thread policy before torch)
 import torch
+from _paired import Sample, describe, pair_ratios, settled, timed
 
 from kdviz.engine import Job, JobManager, TrainConfig, train_teacher_cached
 from kdviz.engine.setup import dataset_for
@@ -48,21 +50,8 @@ from kdviz.models import build_model
 
 TARGETS = {"engine kd / plain kd (cached)": 1.05, "engine kd / plain ce": 1.10}
 DEFAULT_PAIRS = 16
-
-
-@dataclass
-class Sample:
-    """One timed epoch: wall seconds and process CPU seconds."""
-
-    wall: float
-    cpu: float
-
-
-def timed(fn) -> Sample:
-    """Wall and process CPU time of ``fn()``."""
-    c0, w0 = time.process_time(), time.perf_counter()
-    fn()
-    return Sample(time.perf_counter() - w0, time.process_time() - c0)
+TARGET_SIDES = {"engine kd / plain kd (cached)": ("engine kd", "plain kd (cached)"),
+                "engine kd / plain ce": ("engine kd", "plain ce")}  # the ratios with a target: they decide when to stop
 
 
 def engine_epoch(config: TrainConfig, manager: JobManager, steps_per_epoch: int) -> Sample:
@@ -96,44 +85,6 @@ def engine_epoch(config: TrainConfig, manager: JobManager, steps_per_epoch: int)
     return Sample(w1 - w0, c1 - c0)
 
 
-def quartiles(values: list[float]) -> tuple[float, float, float]:
-    """(Q1, median, Q3), inclusive method; a single value is its own quartiles."""
-    if len(values) < 2:
-        return values[0], values[0], values[0]
-    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return q1, q2, q3
-
-
-def median_ci95(values: list[float]) -> tuple[float, float] | None:
-    """Distribution-free ~95 % confidence interval of the median (order statistics, binomial(n, 1/2)).
-
-    The interval [x_(k), x_(n+1-k)] with the largest k such that P(Binom(n, 1/2) < k) <= 0.025;
-    None for n < 6, where no such k exists."""
-    n, xs = len(values), sorted(values)
-    k, tail = 0, 0.0
-    while True:
-        p = math.comb(n, k) / 2**n
-        if tail + p > 0.025:
-            break
-        tail += p
-        k += 1
-    return None if k == 0 else (xs[k - 1], xs[n - k])
-
-
-def describe_ratio(name: str, ratios: list[float], clock: str) -> str:
-    q1, med, q3 = quartiles(ratios)
-    ci = median_ci95(ratios)
-    ci_text = f", median 95% CI {ci[0]:.3f}-{ci[1]:.3f}" if ci else ""
-    line = (f"  {name:<40} {clock:<4} median {med:.3f}  IQR {q1:.3f}-{q3:.3f} ({100 * (q3 - q1) / med:.1f}% of the "
-            f"median{ci_text}; {len(ratios)} pairs)")
-    target = TARGETS.get(name)
-    if target is not None and clock == "wall":
-        verdict = "PASS" if med <= target else "FAIL"
-        straddle = "the IQR straddles the target" if q1 <= target <= q3 else "the IQR is clear of the target"
-        line += f"\n  {'':<40}      target <= {target:.2f}: {verdict} ({straddle})"
-    return line
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="mnist" if _common.DEFAULT_MNIST.is_dir() else "digits")
@@ -144,6 +95,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--pairs", "--repeat", dest="pairs", type=int, default=DEFAULT_PAIRS,
                         help=f"interleaved pairs (default {DEFAULT_PAIRS}; --repeat is the old name)")
+    parser.add_argument("--max-pairs", type=int, default=None,
+                        help="after --pairs, add pairs until the 95%% interval of each targeted ratio's median is "
+                             "narrower than --tolerance or clear of its target, up to this many (default: --pairs)")
+    parser.add_argument("--tolerance", type=float, default=0.02,
+                        help="relative width of that interval that is good enough (default 0.02)")
     parser.add_argument("--teacher-step-every", type=int, default=2,
                         help="time the teacher-every-step reference loop in every Nth pair (default 2; 0: never)")
     parser.add_argument("--quick", action="store_true", help="smoke run: digits, 3 pairs, a 100-100 student")
@@ -198,7 +154,13 @@ def measure_pairs(args, kd_config: TrainConfig, manager: JobManager, teacher_pat
         if name != "plain kd (teacher each step)" or args.teacher_step_every:
             sides[name]()
     samples: dict[str, list[Sample | None]] = {k: [] for k in sides}
-    for pair in range(args.pairs):
+    def enough() -> bool:  # every targeted ratio's 95 % interval is narrow enough or clear of its target
+        return all(settled(pair_ratios(samples[top], samples[bottom]), args.tolerance, TARGETS[name])
+                   for name, (top, bottom) in TARGET_SIDES.items())
+
+    for pair in range(max(args.pairs, args.max_pairs or 0)):
+        if pair >= args.pairs and enough():
+            break
         with_teacher = bool(args.teacher_step_every) and pair % args.teacher_step_every == 0
         order = [k for k in sides if with_teacher or k != "plain kd (teacher each step)"]
         for name in (order if pair % 2 == 0 else order[::-1]):
@@ -209,11 +171,6 @@ def measure_pairs(args, kd_config: TrainConfig, manager: JobManager, teacher_pat
             f"{k} {v[-1].wall:.2f} s wall / {v[-1].cpu:.2f} s CPU" for k, v in samples.items() if v[-1] is not None),
             flush=True)
     return samples
-
-
-def pair_ratios(samples, top: str, bottom: str, clock: str) -> list[float]:
-    return [getattr(a, clock) / getattr(b, clock) for a, b in zip(samples[top], samples[bottom])
-            if a is not None and b is not None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,18 +203,17 @@ def main(argv: list[str] | None = None) -> int:
         if kept:
             print(f"  {name:<30} {statistics.median(s.wall for s in kept):7.2f} s wall, "
                   f"{statistics.median(s.cpu for s in kept):7.2f} s CPU per epoch (median of {len(kept)})")
-    print("per-pair ratios (median, interquartile range Q1-Q3):")
+    print("per-pair ratios (median [interquartile range Q1-Q3], wall and CPU):")
     ratios = {"engine kd / plain kd (cached)": ("engine kd", "plain kd (cached)"),
               "engine kd / plain ce": ("engine kd", "plain ce"),
               "plain kd (teacher each step) / plain ce": ("plain kd (teacher each step)", "plain ce")}
     passed = True
     for name, (top, bottom) in ratios.items():
-        for clock in ("wall", "cpu"):
-            values = pair_ratios(samples, top, bottom, clock)
-            if values:
-                print(describe_ratio(name, values, clock))
-                if clock == "wall" and name in TARGETS:
-                    passed &= statistics.median(values) <= TARGETS[name]
+        values = pair_ratios(samples[top], samples[bottom], "wall")
+        if values:
+            print(describe(name, samples[top], samples[bottom], TARGETS.get(name)))
+            if name in TARGETS:
+                passed &= statistics.median(values) <= TARGETS[name]
     print(f"bench time {time.perf_counter() - t_start:.0f} s")
     if args.quick:
         print("--quick is a smoke run (tiny model, 3 pairs): exit status 0 whatever the verdicts")
