@@ -48,9 +48,12 @@ def test_hinton_plan_has_one_teacher_and_a_scratch_and_distilled_student_per_see
         assert {run.config.method for run in runs} == {loss}
     assert {run.after for run in distilled} == {teacher.key}
     assert {run.config.T for run in distilled} == {20.0} and {run.config.alpha for run in distilled} == {0.9}
-    for s, d in zip(scratch, distilled):  # the pair differs only in the loss and its settings
-        same = {k: v for k, v in s.config.to_dict().items() if k not in ("method", "teacher", "T", "alpha", "name")}
-        assert same == {k: v for k, v in d.config.to_dict().items() if k not in ("method", "teacher", "T", "alpha", "name")}
+    loss_and_transfer_set = ("method", "teacher", "T", "alpha", "name", "jitter_px")
+    for s, d in zip(scratch, distilled):  # the pair differs only in the loss and its settings, and the transfer set's jitter
+        same = {k: v for k, v in s.config.to_dict().items() if k not in loss_and_transfer_set}
+        assert same == {k: v for k, v in d.config.to_dict().items() if k not in loss_and_transfer_set}
+    assert {run.config.jitter_px for run in scratch} == {0}
+    assert {run.config.jitter_px for run in distilled} == {0 if quick else 2}  # full mode: a jittered transfer set
     assert len({run.config.name for run in plan}) == len(plan)
 
 
