@@ -7,21 +7,18 @@ own files: the error recorded in its metrics, and the error recomputed here from
 binarizing the latent weights independently (sign, and alpha = mean |W| per filter for BWN)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from _support.reproduce import HAS_MNIST, MNIST, run_quick
 from _support.run_files import metric_lines
 from kdviz.data import load_dataset
-from kdviz.engine import JobManager
-from kdviz.reproduce import REPRODUCTIONS, run_reproduction
+from kdviz.reproduce import REPRODUCTIONS
 from kdviz.reproduce.binary import BINARY_LENET5, BINARYCONNECT_ROW, BWN_ROW, FLOAT_ROW, LEARNING_RATE, QUICK
 
-MNIST = Path(os.environ.get("KDVIZ_DATA") or "/work/shared/data/mnist")
-HAS_MNIST = (MNIST / "train-images-idx3-ubyte.gz").is_file() or (MNIST / "train-images-idx3-ubyte").is_file()
 
 
 def test_binary_plan_trains_three_nets_per_seed_with_the_right_hook():
@@ -76,11 +73,7 @@ def binarized_test_error(run: Path, method: str | None, test_images: torch.Tenso
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(not HAS_MNIST, reason=f"no MNIST IDX files in {MNIST}")
 def test_quick_binary_lenet5_rows_are_the_runs_binarized_errors(tmp_path):
-    manager = JobManager(max_concurrent=2, cpu_threads=2)
-    try:
-        result = run_reproduction("binary-lenet5", seeds=[3], quick=True, runs_root=tmp_path, data_root=MNIST, manager=manager)
-    finally:
-        manager.stop_all(wait=True, timeout=30)
+    result = run_quick("binary-lenet5", [3], tmp_path)
     assert result.state == "finished", result.runs
     assert [(row.label, row.paper, row.seeds) for row in result.rows] == [
         (FLOAT_ROW, 0.80, [3]), (BINARYCONNECT_ROW, None, [3]), (BWN_ROW, None, [3])]

@@ -9,21 +9,18 @@ compression rate against bounds computed here from the k-means checkpoint's indi
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from _support.reproduce import HAS_MNIST, MNIST, run_quick
 from _support.run_files import metric_lines
-from kdviz.engine import JobManager
-from kdviz.reproduce import REPRODUCTIONS, run_reproduction
+from kdviz.reproduce import REPRODUCTIONS
 from kdviz.reproduce import deep_compression as dc
 from kdviz.reproduce import han_pruning
 
-MNIST = Path(os.environ.get("KDVIZ_DATA") or "/work/shared/data/mnist")
-HAS_MNIST = (MNIST / "train-images-idx3-ubyte.gz").is_file() or (MNIST / "train-images-idx3-ubyte").is_file()
 LAYERS = {"fc1": 784 * 300, "fc2": 300 * 100, "fc3": 100 * 10}
 
 
@@ -73,12 +70,7 @@ def rate_bounds(quantize_run: Path, gap_bits: int = 5, bits: int = 6) -> tuple[f
 @pytest.mark.timeout(600)
 @pytest.mark.skipif(not HAS_MNIST, reason=f"no MNIST IDX files in {MNIST}")
 def test_quick_deep_compression_measures_its_run_folders(tmp_path):
-    manager = JobManager(max_concurrent=2, cpu_threads=2)
-    try:
-        result = run_reproduction("deep-compression", seeds=[3], quick=True, runs_root=tmp_path, data_root=MNIST,
-                                  manager=manager)
-    finally:
-        manager.stop_all(wait=True, timeout=30)
+    result = run_quick("deep-compression", [3], tmp_path)
     assert result.state == "finished", result.runs
     assert [(row.label, row.paper) for row in result.rows] == [
         (dc.BASELINE_ROW, 1.64), (dc.COMPRESSED_ROW, 1.58), (dc.RATE_ROW, 40), (dc.KEPT_ROW, 8),

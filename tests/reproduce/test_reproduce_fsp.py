@@ -9,18 +9,15 @@ the configs the runner linked). Skipped without MNIST.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from _support.reproduce import HAS_MNIST, MNIST, run_quick
 from _support.run_files import metric_lines
-from kdviz.engine import JobManager
-from kdviz.reproduce import REPRODUCTIONS, run_reproduction
+from kdviz.reproduce import REPRODUCTIONS
 from kdviz.reproduce import fsp
 
-MNIST = Path(os.environ.get("KDVIZ_DATA") or "/work/shared/data/mnist")
-HAS_MNIST = (MNIST / "train-images-idx3-ubyte.gz").is_file() or (MNIST / "train-images-idx3-ubyte").is_file()
 
 
 def test_plan_chains_teacher_stage1_stage2_beside_a_scratch_student():
@@ -47,11 +44,7 @@ def test_plan_chains_teacher_stage1_stage2_beside_a_scratch_student():
 @pytest.mark.timeout(600)
 @pytest.mark.skipif(not HAS_MNIST, reason=f"no MNIST IDX files in {MNIST}")
 def test_quick_fsp_reproduction_measures_its_run_folders(tmp_path):
-    manager = JobManager(max_concurrent=2, cpu_threads=2)
-    try:
-        result = run_reproduction("yim-fsp", seeds=[2], quick=True, runs_root=tmp_path, data_root=MNIST, manager=manager)
-    finally:
-        manager.stop_all(wait=True, timeout=30)
+    result = run_quick("yim-fsp", [2], tmp_path)
     assert result.state == "finished", result.runs
     assert [(row.label, row.paper) for row in result.rows] == [
         (fsp.TEACHER_ROW, None), (fsp.SCRATCH_ROW, None), (fsp.SCRATCH_THIRD_ROW, None), (fsp.FSP_ROW, None),
