@@ -15,6 +15,7 @@ import torch
 from torch.nn import functional as F
 
 from kdviz.engine import TrainConfig, load_trained_model
+from kdviz.engine.setup import INIT_LOCK
 from kdviz.models import build_model
 from kdviz.models.dropout import STEP_STRIDE, SeededDropout, reseed_dropout
 
@@ -72,9 +73,10 @@ def test_a_dropout_run_beside_a_thread_drawing_from_the_global_generator_ends_wi
     alone = _train(tmp_path, "alone", manager)
     busy, done = [], threading.Event()
 
-    def draw():  # another job's dropout, as before the fix: draws from the generator all threads share
-        while not done.is_set():
-            busy.append(torch.rand(1000).sum().item())
+    def draw():  # another job drawing from the generator all threads share; under INIT_LOCK, as a job's
+        while not done.is_set():  # model initialisation does (the only draw jobs make now): never inside our
+            with INIT_LOCK:        # seed-and-initialise, but between any two of our training steps
+                busy.append(torch.rand(1000).sum().item())
 
     thread = threading.Thread(target=draw, daemon=True)
     thread.start()
