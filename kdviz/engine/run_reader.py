@@ -186,23 +186,34 @@ class RunReader:
         return f"RunReader({str(self.path)!r})"
 
 
+def _status_file(path: str | os.PathLike) -> dict[str, Any]:
+    """status.json as a dict, or ``{"state": "unknown", "message": why}``."""
+    try:
+        status = json.loads(inside_run(path, "status.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"state": "unknown", "message": "no status.json yet"}
+    except OutsideRunFolder as exc:
+        return {"state": "unknown", "message": str(exc)}
+    except ValueError as exc:
+        return {"state": "unknown", "message": f"status.json is unreadable: {exc}"}
+    return status if isinstance(status, dict) else {"state": "unknown", "message": "status.json is not an object"}
+
+
 def read_status(path: str | os.PathLike) -> dict[str, Any]:
     """status.json of a run folder as a dict (``{"state": "unknown", ...}`` if missing or unreadable).
 
     A run recorded as queued, running or paused whose writer lock nobody holds lost its process
     (killed, crashed, machine rebooted): it reads as ``"interrupted"``, with ``recorded_state``
-    holding what status.json says and a message saying how to continue it."""
-    try:
-        status = json.loads(inside_run(path, "status.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        status = {"state": "unknown", "message": "no status.json yet"}
-    except OutsideRunFolder as exc:
-        return {"state": "unknown", "message": str(exc)}
-    except ValueError as exc:
-        return {"state": "unknown", "message": f"status.json is unreadable: {exc}"}
-    if not isinstance(status, dict):
-        return {"state": "unknown", "message": "status.json is not an object"}
+    holding what status.json says and a message saying how to continue it.
+
+    The writer writes its final status before it lets go of the lock, so a status read just before a
+    run ended is read again once the lock is found free: a run that finished in between reads
+    "finished", not "interrupted"."""
+    status = _status_file(path)
     recorded = status.get("state")
+    if recorded in LIVE_STATES and writer_alive(path) is False:
+        status = _status_file(path)  # the writer may have ended between the read and the lock check
+        recorded = status.get("state")
     if recorded in LIVE_STATES and writer_alive(path) is False:
         step = status.get("step", 0)
         who = describe_holder(lock_holder(path))

@@ -181,3 +181,28 @@ def test_a_folder_that_let_go_of_its_lock_refuses_every_write_and_changes_nothin
             write()
     assert _digest(folder.path) == before
     assert load_checkpoint(folder.path)["step"] == 3
+
+
+def test_a_run_that_finishes_between_the_status_read_and_the_lock_check_reads_finished(tmp_path, monkeypatch):
+    """read_status read "running", then the writer wrote "finished" and let go of its lock before the
+    lock was checked: the run must read "finished", not "interrupted" (a Deep Compression stage once
+    refused to start from a pruning run that had just finished)."""
+    from kdviz.engine import run_reader
+
+    folder = RunFolder.create(TrainConfig(runs_root=str(tmp_path), name="race"))
+    folder.write_status({"state": "running", "step": 5})
+    real_alive = run_reader.writer_alive
+
+    def writer_ends_meanwhile(path):
+        if not folder.closed:
+            folder.write_status({"state": "finished", "step": 6})  # final status first, then the lock goes
+        return real_alive(path)
+
+    monkeypatch.setattr(run_reader, "writer_alive", writer_ends_meanwhile)
+    status = run_reader.read_status(folder.path)
+    assert status["state"] == "finished" and status["step"] == 6
+    # a writer that really died mid-run still reads "interrupted"
+    dead = RunFolder.create(TrainConfig(runs_root=str(tmp_path), name="dead"))
+    dead.write_status({"state": "running", "step": 3})
+    dead.release()
+    assert run_reader.read_status(dead.path)["state"] == "interrupted"
