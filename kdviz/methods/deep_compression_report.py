@@ -41,6 +41,7 @@ class CompressionReport:
     shared: dict[str, SharedWeights] = field(default_factory=dict)
     encoded: dict[str, EncodedLayer] = field(default_factory=dict)  # Huffman-coded
     layer_sizes: list[LayerSize] = field(default_factory=list)  # Huffman, per layer
+    fixed_layer_sizes: list[LayerSize] = field(default_factory=list)  # fixed-width (the quantized stage), per layer
     histograms: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # kept weights
     centroids_initial: dict[str, np.ndarray] = field(default_factory=dict)
     accuracy_before_finetune: float | None = None
@@ -126,6 +127,7 @@ def _add_quantized(report: CompressionReport, pruned: torch.nn.Module, prune_run
     start = time.perf_counter()
     encodings = encode_shared(report.shared)
     report.encoded, report.layer_sizes = encodings.huffman, encodings.huffman_size.layers
+    report.fixed_layer_sizes = encodings.fixed_size.layers
     accuracies = _evals(quantize_run)
     report.accuracy_before_finetune = accuracies[0] if accuracies else None
     widths = sorted({sw.bits for sw in report.shared.values()})

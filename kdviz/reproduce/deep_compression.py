@@ -37,7 +37,6 @@ from ..engine.run_folder import read_config
 from ..methods.deep_compression import preset
 from ..methods.deep_compression_report import compression_report
 from ..methods.quantize import KMEANS
-from ..quant.pipeline import encode_shared
 from . import han_pruning
 from .base import PaperNumber, PlannedRun, Reproduction, register
 
@@ -107,7 +106,7 @@ def compression_rows(quantize_run: str | os.PathLike) -> dict[str, float]:
             raise ValueError(f"the k-means run {path} was not started from a pruned run (no init_from)")
         report = compression_report(prune_run, path)
         dense, huffman = report.stages[0], report.stages[-1]
-        fixed = encode_shared(report.shared).fixed_size.layers
+        fixed = report.fixed_layer_sizes  # encoded once by the report
         entries = sum(layer.n_entries for layer in fixed)
         _MEASURED[key] = {
             COMPRESSED_ROW: 100.0 * huffman.error,
