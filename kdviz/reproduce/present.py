@@ -34,6 +34,16 @@ def table_records(rows: list[Row]) -> list[dict[str, str]]:
              "train time/run": training_time(r)} for r in rows]
 
 
+def run_labels(result: ReproductionResult) -> dict[str, str]:
+    """``{run folder: "row sN"}`` for every run of a result; a run that feeds several rows is named
+    after the first, its own row."""
+    labels: dict[str, str] = {}
+    for row in result.rows:
+        for seed, run in zip(row.seeds, row.runs):
+            labels.setdefault(run, f"{row.label} s{seed}")
+    return labels
+
+
 def filled_values(rows: list[Row]) -> int:
     """How many measured values the table holds so far (one per finished run and row)."""
     return sum(len(row.values) for row in rows)

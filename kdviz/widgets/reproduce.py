@@ -22,7 +22,6 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import Any
 
 import ipywidgets as W
 
@@ -32,7 +31,9 @@ from ..paths import runs_root as default_runs_root
 from ..present import as_run_view
 from ..present.run_table import distinct_colours
 from ..reproduce import REPRODUCTIONS, Reproducing, ReproductionResult, load_result, start_reproduction
-from ..reproduce.present import COLUMNS, failed_runs, result_caption, saved_results, settings_caption, table_records
+from ..reproduce.present import (
+    COLUMNS, failed_runs, result_caption, run_labels, saved_results, settings_caption, table_records,
+)
 from ._live import LiveFigure, LiveMonitor, Poller
 from ._runs import RunView
 from .monitor import placeholder, status_line
@@ -275,7 +276,7 @@ class ReproductionMonitor(LiveMonitor, W.VBox):
             return None
         self.message.value = ""
         self._show_result(result)
-        labels = {run: f"{row.label} s{seed}" for row in result.rows for seed, run in zip(row.seeds, row.runs)}
+        labels = run_labels(result)
         views = []
         for run, label in labels.items():
             try:

@@ -36,7 +36,7 @@ from kdviz.present.dark_knowledge import error_bar_data, errors_with_shift, run_
 from kdviz.reproduce import REPRODUCTIONS, load_result, start_reproduction
 from kdviz.reproduce.dark_knowledge import EXPERIMENTS, SHIFT_GRID, shifted_runs
 from kdviz.reproduce.present import (
-    COLUMNS, data_problem, failed_runs, result_caption, saved_results, settings_caption, table_records,
+    COLUMNS, data_problem, failed_runs, result_caption, run_labels, saved_results, settings_caption, table_records,
 )
 
 K = {"name": "rp_name", "seeds": "rp_seeds", "mode": "rp_mode", "job": "rp_reproducing", "pick": "rp_pick",
@@ -202,10 +202,6 @@ if opened:
         result = load_result(opened)
         st.markdown(f"#### {result.name}: {result.title}")
         show_table(result, "rp-opened-table")
-        runs: dict[str, str] = {}
-        for row in result.rows:  # a run feeds several rows: it is named after the first (its own row)
-            for seed, run in zip(row.seeds, row.runs):
-                runs.setdefault(run, f"{row.label} s{seed}")
-        lines = [run_line(folder_view(run, label)) for run, label in runs.items() if os.path.isdir(run)]
+        lines = [run_line(folder_view(run, label)) for run, label in run_labels(result).items() if os.path.isdir(run)]
         accuracy_chart(lines, "reproduce-opened", "Test accuracy of the result's runs, read back from their run folders.")
         bias_section(result, "opened")
