@@ -2,6 +2,7 @@
 checkpoint's fields are checked against the run's records, only records strictly after the
 checkpoint are dropped (and counted), and a run killed before its first checkpoint starts over."""
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -185,18 +186,27 @@ def test_a_checkpoint_past_the_end_of_the_records_is_refused_untouched(copy_of, 
 
 def _interrupted_between_checkpoints(root, manager, name):
     """A real run stopped at some step past an earlier checkpoint, whose checkpoint is then put back
-    to that earlier one and whose status says "running": what a kill between checkpoints leaves."""
-    job = start(cfg(root, epochs=20, checkpoint_every_steps=1000, name=name), manager)
+    to that earlier one and whose status says "running": what a kill between checkpoints leaves.
+
+    The run is paced (20 ms a step) and the epoch-1 checkpoint (step 22) is copied as soon as it is
+    on disk, so a busy machine that lets the run reach the next checkpoint before the pause lands
+    still yields the same folder (CI once saw step 44 there)."""
+    job = start(cfg(root, epochs=20, checkpoint_every_steps=1000, pace_s=8.8, name=name), manager)
+    ckpt, early = job.path / "checkpoints" / "last.pt", None
     deadline = time.monotonic() + 60
-    while job.status().step < 30 and time.monotonic() < deadline:
+    while (early is None or job.status().step < 30) and time.monotonic() < deadline:
+        if early is None and ckpt.exists():
+            data = ckpt.read_bytes()
+            step = torch.load(io.BytesIO(data), weights_only=True)["step"]
+            assert step in (0, 22), f"missed the epoch-1 checkpoint: the first one read is at step {step}"
+            early = data if step == 22 else None
         time.sleep(0.005)
     job.pause()
     while job.status().state != "paused" and time.monotonic() < deadline:
         time.sleep(0.005)
-    early = (job.path / "checkpoints" / "last.pt").read_bytes()  # the epoch-1 checkpoint (step 22)
     job.stop()
     job.wait(30)
-    (job.path / "checkpoints" / "last.pt").write_bytes(early)
+    ckpt.write_bytes(early)
     status = json.loads((job.path / "status.json").read_text())
     (job.path / "status.json").write_text(json.dumps({**status, "state": "running"}))
     return job.path
