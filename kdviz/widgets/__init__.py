@@ -10,6 +10,8 @@
 * ``ReproductionMonitor()``: pick a paper's table (``kdviz.reproduce``), seeds and quick or full,
   Start, and watch the table fill in beside the paper's numbers with the runs' accuracy; reopen a
   saved result.
+* ``KDDiagnosis(kd_run, scratch_run=None)``: why KD helped or not (per-class agreement and gain,
+  dark knowledge received, teacher calibration/ECE, warnings, T x alpha surface).
 
 Every chart is built by a ``kdviz.figures`` function and kept live by ``_live.LiveFigure``
 (in-place, batched updates); see ``kdviz.widgets._live`` for the pattern new explorers follow.
@@ -24,7 +26,7 @@ from ..methods import all_methods
 # Widgets that belong to no single method; every other widget is listed by its method's spec
 # (``MethodSpec.widgets``: exported name -> module of this package), so a new method's widget is
 # exported without editing this file.
-SHARED_WIDGETS = {"RunComparison": "comparison", "ReproductionMonitor": "reproduce"}
+SHARED_WIDGETS = {"RunComparison": "comparison", "ReproductionMonitor": "reproduce", "KDDiagnosis": "diagnose"}
 
 
 def _widget_modules() -> dict[str, str]:

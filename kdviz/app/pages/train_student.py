@@ -19,6 +19,7 @@ from kdviz.app.components import (
     KEPT_KEY, copy_link, dataset_and_run, live_experiment, page_state, read_runs, run_controls, status_row, url_choice,
     url_number, url_settings,
 )
+from kdviz.app.diagnose_view import show_diagnosis
 from kdviz.app.errors import parse_temperature, plain_message, user_errors
 from kdviz.app.export import export_menu
 from kdviz.app.live import folder_view, job_view
@@ -201,6 +202,8 @@ def charts(exp, overlays: list) -> None:
                            caption="Per training step. For KD the total is the soft part (scaled by T²) plus the "
                            "hard part." if view is kd else "Per training step: cross-entropy on the labels only, "
                            "so the total is the hard part.")
+    if exp.done:  # the KD student has ended: why did it help, or not?
+        show_diagnosis(exp.job(KD_JOB), exp.job(SCRATCH_JOB))
 
 
 def probe(kd, scratch, done: bool) -> None:
