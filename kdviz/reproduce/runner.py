@@ -128,14 +128,17 @@ def reproducible_managers() -> tuple[JobManager, JobManager]:
     """The process's two job managers for reproductions: reused runs (teachers, baselines) one at a
     time with every core, then the other runs as many at once as there are cores, one thread each.
 
-    A rerun then gives the same numbers. Two things would break that: a job's thread count follows
-    how many jobs run (a different count sums floats in another order), and dropout draws from
-    torch's global generator, which every job that starts re-seeds (``engine/setup.py``), so a
-    teacher with dropout must train while no other job starts."""
+    A rerun then gives the same numbers. Two things would break that: a job's thread count following
+    how many jobs run (a different count sums floats in another order: in a hinton-mnist rerun where a
+    student's thread count changed whenever another run ended, seeds 0 and 2 ended at 78 and 75
+    errors instead of 77 and 77),
+    so the other runs keep one thread each however many run; and dropout drawing from torch's
+    global generator, which every job that starts re-seeds (``engine/setup.py``), so a teacher with
+    dropout trains while no other job starts."""
     if not _MANAGERS:
         cores = available_cores()
         _MANAGERS["reused"] = JobManager(max_concurrent=1, cpu_threads=cores)
-        _MANAGERS["runs"] = JobManager(max_concurrent=cores, cpu_threads=cores)
+        _MANAGERS["runs"] = JobManager(max_concurrent=cores, cpu_threads=1)  # one thread per run, always
     return _MANAGERS["reused"], _MANAGERS["runs"]
 
 

@@ -250,3 +250,14 @@ def test_reproducing_returns_at_once_and_fills_in_when_polled(tmp_path, manager)
     assert changes >= 2 and reproducing.result.state == "finished"
     assert not reproducing.poll()  # nothing changes after the end
     assert load_result(reproducing.result.path).to_dict() == reproducing.result.to_dict()
+
+
+def test_reproduction_runs_keep_one_thread_each_however_many_run():
+    """A run's thread count must not follow how many runs are left (it changes float sums: a rerun
+    of hinton-mnist gave other numbers); the reused runs (teachers) train alone with every core."""
+    from kdviz.engine.manager import available_cores
+    from kdviz.reproduce.runner import reproducible_managers
+
+    reused, runs = reproducible_managers()
+    assert runs.max_concurrent == available_cores() and runs.thread_share() == 1
+    assert reused.max_concurrent == 1 and reused.thread_share() == available_cores()
