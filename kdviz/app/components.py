@@ -12,12 +12,12 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
 from ..engine import FINAL_STATES, Job
 from ..engine.experiment import Experiment
 from ..present import describe, readiness
 from .errors import plain_message, user_errors
+from .kept_settings import KEPT_KEY, _seed, keep_settings, page_state  # noqa: F401  (pages import them from here)
 
 
 def icon(name: str) -> str:
@@ -130,14 +130,6 @@ def keep_exact(keys: ExactKeys, to_slider: Callable[[Any], Any]) -> None:
     _seed(keys.slider, to_slider(value))
     if not state.get(keys.error):
         _seed(keys.exact, value)
-
-
-def _seed(key: str, value: Any) -> None:
-    """``st.session_state[key] = value`` unless the widget is already drawn in this run."""
-    try:
-        st.session_state[key] = value
-    except StreamlitAPIException:  # drawn already in this run: it shows the live value
-        pass
 
 
 def exact_error(keys: ExactKeys, what: str) -> None:
@@ -254,42 +246,6 @@ def live_experiment(title: str, draw: Callable[[Any], None], idle: Callable[[], 
     st.fragment(run_every=refresh_s if live else None)(body)(live)
 
 
-KEPT_KEY = "kdviz_kept_settings"  # {widget key: its latest value}: every page's settings seen so far
-
-
-def page_state(defaults: Mapping[str, Any]) -> Any:
-    """This session's settings with a page's ``defaults`` filled in where unset, kept for the whole
-    session (``st.session_state``). Call it at the top of the page and, for widgets drawn inside a
-    fragment, at the top of the fragment too: before the widgets are drawn.
-
-    Streamlit deletes a widget's state at the end of any run that does not draw the widget (another
-    page, a fragment rerun that hides it, even a timed refresh of an unrelated fragment), and a value
-    written under the key before the widget was first drawn lingers and shows again later: a stale
-    slider beside a chart drawn from the current value. So each setting's latest value is kept in one
-    plain session dict (``KEPT_KEY``, which Streamlit never deletes), taken from the widget while the
-    widget holds one, and written back under the widget's key whenever it does not."""
-    state = st.session_state
-    kept = state.setdefault(KEPT_KEY, {})
-    for key, value in defaults.items():
-        kept.setdefault(key, value)
-    keep_settings(defaults)
-    return state
-
-
-def keep_settings(keys: Iterable[str] | None = None) -> None:
-    """Sync each kept setting (``keys``, or every key any page has passed to ``page_state``) with its
-    widget: the widget's value when it holds one, else the kept value written back under its key.
-    ``app.py`` calls it before anything is drawn, so a value set in the last run of a page is kept
-    before the run of another page deletes its widget."""
-    kept = st.session_state.setdefault(KEPT_KEY, {})
-    for key in list(kept if keys is None else keys):
-        value = _widget_value(key)
-        if value is _NOT_HELD:
-            _seed(key, kept[key])
-        else:
-            kept[key] = value
-
-
 URL_READ_KEY = "kdviz_url_read"  # the settings this session has already taken from its URL
 
 
@@ -356,34 +312,6 @@ def copy_link(parsers: Mapping[str, Any], label: str = "Copy link") -> None:
     with st.popover(label, icon=":material/link:"):
         st.code(link, language=None, wrap_lines=True)
         st.caption("The copy icon at the box's right copies it. It reproduces this page's settings, not your runs.")
-
-
-_NOT_HELD = object()
-
-
-def _widget_value(key: str) -> Any:
-    """The value ``key``'s widget holds (set in this run, or drawn in a recent one), or ``_NOT_HELD``
-    once Streamlit has deleted the widget's state (what is left under the key is then stale)."""
-    try:
-        from streamlit.runtime.state.session_state_proxy import get_session_state
-
-        inner = get_session_state()._state
-        if key in inner._new_session_state:
-            return inner._new_session_state[key]
-        widget_id = inner._key_id_mapper.get_id_from_key(key, None)
-        if widget_id is None:
-            return _NOT_HELD
-        # A value written under the key before the widget was first drawn would come back onto the widget
-        # when Streamlit compacts its state (a hidden option came back as its default): drop it.
-        inner._old_state.pop(key, None)
-        for source in (inner._new_widget_state, inner._old_state):
-            try:
-                return source[widget_id]
-            except KeyError:
-                continue
-        return _NOT_HELD
-    except (AttributeError, ImportError, TypeError):  # another Streamlit's internals: trust the key
-        return st.session_state[key] if key in st.session_state else _NOT_HELD
 
 
 def dataset_and_run(settings: Any, make_run: Callable[[], Job], what: str = "Teacher") -> tuple[Any, Job | None]:
