@@ -8,7 +8,7 @@ lookup, ``kdviz.engine.plugins``). Adding a method: docs/adding-a-method.md.
 >>> get_method("kd").label
 'KD student'
 """
-from . import attention, deep_compression, dkd, fsp, hints, kd, logit_matching, max_norm, prune, quantize, rkd, scratch  # noqa: F401  (register)
+from . import attention, deep_compression, dkd, dml, fsp, hints, kd, logit_matching, max_norm, prune, quantize, rkd, scratch  # noqa: F401  (register)
 from .base import (
     GENERIC_STUDENT, METHOD_SPECS, MethodSpec, PageSpec, all_methods, get_method, method_of, register_method,
     uses_hook, uses_loss,

@@ -85,7 +85,7 @@ def test_importing_a_figure_module_loads_no_engine():
     assert out == "[]"
 
 
-METHOD_NAME = re.compile(r"""["'](kd|scratch|fsp|prune|hints|kmeans|attention|logit_matching|rkd|dkd)["']""")
+METHOD_NAME = re.compile(r"""["'](kd|scratch|fsp|prune|hints|kmeans|attention|logit_matching|rkd|dkd|dml)["']""")
 
 
 @pytest.mark.parametrize("layer", ["app", "widgets", "figures", "engine", "present", "reproduce"])
