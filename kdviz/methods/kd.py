@@ -33,6 +33,8 @@ KD = register_method(MethodSpec(
     loss="kd", claims=_claims, priority=10,
     label_run=lambda config: f"KD T={config.T:g}",
     pages=(PageSpec("soft_targets", "Soft targets", ":material/thermostat:", order=0, default=True),
-           PageSpec("train_student", "Train a student", ":material/school:", order=10)),
+           PageSpec("train_student", "Train a student", ":material/school:", order=10),
+           PageSpec("family", "Which distillation?", ":material/compare_arrows:", order=15),
+           PageSpec("generations", "Generations", ":material/family_history:", order=16)),
     widgets={"TemperatureExplorer": "temperature", "TrainingMonitor": "monitor"},
 ))

@@ -12,6 +12,10 @@
   saved result.
 * ``KDDiagnosis(kd_run, scratch_run=None)``: why KD helped or not (per-class agreement and gain,
   dark knowledge received, teacher calibration/ECE, warnings, T x alpha surface).
+* ``FamilyMonitor(experiment)``: "Which distillation?": every member of the distillation family
+  (KD, DKD, RKD, logit matching, DML...) beside a scratch student, live, with each method's panel.
+* ``GenerationsMonitor(chain)``: born-again generations or teacher assistant, live (Furlanello et al.
+  2018; Mirzadeh et al. 2020).
 
 Every chart is built by a ``kdviz.figures`` function and kept live by ``_live.LiveFigure``
 (in-place, batched updates); see ``kdviz.widgets._live`` for the pattern new explorers follow.
@@ -26,7 +30,8 @@ from ..methods import all_methods
 # Widgets that belong to no single method; every other widget is listed by its method's spec
 # (``MethodSpec.widgets``: exported name -> module of this package), so a new method's widget is
 # exported without editing this file.
-SHARED_WIDGETS = {"RunComparison": "comparison", "ReproductionMonitor": "reproduce", "KDDiagnosis": "diagnose"}
+SHARED_WIDGETS = {"RunComparison": "comparison", "ReproductionMonitor": "reproduce", "KDDiagnosis": "diagnose",
+                  "FamilyMonitor": "family", "GenerationsMonitor": "generations"}
 
 
 def _widget_modules() -> dict[str, str]:
