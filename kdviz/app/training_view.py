@@ -42,10 +42,11 @@ def run_line(view: RunView) -> dict:
 
 
 def accuracy_chart(live: Sequence[RunView], overlays: Sequence[RunView] = (),
-                   teacher_accuracy: float | None = None) -> go.Figure:
+                   teacher_accuracy: float | None = None, title: str | None = None) -> go.Figure:
     """Test accuracy of the live runs (solid) and of reopened earlier runs (dotted, each in its
-    method's colour), with the teacher as a dashed line."""
-    fig = accuracy_comparison([run_line(v) for v in [*live, *overlays]], teacher_accuracy=teacher_accuracy)
+    method's colour), with the teacher as a dashed line; ``title`` replaces the default (the gap
+    between the two best runs at their own last evaluations)."""
+    fig = accuracy_comparison([run_line(v) for v in [*live, *overlays]], teacher_accuracy=teacher_accuracy, title=title)
     for trace in fig.data[len(live):]:
         trace.update(line={"dash": "dot", "width": 1.5}, marker={"size": 3}, opacity=0.75)
     fig.update_yaxes(range=[0, 100])

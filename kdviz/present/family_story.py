@@ -121,6 +121,21 @@ def table_records(rows: Sequence[ResultRow]) -> list[dict[str, str]]:
             for row in rows]
 
 
+def leader_title(rows: Sequence[ResultRow]) -> str | None:
+    """The accuracy chart's title, from the same rows as ``leader_caption`` (each run at the furthest
+    epoch every run has reached), so the title and the caption never name different leaders; None
+    before two runs have an evaluation."""
+    scored = sorted((r for r in rows if r.test_acc is not None), key=lambda r: -r.test_acc)
+    if len(scored) < 2:
+        return None
+    best, second = scored[0], scored[1]
+    gap = points(best.test_acc - second.test_acc)
+    at = f" at epoch {best.epoch:.4g}" if best.epoch is not None else ""
+    if gap < LEVEL_POINTS:
+        return f"{best.label} and {second.label} are level{at} ({best.test_acc:.1%})"
+    return f"{best.label} leads{at}: {best.test_acc:.1%}, {gap:.1f} points above {second.label}"
+
+
 def leader_caption(rows: Sequence[ResultRow], *, finished: bool, teacher_acc: float | None = None) -> str:
     """Who leads now (or, ``finished``, who ended best) and by how much, from ``rows``' accuracies.
 

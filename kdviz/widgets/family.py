@@ -20,7 +20,7 @@ import ipywidgets as W
 from ..figures.training import accuracy_comparison
 from ..present import Experiment, RunView, run_views, teacher_accuracy
 from ..present.family import FamilyMember, family_members
-from ..present.family_story import leader_caption, rows_from_views, table_records
+from ..present.family_story import leader_caption, leader_title, rows_from_views, table_records
 from ._live import LiveFigure, LiveMonitor, Poller
 from .attention import status_html, waiting
 
@@ -114,9 +114,9 @@ class FamilyMonitor(LiveMonitor, W.VBox):
         runs = [{"label": v.label, "colour": v.colour, "records": v.evals} for v in self.views if v.evals]
         if self._teacher_acc is None:
             self._teacher_acc = teacher_accuracy(self.views)
-        if runs:
-            self.accuracy_chart.show(accuracy_comparison(runs, teacher_accuracy=self._teacher_acc))
         rows = rows_from_views(self.views)
+        if runs:
+            self.accuracy_chart.show(accuracy_comparison(runs, teacher_accuracy=self._teacher_acc, title=leader_title(rows)))
         self.caption.value = html.escape(leader_caption(rows, finished=done, teacher_acc=self._teacher_acc))
         self.table.value = results_html(table_records(rows))
         for view in self.views:

@@ -116,3 +116,19 @@ def test_runs_at_different_epochs_are_compared_at_the_epoch_both_reached(manager
     assert rows["A student"].gain_points == pytest.approx(100 * (kd_final - at_one))
     assert "Compared at epoch 1, the furthest every run has reached (scratch student is further on)." in \
         leader_caption(list(rows.values()), finished=True)
+
+
+def test_the_chart_title_names_the_same_leader_as_the_caption_at_the_common_epoch():
+    """A run further on must not lead the title while another leads the caption (seen in the app: the
+    title compared each run's own last evaluation, the caption the epoch every run had reached)."""
+    from kdviz.present.family_story import ResultRow, leader_caption, leader_title
+
+    rows = [ResultRow("scratch student", "finished", 0.60, None, True, epoch=20, last_epoch=400),
+            ResultRow("KD student", "finished", 0.831, 23.1, epoch=20, last_epoch=400),
+            ResultRow("RKD student", "running", 0.858, 25.8, epoch=20, last_epoch=21)]
+    title, caption = leader_title(rows), leader_caption(rows, finished=False)
+    assert title == "RKD student leads at epoch 20: 85.8%, 2.7 points above KD student"
+    assert "The RKD student leads so far with 85.8%, 2.7 points above the KD student" in caption
+    level = [rows[0], ResultRow("KD student", "finished", 0.858, 25.8, epoch=20), rows[2]]
+    assert leader_title(level) == "KD student and RKD student are level at epoch 20 (85.8%)"
+    assert leader_title(rows[:1]) is None

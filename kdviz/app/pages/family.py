@@ -23,7 +23,7 @@ from kdviz.app.teacher import show_teacher_status, teacher_job
 from kdviz.app.training_view import accuracy_chart, cached_figure
 from kdviz.present.distill_configs import distill_defaults, run_name
 from kdviz.present.family import family_configs, family_members
-from kdviz.present.family_story import family_base_config, leader_caption, rows_from_views, table_records
+from kdviz.present.family_story import family_base_config, leader_caption, leader_title, rows_from_views, table_records
 
 MEMBERS, EPOCHS, TRANSFER, SEED, PACE, ERROR = "fam_members", "fam_epochs", "fam_transfer", "fam_seed", "fam_pace", "fam_error"
 TRANSFER_SIZES = (50, 100, 200, 500, 1000, 2000, 5000, 0)  # labelled images; 0: the whole training set
@@ -169,7 +169,7 @@ def charts(exp) -> None:
     t_acc = teacher.status().test_acc if teacher is not None else None
     rows = rows_from_views(views)
     version = (tuple(v.metric_version for v in views), t_acc)
-    fig = cached_figure(f"family-acc-{views[0].path}", version, lambda: accuracy_chart(views, [], t_acc),
+    fig = cached_figure(f"family-acc-{views[0].path}", version, lambda: accuracy_chart(views, [], t_acc, leader_title(rows)),
                         0.0 if exp.done else REFRESH_S)
     show_chart(fig, "family-accuracy", caption=leader_caption(rows, finished=exp.done, teacher_acc=t_acc))
     st.dataframe(table_records(rows), hide_index=True)
