@@ -8,7 +8,7 @@
 #       format_version: '1.3'
 #   kdviz_lab:
 #     idea: every distillation method on the same teacher, student and batches, beside a scratch student, live
-#     paper: Hinton et al. 2015; Ba & Caruana 2014; Park et al. 2019; Zhao et al. 2022
+#     paper: Hinton et al. 2015; Ba & Caruana 2014; Park et al. 2019; Zhao et al. 2022; Zhang et al. 2018
 #     title: Which distillation?
 #     widgets:
 #     - FamilyMonitor
@@ -40,6 +40,9 @@
 #   [arXiv:2203.08679](https://arxiv.org/abs/2203.08679), eq. 7): split Hinton's loss into a target-class part
 #   (TCKD) and a non-target part (NCKD) that the teacher's confidence suppresses, and weight them freely,
 #   $\alpha\,\mathrm{TCKD} + \beta\,\mathrm{NCKD}$.
+# * **Deep mutual learning** (Zhang, Xiang, Hospedales & Lu 2018, *Deep Mutual Learning*,
+#   [arXiv:1706.00384](https://arxiv.org/abs/1706.00384), eqs. 1-4): no teacher at all; two students train
+#   together, each adding $\mathrm{KL}(p_{\text{peer}} \| p_{\text{self}})$ to its cross-entropy.
 #
 # The code below never names a method: it trains **whatever members are registered** in
 # `kdviz.present.family` (each with its paper in its summary), so a method added to kdviz shows up here too.
@@ -108,7 +111,7 @@ monitor
 # ## 4. The result
 #
 # This cell waits for every run to end. One seed on 100 labelled digits is a noisy measurement: a gap of a
-# point or two can flip with the seed, which is why the bench (`bench/`) runs three seeds on MNIST.
+# point or two can flip with the seed, which is why `bench/distillation_family.py` runs every member over seeds on MNIST (README, "Which distillation?").
 
 # %%
 import pandas as pd
