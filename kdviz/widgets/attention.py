@@ -11,38 +11,19 @@ student's snapshots.
 """
 from __future__ import annotations
 
-import html
-import threading
 from typing import Any
 
 import ipywidgets as W
-import plotly.graph_objects as go
 
 from ..figures.attention import attention_distance_curve, attention_maps, distance_series
-from ..figures.training import accuracy_comparison
 from ..methods.attention import ATTENTION
 from ..methods.scratch import TEACHER
-from ..present import Experiment, RunView, describe, run_views, teacher_accuracy
-from ._live import LiveFigure, LiveMonitor, Poller, Throttle
+from ._live import LiveFigure, Throttle
+from ._monitor import CHART_WIDTH, RunsMonitor, row, waiting
 from ._replay import ReplayBar
 
-CHART_WIDTH = 520
 
-
-def waiting(title: str, height: int = 340) -> go.Figure:
-    """An empty, unthemed chart whose title says what it waits for."""
-    return go.Figure(layout={"template": "none", "height": height, "title": {"text": f"<b>{title}</b>", "x": 0.0},
-                             "xaxis": {"visible": False}, "yaxis": {"visible": False}})
-
-
-def status_html(view: RunView) -> str:
-    """``kdviz.present.describe``'s line for a run, its label in the run's colour."""
-    text = describe(view.status(), view.label, epochs=getattr(view.config, "epochs", None))
-    label = f"<span style='color:{view.colour};font-weight:bold'>{html.escape(view.label)}</span>"
-    return f"{label} · <b>{html.escape(text.state)}</b> · {html.escape(text.accuracy or '')} {html.escape(text.detail)}"
-
-
-class AttentionMonitor(LiveMonitor, W.VBox):
+class AttentionMonitor(RunsMonitor, W.VBox):
     """Live attention maps and accuracy of an AT student and the runs beside it.
 
     ``job_or_jobs``: an ``Experiment``, a ``Job``, ``RunReader`` or run folder, or a list or
@@ -50,27 +31,17 @@ class AttentionMonitor(LiveMonitor, W.VBox):
     the method's hook). ``interval_ms`` is the poll and redraw interval.
     """
 
+    monitor_name = "attention monitor"
+
     def __init__(self, job_or_jobs: Any, interval_ms: float = 1000, autostart: bool = True) -> None:
-        runs = job_or_jobs.jobs if isinstance(job_or_jobs, Experiment) else job_or_jobs
-        self.views = run_views(runs)
-        students = [v for v in self.views if v.method is ATTENTION]
-        if not students:
-            raise ValueError(f"AttentionMonitor needs an attention-transfer run (a config with the "
-                             f"{ATTENTION.name!r} hook); got {[v.method.label for v in self.views]}")
-        self.student = students[0]
+        self._follow(job_or_jobs)
+        self.student = self._student(ATTENTION, "an attention-transfer run")
         self.snapshot = None  # the latest AttentionSnapshot read
         self.maps_step: int | None = None  # the student step the maps show
-        self._teacher_acc: float | None = None  # read from the teacher's run folder once it has one
-        self._lock = threading.Lock()
-        self._errors_seen: set[str] = set()
-        self.status = {v.label: W.HTML() for v in self.views}
-        self.stop_button = W.Button(description="Stop", icon="stop", button_style="danger", layout=W.Layout(width="90px"),
-                                    tooltip="stop every run after its current step (a checkpoint is saved)")
-        self.stop_button.on_click(lambda _: self.stop())
+        controls = self._run_controls()
         wide = {"description_width": "initial"}
         self.pair_picker = W.Dropdown(options=[], description="layer pair", style=wide, layout=W.Layout(width="260px"))
         self.image_picker = W.Dropdown(options=[], description="probe image", style=wide, layout=W.Layout(width="200px"))
-        self.errors = W.Output()
         self.maps_chart = LiveFigure(waiting("Attention maps: waiting for the first snapshot"), width=2 * CHART_WIDTH)
         self.distance_chart = LiveFigure(waiting("Attention distance: waiting for the first evaluation"), width=CHART_WIDTH)
         self.accuracy_chart = LiveFigure(waiting("Test accuracy: waiting for the first evaluation"), width=CHART_WIDTH)
@@ -81,33 +52,15 @@ class AttentionMonitor(LiveMonitor, W.VBox):
         header = W.HTML("<b>Attention transfer monitor</b>: where does the teacher look, and does the student learn "
                         "to look there? Watch the student's bright spots move to the teacher's and the distances fall "
                         "(Zagoruyko &amp; Komodakis 2017, eq. 2).")
-        row = lambda *ws: W.Box(list(ws), layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))  # noqa: E731
-        super().__init__([header, W.HBox([self.stop_button, W.VBox(list(self.status.values()))]),
+        super().__init__([header, controls,
                           W.HBox([self.pair_picker, self.image_picker, self.replay], layout=W.Layout(flex_flow="row wrap")),
                           self.maps_chart.widget,
                           row(self.distance_chart.widget, self.accuracy_chart.widget), self.errors])
-        self.poller = Poller(self._tick, interval_ms, name="kdviz-attention-monitor", on_error=self._report)
-        if autostart and not self.done:
-            self.poller.start()
-        else:
-            self.refresh()
-
-    @property
-    def done(self) -> bool:
-        return all(v.done for v in self.views)
-
-    def stop(self) -> None:
-        """Stop every run after its current step (checkpoints are saved); returns at once."""
-        for view in self.views:
-            if view.controllable and not view.done:
-                view.job.stop()
-        self._update_status()
+        self._start_polling(interval_ms, autostart, "kdviz-attention-monitor")
 
     # ---- polling ------------------------------------------------------------------------------
     def _tick(self) -> bool:
-        done = self.done  # read before the data, so the last records are in
-        with self._lock:
-            changed = {v.label: v.refresh() for v in self.views}
+        done, changed = self._read_runs()
         if changed[self.student.label] and self.student.snapshots:
             self._take_snapshot()
         if any(changed.values()):
@@ -119,13 +72,7 @@ class AttentionMonitor(LiveMonitor, W.VBox):
 
     def _arm_replay(self) -> None:
         """Once every run has ended: a play button and scrubber over the AT student's map snapshots."""
-        self.replay.set_snapshots([snap for snap in self.student.snapshots if self._reading_of(snap) is not None])
-
-    def _reading_of(self, snapshot: Any) -> Any:
-        try:
-            return self.student.read(ATTENTION, snapshot)
-        except ValueError:  # a snapshot without the attention arrays
-            return None
+        self.replay.set_snapshots(self._replayable())
 
     def _replay_to(self, snapshot: Any) -> None:
         """Draw the maps at a replayed snapshot (the layer pair and image pickers still apply)."""
@@ -133,13 +80,6 @@ class AttentionMonitor(LiveMonitor, W.VBox):
         if reading is not None:
             self.snapshot = reading
             self._draw_maps(snapshot.step)
-
-    def refresh(self) -> None:
-        """Read what is new in every run and redraw now (the poller does this on its own)."""
-        self._tick()
-
-    def _waitables(self) -> list:
-        return [view.job for view in self.views if view.job is not None]
 
     # ---- drawing ------------------------------------------------------------------------------
     def _take_snapshot(self) -> None:
@@ -169,25 +109,7 @@ class AttentionMonitor(LiveMonitor, W.VBox):
         steps, distances = distance_series(self.student.evals, ATTENTION.metric_key(self.student.config, "probe_loss"))
         if steps:
             self.distance_chart.show(attention_distance_curve(steps, distances))
-        runs = [{"label": v.label, "colour": v.colour, "records": v.evals} for v in self.views if v.evals]
-        if runs:
-            if self._teacher_acc is None:
-                self._teacher_acc = teacher_accuracy(self.views)
-            self.accuracy_chart.show(accuracy_comparison(runs, teacher_accuracy=self._teacher_acc))
-
-    def _update_status(self) -> None:
-        for view in self.views:
-            self.status[view.label].value = status_html(view)
-        done = self.done
-        self.stop_button.disabled = done or not any(v.controllable for v in self.views)
-        if done:  # nothing left to stop: no red button beside finished runs
-            self.stop_button.layout.display = "none"
-
-    def _report(self, exc: BaseException) -> None:
-        text = f"kdviz attention monitor: {type(exc).__name__}: {exc}"
-        if text not in self._errors_seen:  # a failing redraw repeats every tick: say it once
-            self._errors_seen.add(text)
-            self.errors.append_stdout(text + "\n")
+        self._draw_accuracy()
 
 
 __all__ = ["AttentionMonitor"]

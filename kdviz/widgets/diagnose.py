@@ -16,13 +16,13 @@ import ipywidgets as W
 
 from ..present.diagnose import Diagnosis, diagnose, diagnosis_figures
 from ..present.runs import as_run_view
-from ._live import LiveFigure, LiveMonitor, Poller
+from ._live import LiveFigure
+from ._monitor import CHART_WIDTH, PolledMonitor
 
-CHART_WIDTH = 520
 WARNING_STYLE = "background:#fff4e5;border-left:4px solid #E69F00;padding:6px 10px;margin:4px 0"
 
 
-class KDDiagnosis(LiveMonitor, W.VBox):
+class KDDiagnosis(PolledMonitor, W.VBox):
     """The Diagnose view of ``kd_run`` (a ``Job``, ``RunReader`` or run folder of a distilled run,
     live or ended) beside ``scratch_run`` (None: the matching finished scratch run beside it, if
     any); finished runs at other (T, alpha) under ``runs_root`` (default: the run's own root) fill
@@ -46,11 +46,7 @@ class KDDiagnosis(LiveMonitor, W.VBox):
                         "scratch, the dark knowledge the student received, the teacher's calibration (Guo et al. "
                         "2017) and, when several finished runs exist, the T x alpha surface.")
         super().__init__([header, W.HBox([self.refresh_button, self.note]), self.warnings, self.grid])
-        self.poller = Poller(self._tick, interval_ms, name="kdviz-diagnosis", on_error=self._show_error)
-        if autostart and not self.done:
-            self.poller.start()
-        else:
-            self.refresh()
+        self._start_polling(interval_ms, autostart, "kdviz-diagnosis", on_error=self._show_error)
 
     @property
     def done(self) -> bool:

@@ -12,17 +12,16 @@ The monitor lists whatever members the runs belong to and never names a method.
 from __future__ import annotations
 
 import html
-import threading
 from typing import Any
 
 import ipywidgets as W
 
 from ..figures.training import accuracy_comparison
-from ..present import Experiment, RunView, run_views, teacher_accuracy
+from ..present import RunView, teacher_accuracy
 from ..present.family import FamilyMember, family_members
 from ..present.family_story import leader_caption, leader_title, rows_from_views, table_records
-from ._live import LiveFigure, LiveMonitor, Poller
-from .attention import status_html, waiting
+from ._live import LiveFigure
+from ._monitor import RunsMonitor, waiting
 
 CHART_WIDTH = 760
 PANEL_WIDTH = 480
@@ -46,25 +45,20 @@ def results_html(view_rows: list[dict[str, str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-class FamilyMonitor(LiveMonitor, W.VBox):
+class FamilyMonitor(RunsMonitor, W.VBox):
     """Live accuracy, results table and member panels of a "Which distillation?" experiment.
 
     ``experiment_or_runs``: an ``Experiment`` (as ``family_configs`` + ``Experiment.start`` build it),
     or a ``Job``, ``RunReader`` or run folder, or a list or ``{label: run}`` dict of them.
     ``interval_ms`` is the poll and redraw interval."""
 
+    monitor_name = "family monitor"
+
     def __init__(self, experiment_or_runs: Any, interval_ms: float = 1000, autostart: bool = True) -> None:
-        runs = experiment_or_runs.jobs if isinstance(experiment_or_runs, Experiment) else experiment_or_runs
-        self.views = run_views(runs)
+        self._follow(experiment_or_runs)
         members = family_members()
         self.members = {v.label: member_of(v, members) for v in self.views}
-        self._teacher_acc: float | None = None
-        self._lock = threading.Lock()
-        self._errors_seen: set[str] = set()
-        self.status = {v.label: W.HTML() for v in self.views}
-        self.stop_button = W.Button(description="Stop", icon="stop", button_style="danger", layout=W.Layout(width="90px"),
-                                    tooltip="stop every run after its current step (a checkpoint is saved)")
-        self.stop_button.on_click(lambda _: self.stop())
+        controls = self._run_controls()
         self.accuracy_chart = LiveFigure(waiting("Test accuracy: waiting for the first evaluation"), width=CHART_WIDTH)
         self.caption = W.HTML()
         self.table = W.HTML()
@@ -72,39 +66,14 @@ class FamilyMonitor(LiveMonitor, W.VBox):
         self.panel_captions: dict[str, list[W.HTML]] = {}
         self._panel_boxes: dict[str, W.VBox] = {}
         self.panels = W.VBox()
-        self.errors = W.Output()
         header = W.HTML("<b>Which distillation?</b> The same student, teacher and batches, one method per run, beside "
                         "a student trained from the labels alone. The caption says who leads now.")
-        super().__init__([header, W.HBox([self.stop_button, W.VBox(list(self.status.values()))]),
+        super().__init__([header, controls,
                           self.accuracy_chart.widget, self.caption, self.table, self.panels, self.errors])
-        self.poller = Poller(self._tick, interval_ms, name="kdviz-family-monitor", on_error=self._report)
-        if autostart and not self.done:
-            self.poller.start()
-        else:
-            self.refresh()
-
-    @property
-    def done(self) -> bool:
-        return all(v.done for v in self.views)
-
-    def stop(self) -> None:
-        """Stop every run after its current step (checkpoints are saved); returns at once."""
-        for view in self.views:
-            if view.controllable and not view.done:
-                view.job.stop()
-        self._update_status()
-
-    def refresh(self) -> None:
-        """Read what is new in every run and redraw now (the poller does this on its own)."""
-        self._tick()
-
-    def _waitables(self) -> list:
-        return [view.job for view in self.views if view.job is not None]
+        self._start_polling(interval_ms, autostart, "kdviz-family-monitor")
 
     def _tick(self) -> bool:
-        done = self.done  # read before the data, so the last records are in
-        with self._lock:
-            changed = {v.label: v.refresh() for v in self.views}
+        done, changed = self._read_runs()
         if any(changed.values()) or done:
             self._draw(done)
         self._update_status()
@@ -142,20 +111,6 @@ class FamilyMonitor(LiveMonitor, W.VBox):
         for chart, caption, panel in zip(charts, captions, figures):
             chart.show(panel.figure)
             caption.value = html.escape(panel.caption)
-
-    def _update_status(self) -> None:
-        for view in self.views:
-            self.status[view.label].value = status_html(view)
-        done = self.done
-        self.stop_button.disabled = done or not any(v.controllable for v in self.views)
-        if done:
-            self.stop_button.layout.display = "none"
-
-    def _report(self, exc: BaseException) -> None:
-        text = f"kdviz family monitor: {type(exc).__name__}: {exc}"
-        if text not in self._errors_seen:
-            self._errors_seen.add(text)
-            self.errors.append_stdout(text + "\n")
 
 
 __all__ = ["FamilyMonitor", "member_of", "results_html"]

@@ -12,29 +12,25 @@ run before it has finished), reads the runs' stores and redraws, so the cell ret
 from __future__ import annotations
 
 import html
-import threading
 
 import ipywidgets as W
-import plotly.graph_objects as go
 
 from ..present import RunView, as_run_view, describe
 from ..present.generations import BORN_AGAIN, ChainExperiment, chain_figures, chain_results, latest_accuracies
-from ._live import LiveFigure, LiveMonitor, Poller
+from ._live import LiveFigure
+from ._monitor import RunsMonitor, waiting
 
 CHART_WIDTH = 560
+CHART_HEIGHT = 360
 
 
-def waiting(title: str, height: int = 360) -> go.Figure:
-    """An empty chart whose title says what it waits for."""
-    return go.Figure(layout={"template": "none", "height": height, "title": {"text": f"<b>{title}</b>", "x": 0.0},
-                             "xaxis": {"visible": False}, "yaxis": {"visible": False}})
-
-
-class GenerationsMonitor(LiveMonitor, W.VBox):
+class GenerationsMonitor(RunsMonitor, W.VBox):
     """Live state and accuracy of every run of a ``ChainExperiment`` (``kdviz.present.generations``).
 
     ``interval_ms`` is the poll and redraw interval; with ``autostart=False`` nothing polls until
     ``refresh()`` or ``wait()``."""
+
+    monitor_name = "generations monitor"
 
     def __init__(self, experiment: ChainExperiment, interval_ms: float = 1000, autostart: bool = True) -> None:
         if not isinstance(experiment, ChainExperiment):
@@ -43,31 +39,22 @@ class GenerationsMonitor(LiveMonitor, W.VBox):
         self.experiment, self.plan = experiment, experiment.plan
         self.views: dict[str, RunView] = {}
         self.results = []
-        self._lock = threading.Lock()
-        self._errors_seen: set[str] = set()
-        self._teacher_acc: float | None = None
-        self.status = {run.name: W.HTML() for run in self.plan.runs}
-        self.stop_button = W.Button(description="Stop", icon="stop", button_style="danger", layout=W.Layout(width="90px"),
-                                    tooltip="stop every run after its current step and cancel the runs not started")
-        self.stop_button.on_click(lambda _: self.stop())
+        controls = self._run_controls((run.name for run in self.plan.runs),
+                                      tooltip="stop every run after its current step and cancel the runs not started")
         self.caption = W.HTML()
-        self.errors = W.Output()
-        self.generation_chart = LiveFigure(waiting("Test accuracy per generation: waiting for the first evaluation"),
-                                           width=CHART_WIDTH)
+        self.generation_chart = LiveFigure(
+            waiting("Test accuracy per generation: waiting for the first evaluation", CHART_HEIGHT), width=CHART_WIDTH)
         charts = [self.generation_chart.widget]
         self.gap_chart = None
         if self.plan.kind != BORN_AGAIN:
-            self.gap_chart = LiveFigure(waiting("Accuracy against the capacity gap: waiting for the students"), width=CHART_WIDTH)
+            self.gap_chart = LiveFigure(
+                waiting("Accuracy against the capacity gap: waiting for the students", CHART_HEIGHT), width=CHART_WIDTH)
             charts.append(self.gap_chart.widget)
         header = W.HTML(f"<b>{html.escape(self.plan.kind.capitalize())} monitor</b>: each run is distilled from the "
                         "finished run before it. Does each step of the chain beat the one before?")
-        super().__init__([header, W.HBox([self.stop_button, W.VBox(list(self.status.values()))]),
+        super().__init__([header, controls,
                           W.Box(charts, layout=W.Layout(flex_flow="row wrap")), self.caption, self.errors])
-        self.poller = Poller(self._tick, interval_ms, name="kdviz-generations-monitor", on_error=self._report)
-        if autostart and not self.done:
-            self.poller.start()
-        else:
-            self.refresh()
+        self._start_polling(interval_ms, autostart, "kdviz-generations-monitor")
 
     @property
     def done(self) -> bool:
@@ -77,10 +64,6 @@ class GenerationsMonitor(LiveMonitor, W.VBox):
         """Stop every run after its current step and cancel the runs not started yet; returns at once."""
         self.experiment.stop()
         self._update_status()
-
-    def refresh(self) -> None:
-        """Read what is new and redraw now (the poller does this on its own)."""
-        self._tick()
 
     def _waitables(self) -> list:
         return [self.experiment]
@@ -123,15 +106,10 @@ class GenerationsMonitor(LiveMonitor, W.VBox):
                 line = f"<b>{name}</b> · waiting for {html.escape(run.teacher_from or 'its turn')} to finish" \
                     if run.name in pending else f"<b>{name}</b> · not started"
             self.status[run.name].value = line
-        self.stop_button.disabled = self.done
-        if self.done:
-            self.stop_button.layout.display = "none"
+        self._update_stop_button()
 
-    def _report(self, exc: BaseException) -> None:
-        text = f"kdviz generations monitor: {type(exc).__name__}: {exc}"
-        if text not in self._errors_seen:
-            self._errors_seen.add(text)
-            self.errors.append_stdout(text + "\n")
+    def _can_stop(self) -> bool:
+        return True  # the experiment stops its running stages and cancels those not started
 
 
 __all__ = ["GenerationsMonitor"]
