@@ -18,7 +18,9 @@
   2018; Mirzadeh et al. 2020).
 
 Every chart is built by a ``kdviz.figures`` function and kept live by ``_live.LiveFigure``
-(in-place, batched updates); see ``kdviz.widgets._live`` for the pattern new explorers follow.
+(in-place, batched updates); see ``kdviz.widgets._live`` for the pattern new explorers follow,
+and ``kdviz.widgets._monitor.RunsMonitor`` for what every live run monitor shares (status lines,
+Stop, polling, error reporting, the accuracy chart).
 """
 from __future__ import annotations
 
