@@ -29,17 +29,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .kd_loss import check_logits, check_targets
+from .kd_loss import check_logit_pair, check_targets, kl_rows
 from .soft_targets import check_temperature
 
 
 def _checked(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor, T: float) -> float:
     T = check_temperature(T)
-    check_logits(student_logits, "student logits")
-    check_logits(teacher_logits, "teacher logits")
-    if student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"dkd: student logits {tuple(student_logits.shape)} and teacher logits "
-                         f"{tuple(teacher_logits.shape)} must have the same shape")
+    check_logit_pair(student_logits, teacher_logits, prefix="dkd: ")
     if student_logits.shape[1] < 2:
         raise ValueError(f"dkd: decoupling needs at least 2 classes (a target and a non-target), got "
                          f"{student_logits.shape[1]}")
@@ -70,12 +66,6 @@ def non_target_log_probs(logits: torch.Tensor, targets: torch.Tensor, T: float) 
     return torch.log_softmax(_non_target(logits, targets) / T, dim=1)
 
 
-def _kl_rows(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-    """KL(p || q) per row, summing p (log p - log q) over entries with p > 0 (0 log 0 = 0): (B,)."""
-    p = log_p.exp()
-    return torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(dim=1)
-
-
 def _decoupled(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
                T: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(TCKD, NCKD) per sample without T^2, and the teacher's log b (B, 2), sharing one pass over
@@ -91,7 +81,7 @@ def _decoupled(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targe
         log_b = torch.stack([z.gather(1, idx).squeeze(1) - log_all, log_rest - log_all], dim=1)
         sides.append((log_b, rest - log_rest.unsqueeze(1)))
     (b_student, hat_student), (b_teacher, hat_teacher) = sides
-    return _kl_rows(b_teacher, b_student), _kl_rows(hat_teacher, hat_student), b_teacher
+    return kl_rows(b_teacher, b_student), kl_rows(hat_teacher, hat_student), b_teacher
 
 
 def tckd_per_sample(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
@@ -168,7 +158,7 @@ def dkd_parts(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target
     """Hinton's KD, TCKD, NCKD and p_t^T per sample at temperature ``T`` (eq. 7), for plots and checks."""
     T = _checked(student_logits, teacher_logits, targets, T)
     teacher = teacher_logits.detach()
-    kd = _kl_rows(torch.log_softmax(teacher / T, dim=1), torch.log_softmax(student_logits / T, dim=1)) * (T * T)
+    kd = kl_rows(torch.log_softmax(teacher / T, dim=1), torch.log_softmax(student_logits / T, dim=1)) * (T * T)
     tc, nc, log_b_teacher = _decoupled(student_logits, teacher, targets, T)
     b_teacher = log_b_teacher.exp()
     return DKDParts(kd=kd, tckd=tc * (T * T), nckd=nc * (T * T), teacher_target=b_teacher[:, 0],

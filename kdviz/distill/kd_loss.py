@@ -64,6 +64,24 @@ def check_targets(targets: object, batch: int, classes: int) -> torch.Tensor:
     return targets
 
 
+def check_logit_pair(first: object, second: object, names: tuple[str, str] = ("student logits", "teacher logits"),
+                     prefix: str = "") -> None:
+    """Both are logits (``check_logits``) of the same shape (B, K); a ``ValueError`` naming both
+    (``names``, after ``prefix``, e.g. ``"dkd: "``) otherwise."""
+    check_logits(first, names[0])
+    check_logits(second, names[1])
+    if first.shape != second.shape:
+        raise ValueError(f"{prefix}{names[0]} {tuple(first.shape)} and {names[1]} {tuple(second.shape)} "
+                         f"must have the same shape")
+
+
+def kl_rows(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) per row from log-probabilities, (B, K) -> (B,): sum_k p_k (log p_k - log q_k) over the
+    classes with p_k > 0 (0 log 0 = 0), so a probability that underflows to exactly 0 adds 0, not NaN."""
+    p = log_p.exp()
+    return torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(dim=1)
+
+
 def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
     """T^2 * KL(softmax(t/T) || softmax(s/T)), averaged over the batch (unweighted by alpha).
 
@@ -71,18 +89,10 @@ def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     sum_k p_k (log p_k - log q_k) over the classes with p_k > 0 (0 log 0 = 0), so a tiny T, where
     some probabilities underflow to exactly 0, gives the one-hot limit rather than 0 * inf = NaN."""
     T = check_temperature(T)
-    check_logits(student_logits, "student logits")
-    check_logits(teacher_logits, "teacher logits")
-    if student_logits.shape != teacher_logits.shape:
-        raise ValueError(
-            f"student logits {tuple(student_logits.shape)} and teacher logits "
-            f"{tuple(teacher_logits.shape)} must have the same shape"
-        )
+    check_logit_pair(student_logits, teacher_logits)
     log_q = log_soften(student_logits, T)
     log_p = log_soften(teacher_logits.detach(), T)
-    p = log_p.exp()
-    terms = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p))
-    return terms.sum() / student_logits.shape[0] * (T * T)
+    return kl_rows(log_p, log_q).sum() / student_logits.shape[0] * (T * T)
 
 
 def kd_loss(

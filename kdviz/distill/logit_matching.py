@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .kd_loss import check_logits, soft_target_loss
+from .kd_loss import check_logit_pair, check_logits, soft_target_loss
 from .soft_targets import check_temperature
 
 
@@ -52,11 +52,7 @@ def center_logits(logits: torch.Tensor) -> torch.Tensor:
 
 
 def _pair(student: Any, teacher: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    check_logits(student, "student logits")
-    check_logits(teacher, "teacher logits")
-    if student.shape != teacher.shape:
-        raise ValueError(f"student logits {tuple(student.shape)} and teacher logits {tuple(teacher.shape)} "
-                         f"must have the same shape")
+    check_logit_pair(student, teacher)
     return student, teacher
 
 

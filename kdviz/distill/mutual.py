@@ -27,17 +27,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .kd_loss import check_logits, check_targets
+from .kd_loss import check_logit_pair, check_targets, kl_rows
 from .soft_targets import check_temperature
 
 
 def _checked_pair(logits: torch.Tensor, peer_logits: torch.Tensor, T: float) -> float:
     T = check_temperature(T)
-    check_logits(logits, "logits")
-    check_logits(peer_logits, "peer logits")
-    if logits.shape != peer_logits.shape:
-        raise ValueError(f"mutual learning: logits {tuple(logits.shape)} and peer logits {tuple(peer_logits.shape)} "
-                         f"must have the same shape (same batch, same classes)")
+    check_logit_pair(logits, peer_logits, ("logits", "peer logits"), prefix="mutual learning: ")
     return T
 
 
@@ -48,7 +44,7 @@ def mutual_kl_per_sample(logits: torch.Tensor, peer_logits: torch.Tensor, T: flo
     T = _checked_pair(logits, peer_logits, T)
     log_p = F.log_softmax(logits / T, dim=1)
     log_target = F.log_softmax(peer_logits.detach() / T, dim=1)
-    return (log_target.exp() * (log_target - log_p)).sum(dim=1) * T * T
+    return kl_rows(log_target, log_p) * T * T
 
 
 def mutual_kl(logits: torch.Tensor, peer_logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
