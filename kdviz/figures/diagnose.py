@@ -13,6 +13,8 @@ import plotly.graph_objects as go
 
 from . import theme
 
+TITLE_WIDTH = 60  # characters per title line: these charts are drawn two to a row
+
 GAIN_UP, GAIN_DOWN = theme.OKABE_ITO["blue"], theme.OKABE_ITO["vermillion"]
 
 
@@ -37,7 +39,8 @@ def agreement_bars(class_names: Sequence[str], agreement: Sequence[float], colou
     fig.update_yaxes(range=[0, 110])
     worst = int(np.nanargmin(values)) if np.isfinite(values).any() else 0
     title = title or f"{student_label} agrees with the teacher least on class {class_names[worst]}"
-    return theme.apply(fig, title, x_title="true class", y_title="agreement with the teacher (% of test images)")
+    return theme.wrap_figure_title(theme.apply(fig, title, x_title="true class",
+                                               y_title="agreement with the teacher (% of test images)"), TITLE_WIDTH)
 
 
 def gain_bars(class_names: Sequence[str], gain: Sequence[float], title: str | None = None) -> go.Figure:
@@ -51,7 +54,8 @@ def gain_bars(class_names: Sequence[str], gain: Sequence[float], title: str | No
     fig.add_hline(y=0, line_color="#555", line_width=1)
     helped, hurt = int(np.sum(values > 0)), int(np.sum(values < 0))
     title = title or f"Distillation helped on {helped} classes and hurt on {hurt}"
-    return theme.apply(fig, title, x_title="true class", y_title="gain over scratch (accuracy points)")
+    return theme.wrap_figure_title(theme.apply(fig, title, x_title="true class",
+                                               y_title="gain over scratch (accuracy points)"), TITLE_WIDTH)
 
 
 def non_target_mass_bars(class_names: Sequence[str], from_right: Sequence[float], from_wrong: Sequence[float], T: float,
@@ -81,7 +85,7 @@ def non_target_mass_bars(class_names: Sequence[str], from_right: Sequence[float]
     fig.update_yaxes(rangemode="tozero")
     theme.apply(fig, title or f"Soft targets at T = {T:g}: probability off the true class", x_title="true class",
                 y_title="off the true class (% of the soft target)")
-    return theme.legend_below(fig)
+    return theme.wrap_figure_title(theme.legend_below(fig), TITLE_WIDTH)
 
 
 def reliability_diagram(edges: Sequence[float], accuracy: Sequence[float], confidence: Sequence[float],
@@ -110,7 +114,8 @@ def reliability_diagram(edges: Sequence[float], accuracy: Sequence[float], confi
     fig.update_yaxes(range=[0, 1.02])
     mood = "overconfident" if np.sum((conf - acc)[filled] * counts[filled]) > 0 else "underconfident"
     title = f"The {who}'s calibration: ECE = {100 * ece:.1f}% (mostly {mood})"
-    return theme.apply(fig, title, x_title="confidence (largest softmax probability)", y_title="accuracy in the bin")
+    theme.apply(fig, title, x_title="confidence (largest softmax probability)", y_title="accuracy in the bin")
+    return theme.wrap_figure_title(theme.legend_below(fig), TITLE_WIDTH)  # a legend at the top hid the title
 
 
 def response_surface(temperatures: Sequence[float], alphas: Sequence[float], gain: np.ndarray,

@@ -203,7 +203,7 @@ def charts(exp, overlays: list) -> None:
                            "hard part." if view is kd else "Per training step: cross-entropy on the labels only, "
                            "so the total is the hard part.")
     if exp.done:  # the KD student has ended: why did it help, or not?
-        show_diagnosis(exp.job(KD_JOB), exp.job(SCRATCH_JOB))
+        show_diagnosis(job_view(exp.job(KD_JOB), KD_JOB), job_view(exp.job(SCRATCH_JOB), SCRATCH_JOB))
 
 
 def probe(kd, scratch, done: bool) -> None:
