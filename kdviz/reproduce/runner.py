@@ -138,7 +138,10 @@ def reproducible_managers() -> tuple[JobManager, JobManager]:
     if not _MANAGERS:
         cores = available_cores()
         _MANAGERS["reused"] = JobManager(max_concurrent=1, cpu_threads=cores)
-        _MANAGERS["runs"] = JobManager(max_concurrent=cores, cpu_threads=1)  # one thread per run, always
+        # one thread per run, always; one run more than cores, so that when an odd number of long runs
+        # is left (three distilled students on two cores) they share the cores instead of one
+        # finishing alone on a single core (hinton-mnist, 3 seeds: 27.5 instead of 34.4 minutes)
+        _MANAGERS["runs"] = JobManager(max_concurrent=cores + 1, cpu_threads=1)
     return _MANAGERS["reused"], _MANAGERS["runs"]
 
 

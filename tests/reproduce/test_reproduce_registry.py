@@ -54,7 +54,7 @@ def test_hinton_plan_has_one_teacher_and_a_scratch_and_distilled_student_per_see
         assert same == {k: v for k, v in d.config.to_dict().items() if k not in loss_and_transfer_set}
     assert {run.config.jitter_px for run in scratch} == {0}
     assert {run.config.jitter_px for run in distilled} == {0 if quick else 2}  # full mode: a jittered transfer set
-    assert {(s.config.epochs, d.config.epochs) for s, d in zip(scratch, distilled)} == {(20, 20) if quick else (20, 30)}
+    assert {(s.config.epochs, d.config.epochs) for s, d in zip(scratch, distilled)} == {(20, 20) if quick else (20, 35)}
     assert len({run.config.name for run in plan}) == len(plan)
 
 
@@ -63,7 +63,7 @@ def test_quick_and_full_plans_differ_as_documented():
     assert quick[0].config.max_steps == 300 and full[0].config.max_steps is None and full[0].config.epochs == 8
     assert full[0].config.jitter_px == 2
     assert quick[1].config.train_subset == 1000 and full[1].config.train_subset is None
-    assert full[1].config.epochs == 20 and full[2].config.epochs == 30  # scratch 20, distilled 30 epochs
+    assert full[1].config.epochs == 20 and full[2].config.epochs == 35  # scratch 20, distilled 35 epochs
     assert full[1].config.model_options == full[2].config.model_options == {"hidden": [800, 800]}
 
 

@@ -259,5 +259,5 @@ def test_reproduction_runs_keep_one_thread_each_however_many_run():
     from kdviz.reproduce.runner import reproducible_managers
 
     reused, runs = reproducible_managers()
-    assert runs.max_concurrent == available_cores() and runs.thread_share() == 1
+    assert runs.max_concurrent == available_cores() + 1 and runs.thread_share() == 1
     assert reused.max_concurrent == 1 and reused.thread_share() == available_cores()
