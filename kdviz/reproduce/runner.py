@@ -145,9 +145,15 @@ def reproducible_managers() -> tuple[JobManager, JobManager]:
     return _MANAGERS["reused"], _MANAGERS["runs"]
 
 
+def load_note() -> str:
+    """``"load average 1.9"`` (the last minute's), or "" where the system has none."""
+    return f"load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+
+
 def machine_note() -> str:
-    """``"2 cores, load average 1.9, torch 2.13.0+cpu, Python 3.11.2"``."""
-    load = f"load average {os.getloadavg()[0]:.1f}, " if hasattr(os, "getloadavg") else ""
+    """``"2 cores, load average 1.9 at the start, torch 2.13.0+cpu, Python 3.11.2"``: a wall time
+    means little without the load it ran under (the end's load is added when the runs end)."""
+    load = f"{load_note()} at the start, " if load_note() else ""
     return f"{available_cores()} cores, {load}torch {torch.__version__}, Python {platform.python_version()}"
 
 
@@ -278,6 +284,8 @@ class Reproducing:
         if all_ended:
             ok = len(self.result.runs) == len(self.plan) and all(r["state"] == "finished" for r in self.result.runs.values())
             self.result.state = "finished" if ok else "failed"
+            if load_note():
+                self.result.machine += f"; {load_note()} at the end"
         write_result(self.result)
         return True
 

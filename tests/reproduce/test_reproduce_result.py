@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import statistics
 import time
@@ -109,6 +110,9 @@ def test_result_json_round_trips(reproduced):
     assert again.to_dict() == result.to_dict() == load_result(result.path / RESULT_FILE).to_dict()
     assert again.path == result.path and result.path.parent.name == "reproductions"
     assert again.machine == result.machine and "cores" in result.machine and "torch" in result.machine
+    # a wall time is read beside the load it ran under, at both ends (a run that started on an idle
+    # machine and ended on a busy one said only "load average 1.3")
+    assert re.search(r"load average \d+\.\d at the start, .*; load average \d+\.\d at the end$", result.machine)
     assert result.path.name.startswith("tiny-digits-")
 
 
