@@ -18,4 +18,11 @@ fi
 
 export MPLBACKEND=Agg PYTHONUNBUFFERED=1
 mkdir -p artifacts
-exec .venv/bin/python -m pytest -q -ra --durations=15 "$@"
+# Two workers (pytest-xdist): a test file stays on one worker (module fixtures train once) and the
+# browser tests all run on one worker, first (tests/conftest.py);
+# KDVIZ_TEST_WORKERS=0 runs everything in this process (for a debugger or -x).
+workers="${KDVIZ_TEST_WORKERS:-2}"
+if [ "$workers" = 0 ]; then
+  exec .venv/bin/python -m pytest -q -ra --durations=15 "$@"
+fi
+exec .venv/bin/python -m pytest -q -ra --durations=15 -n "$workers" --dist loadfile "$@"
