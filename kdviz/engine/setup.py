@@ -18,6 +18,7 @@ from .optim import build_optimizer
 from .teacher_cache import load_teacher, load_trained_model
 
 _DATA_LOCK = threading.Lock()
+HOOK_SEED_OFFSET = 104_729  # hooks' setup draws start from seed + this (any fixed number apart from 0)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -109,8 +110,13 @@ def build_run(config: TrainConfig, total_steps: int, resume_state: dict | None =
         ctx.step = int(resume_state["step"])
         for label, hook in hooks:
             hook.load_state_dict(resume_state.get("hooks", {}).get(label, {}))
-    for _, hook in hooks:
-        hook.setup(ctx)
+    # Hooks draw at setup too (a hint regressor's initial weights, a probe batch): under the same lock,
+    # from the global generator seeded by the run's seed (offset, so they do not repeat the model's
+    # draws) and restored afterwards, so a rerun repeats them however many jobs start at once.
+    with INIT_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + HOOK_SEED_OFFSET)
+        for _, hook in hooks:
+            hook.setup(ctx)
     present = {id(p) for group in optimizer.param_groups for p in group["params"]}
     extras: list[nn.Parameter] = []
     for label, hook in hooks:
