@@ -10,6 +10,10 @@
   via a teacher assistant (Mirzadeh et al., AAAI 2020, figure 1's question: does an assistant of
   intermediate size close the gap?).
 
+Each generation (or run of a chain) has its own colour, named in the legend (``group_styles``: the
+palette's series, generation 0 first in the scratch student's green since it learns from the labels
+alone, the teacher's blue last since the teacher is drawn as a dashed blue line).
+
 Data in, figure out: accuracies (fractions in [0, 1]), sizes and colours arrive as arguments; this
 module knows no method, no engine and no run.
 """
@@ -22,9 +26,26 @@ import plotly.graph_objects as go
 
 from . import theme
 
-GENERATION_COLOUR = theme.OKABE_ITO["vermillion"]
-DIRECT_COLOUR, VIA_COLOUR = theme.OKABE_ITO["blue"], theme.OKABE_ITO["orange"]
-SEED_DOT = "#333333"
+# generation 0 (labels only) green like a scratch student, generation 1 vermillion like a KD student, ...;
+# blue, the teacher's dashed line, last
+GROUP_COLOURS = tuple(theme.SERIES[i] for i in (2, 1, 3, 4, 5, 6, 7, 0))
+GROUP_SYMBOLS = ("diamond", "square", "triangle-up", "star")  # a second round of colours gets a second symbol
+# the teacher-assistant chain: the assistant, the student distilled directly (a KD student, not the
+# teacher's blue: the teacher is a dashed blue line on the same chart), the student taught via the assistant
+ASSISTANT_COLOUR, DIRECT_COLOUR, VIA_COLOUR = theme.OKABE_ITO["reddish purple"], theme.OKABE_ITO["vermillion"], theme.OKABE_ITO["orange"]
+MEAN_LINE = "#888888"  # the grey line that joins the generations' means
+KEY_GREY = "#333333"  # the legend keys of the mark shapes (mean, one seed)
+
+
+def group_styles(count: int) -> list[tuple[str, str]]:
+    """``(colour, marker symbol)`` for ``count`` generations, every pair different: the colours of
+    ``GROUP_COLOURS`` in turn, then again with the next symbol of ``GROUP_SYMBOLS``."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"count must be a whole number >= 0, got {count!r}")
+    n = len(GROUP_COLOURS)
+    if count > n * len(GROUP_SYMBOLS):
+        raise ValueError(f"at most {n * len(GROUP_SYMBOLS)} groups can be told apart, got {count}")
+    return [(GROUP_COLOURS[i % n], GROUP_SYMBOLS[i // n]) for i in range(count)]
 
 
 def _fractions(name: str, values: Sequence[float]) -> np.ndarray:
@@ -34,33 +55,63 @@ def _fractions(name: str, values: Sequence[float]) -> np.ndarray:
     return arr
 
 
+def _styles(generations: Sequence[str], colours: Sequence[str] | None) -> list[tuple[str, str]]:
+    """Each generation's (colour, symbol): ``group_styles`` by default; given ``colours``, a colour
+    used again takes the next symbol, so no two generations look alike."""
+    if colours is None:
+        return group_styles(len(generations))
+    if len(colours) != len(generations) or not all(isinstance(c, str) and c for c in colours):
+        raise ValueError(f"one colour per generation: {len(generations)} generations, colours {list(colours)!r}")
+    return [(c, GROUP_SYMBOLS[list(colours[:i]).count(c) % len(GROUP_SYMBOLS)]) for i, c in enumerate(colours)]
+
+
+def _legend_key(fig: go.Figure, name: str, colour: str, symbol: str, mode: str = "markers") -> None:
+    """A legend entry with no points of its own (plotly lists a trace whose data is empty)."""
+    fig.add_scatter(x=[None], y=[None], mode=mode, name=name, hoverinfo="skip", line={"color": MEAN_LINE, "width": 2},
+                    marker={"color": colour, "size": 11 if symbol != "circle-open" else 8, "symbol": symbol,
+                            "line": {"color": KEY_GREY, "width": 1 if symbol != "circle-open" else 1.5}})
+
+
 def generation_accuracy(generations: Sequence[str], per_seed: Sequence[Sequence[float]], *,
-                        teacher_accuracy: float | None = None, colour: str = GENERATION_COLOUR,
+                        teacher_accuracy: float | None = None, colours: Sequence[str] | None = None,
                         x_title: str = "generation (each distilled from the one before)",
                         title: str | None = None, connect: bool = True) -> go.Figure:
-    """The mean test accuracy per generation as markers joined by a line (``generations``: their names, in order;
-    ``per_seed``: each generation's accuracies, one per seed that has one, possibly none yet), error
-    bars of one sample standard deviation where a generation has two seeds or more, each seed a dot;
-    an optional dashed line at the teacher's accuracy; ``x_title`` names the groups; ``title`` replaces
-    the default one (the last generation's gain over the first); ``connect=False`` draws the means
-    without the line (groups that are not a sequence)."""
+    """The mean test accuracy per generation as markers joined by a grey line (``generations``: their
+    names, in order; ``per_seed``: each generation's accuracies, one per seed that has one, possibly
+    none yet), error bars of one sample standard deviation where a generation has two seeds or more,
+    each seed a dot in its generation's colour; every generation in its own colour (``colours``, one
+    per generation; default ``group_styles``), named in the legend; an optional dashed line at the
+    teacher's accuracy; ``x_title`` names the groups; ``title`` replaces the default one (the last
+    generation's gain over the first); ``connect=False`` draws the means without the line (groups
+    that are not a sequence).
+
+    Traces: 0 the means (one point a generation), 1 the seeds' dots, then one legend entry a
+    generation and the keys of the two mark shapes."""
     if len(generations) != len(per_seed) or not generations:
         raise ValueError(f"one list of accuracies per generation: {len(generations)} names, {len(per_seed)} lists")
+    styles = _styles(generations, colours)
     accs = [_fractions(f"accuracies of {g}", a) for g, a in zip(generations, per_seed)]
     means = [100 * a.mean() if a.size else None for a in accs]
     spreads = [100 * a.std(ddof=1) if a.size > 1 else 0.0 for a in accs]
     fig = go.Figure()
     # markers joined by a line, not bars: the axis is zoomed to the accuracies, and a bar cut off at its
     # foot would make a 0.2-point step look large
-    fig.add_scatter(x=list(generations), y=means, name="mean over seeds (± 1 std)",
-                    mode="lines+markers" if connect else "markers",
-                    line={"color": colour, "width": 2}, marker={"color": colour, "size": 12, "symbol": "diamond"},
-                    error_y={"type": "data", "array": spreads, "visible": True, "color": colour, "thickness": 1.5},
+    fig.add_scatter(x=list(generations), y=means, name="mean over seeds (± 1 std)", showlegend=False,
+                    mode="lines+markers" if connect else "markers", line={"color": MEAN_LINE, "width": 2},
+                    marker={"color": [c for c, _ in styles], "symbol": [s for _, s in styles], "size": 12,
+                            "line": {"color": KEY_GREY, "width": 1}},
+                    error_y={"type": "data", "array": spreads, "visible": True, "color": MEAN_LINE, "thickness": 1.5},
                     hovertemplate="%{x}: %{y:.1f}% (mean)<extra></extra>")
     xs = [g for g, a in zip(generations, accs) for _ in a]
     ys = [100 * v for a in accs for v in a]
-    fig.add_scatter(x=xs, y=ys, mode="markers", name="one seed", marker={"color": SEED_DOT, "size": 7, "symbol": "circle-open"},
+    dot_colours = [c for (c, _), a in zip(styles, accs) for _ in a]
+    fig.add_scatter(x=xs, y=ys, mode="markers", name="one seed", showlegend=False,
+                    marker={"color": dot_colours, "size": 8, "symbol": "circle-open", "line": {"width": 1.5}},
                     hovertemplate="%{x}: %{y:.1f}% (one seed)<extra></extra>")
+    for g, (colour, symbol) in zip(generations, styles):
+        _legend_key(fig, g, colour, symbol)
+    _legend_key(fig, "mean over seeds (± 1 std)", KEY_GREY, "diamond", "lines+markers" if connect else "markers")
+    _legend_key(fig, "one seed", KEY_GREY, "circle-open")
     if teacher_accuracy is not None:
         fig.add_hline(y=100 * teacher_accuracy, line={"color": theme.role_color("teacher"), "dash": "dash", "width": 1.5},
                       annotation_text=f"teacher {100 * teacher_accuracy:.1f}%", annotation_position="bottom right")
@@ -69,12 +120,12 @@ def generation_accuracy(generations: Sequence[str], per_seed: Sequence[Sequence[
         default_title = f"Does each generation beat the one before? {known[-1][0]}: {known[-1][1] - known[0][1]:+.1f} points against {known[0][0]}"
     else:
         default_title = "Accuracy per generation: waiting for two generations to have an evaluation"
-    title = title or default_title
     values = ys + ([100 * teacher_accuracy] if teacher_accuracy is not None else [])
     low = min(values) - 5 if values else 0
     fig.update_yaxes(range=[max(0.0, low), 100.5])
-    theme.apply(fig, theme.wrap_title(title, 70), x_title, "test accuracy (%)")
-    return fig
+    theme.apply(fig, theme.wrap_title(title or default_title, 70), x_title, "test accuracy (%)")
+    # rows counted for a half-width chart (the widget, the assistant chain's two columns): never too few
+    return theme.fit_legend(fig, [*generations, "mean over seeds (± 1 std)", "one seed"], width_px=560)
 
 
 def capacity_gap_accuracy(direct: Sequence[tuple[float, float, float | None, str]],
@@ -109,4 +160,4 @@ def capacity_gap_accuracy(direct: Sequence[tuple[float, float, float | None, str
     return fig
 
 
-__all__ = ["capacity_gap_accuracy", "generation_accuracy"]
+__all__ = ["capacity_gap_accuracy", "generation_accuracy", "group_styles"]

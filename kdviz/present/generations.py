@@ -50,7 +50,7 @@ from ..methods.kd import KD
 from ..methods.scratch import SCRATCH
 from ..models import build_model
 from ..models.summary import count_parameters
-from ..figures.generations import capacity_gap_accuracy, generation_accuracy
+from ..figures.generations import ASSISTANT_COLOUR, DIRECT_COLOUR, VIA_COLOUR, capacity_gap_accuracy, generation_accuracy
 from .story import LEVEL_POINTS, points
 
 BORN_AGAIN, ASSISTANT = "born-again", "teacher assistant"  # the two kinds of chain
@@ -383,12 +383,12 @@ def chain_figures(plan: ChainPlan, results: Sequence[GroupResult],
                   teacher_accuracy: float | None = None) -> list[tuple[Any, str]]:
     """The chain's charts with their captions, as (plotly Figure, caption) pairs: accuracy per
     generation for a born-again chain; accuracy per run and accuracy against the capacity gap for a
-    teacher-assistant chain."""
-    per_group = generation_accuracy([r.group for r in results], [r.accuracies for r in results],
-                                    teacher_accuracy=teacher_accuracy,
+    teacher-assistant chain. Each generation (run of the chain) has its own colour; a student keeps it on both charts."""
+    colours = {ASSISTANT_GROUP: ASSISTANT_COLOUR, DIRECT_GROUP: DIRECT_COLOUR, VIA_GROUP: VIA_COLOUR}
+    per_group = generation_accuracy([r.group for r in results], [r.accuracies for r in results], teacher_accuracy=teacher_accuracy,
                                     **({} if plan.kind == BORN_AGAIN else {"x_title": "run of the teacher-assistant chain",
-                                                                    "title": "Test accuracy of each run of the chain",
-                                                                    "connect": False}))
+                                       "title": "Test accuracy of each run of the chain", "connect": False,
+                                       "colours": [colours[r.group] for r in results]}))
     if plan.kind == BORN_AGAIN:
         return [(per_group, born_again_caption(results))]
     text = assistant_caption(plan, results)
