@@ -40,6 +40,7 @@ from ..engine import TrainConfig
 from ..engine.run_folder import read_config
 from ..engine.setup import dataset_for
 from ..methods.kd import KD
+from ..methods.max_norm import MAX_NORM
 from ..methods.scratch import SCRATCH as SCRATCH_METHOD
 from .base import PaperNumber, PlannedRun, Reproduction, final_test_accuracy, register
 
@@ -54,7 +55,7 @@ TEACHERS = {
     "cnn": dict(model="cnn", model_options={"channels": [32, 64], "hidden": 256, "dropout": 0.5, "feature_dropout": 0.25},
                 jitter_px=2, epochs=8, lr=0.05, lr_schedule="cosine", batch_size=128),
     "mlp": dict(model="mlp", model_options={"hidden": [1200, 1200], "dropout": 0.5, "input_dropout": 0.2}, jitter_px=2,
-                epochs=20, lr=0.1, lr_schedule="cosine", batch_size=128, hooks=[{"name": "max_norm", "max_norm": 3.5}]),
+                epochs=20, lr=0.1, lr_schedule="cosine", batch_size=128, hooks=[dict(name=MAX_NORM.name, max_norm=3.5)]),
 }
 # Students (scratch and distilled alike): Adam at 1e-3 with a cosine schedule. With SGD (lr 0.05,
 # momentum 0.9) the distilled students made 94-111 errors; with Adam 84-92 (README, issue 3).
