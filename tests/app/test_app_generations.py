@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from _support.apptest import charts, harness, ok, texts, values, wait_until
 from _support.run_files import metric_lines
+from kdviz.figures.generations import group_styles
 
 PAGE = Path(__file__).resolve().parents[2] / "kdviz" / "app" / "pages" / "generations.py"
 HARNESS = harness((PAGE, "Generations"))
@@ -49,6 +50,10 @@ def test_born_again_chain_with_chosen_generations_starts_and_charts_appear(lab_e
     curves = {t["name"]: values(t["y"]) for t in final["gen-accuracy"]["data"]}
     np.testing.assert_allclose(curves["generation 1 · seed 0"], [100 * r["test_acc"] for r in metric_lines(folders[1], "eval")],
                                rtol=1e-6)
+    # every generation's curve in its own colour, the one its bar has on the chart beside it
+    line_colours = {t["name"]: t["line"]["color"] for t in final["gen-accuracy"]["data"] if t["name"] in curves}
+    assert len({line_colours[f"generation {k} · seed 0"] for k in range(3)}) == 3
+    assert [line_colours[f"generation {k} · seed 0"] for k in range(3)] == [c for c, _ in group_styles(3)]
     assert f"{finals[0]:.1%}" in texts(at)
 
 

@@ -26,8 +26,10 @@ from kdviz.app.teacher import show_teacher_status, teacher_job
 from kdviz.app.training_view import accuracy_chart
 from kdviz.present.distill_configs import distill_defaults
 from kdviz.present.family_story import family_base_config
+from kdviz.figures.generations import ASSISTANT_COLOUR, DIRECT_COLOUR, VIA_COLOUR, group_styles
 from kdviz.present.generations import (
-    BORN_AGAIN, ASSISTANT, assistant_plan, born_again_plan, chain_experiment, chain_figures, chain_results,
+    ASSISTANT, ASSISTANT_GROUP, BORN_AGAIN, DIRECT_GROUP, VIA_GROUP, assistant_plan, born_again_plan, chain_experiment,
+    chain_figures, chain_results,
 )
 
 K = {"kind": "gen_kind", "generations": "gen_generations", "assistant": "gen_assistant", "student": "gen_student",
@@ -133,8 +135,21 @@ def panel(exp) -> None:
         with column:
             show_chart(figure, f"gen-chain-{i}", caption=caption if i == len(figures) - 1 else None)
     if views:
-        show_chart(accuracy_chart(list(views.values()), [], t_acc), "gen-accuracy",
-                   caption="Test accuracy of every run of the chain as it trains.")
+        fig = accuracy_chart(list(views.values()), [], t_acc)
+        colours = run_colours(plan)
+        for trace in fig.data:  # a run's curve in its generation's (or role's) colour, as on the charts above
+            if trace.name in colours:
+                trace.update(line_color=colours[trace.name], marker_color=colours[trace.name])
+        show_chart(fig, "gen-accuracy", caption="Test accuracy of every run of the chain as it trains.")
+
+
+def run_colours(plan) -> dict[str, str]:
+    """Each run's colour: its generation's in a born-again chain, its role's in a teacher-assistant one."""
+    if plan.kind == BORN_AGAIN:
+        by_group = dict(zip(plan.groups, (colour for colour, _ in group_styles(len(plan.groups)))))
+    else:
+        by_group = {ASSISTANT_GROUP: ASSISTANT_COLOUR, DIRECT_GROUP: DIRECT_COLOUR, VIA_GROUP: VIA_COLOUR}
+    return {run.name: by_group[run.group] for run in plan.runs if run.group in by_group}
 
 
 def idle() -> None:
