@@ -13,7 +13,7 @@ kept, so the run folder never claims to be running.
 SIGTERM and SIGHUP then act like Ctrl-C: the handler raises ``KeyboardInterrupt`` in the main thread,
 so ``kdviz train`` stops its run and exits with the "stopped" code, and a script that does not catch
 it exits through the same atexit path. The handlers are installed only from the main thread (Python
-allows no other) and only over the default disposition: a host that installed its own handler
+allows no other), never inside a Jupyter kernel, and only over the default disposition: a host that installed its own handler
 (Streamlit's server stops itself on SIGTERM; its scripts run in other threads anyway) keeps it, and
 a signal that is ignored (``nohup`` ignores SIGHUP) stays ignored. ``restore_signal_handlers()`` puts
 back what was there before.
@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import sys
 import threading
 import time
 import weakref
@@ -83,10 +84,18 @@ def _on_stop_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"{signal.Signals(signum).name} received")
 
 
+def in_jupyter_kernel() -> bool:
+    """True inside a Jupyter kernel: its host (JupyterLab, nbclient) manages its lifetime and stops it
+    with SIGTERM; turned into Ctrl-C, every kernel shutdown waited for the SIGKILL that follows."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return getattr(shell, "kernel", None) is not None
+
+
 def install_signal_handlers() -> list[int]:
     """Install the SIGTERM/SIGHUP handler where the disposition is still the default; from the main
     thread only. Returns the signals it handles now."""
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or in_jupyter_kernel():
         return []
     with _LOCK:
         for sig in STOP_SIGNALS:
@@ -105,7 +114,7 @@ def install_signal_handlers() -> list[int]:
 
 def restore_signal_handlers() -> None:
     """Put back the dispositions found before ``install_signal_handlers`` (where ours is still installed)."""
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or in_jupyter_kernel():
         return
     with _LOCK:
         for sig, previous in list(_PREVIOUS_HANDLERS.items()):
@@ -116,7 +125,7 @@ def restore_signal_handlers() -> None:
 
 def _quiet_signals_while_exiting() -> None:
     """While the exit handler waits for jobs, a second SIGTERM must not abort that wait half-way."""
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or in_jupyter_kernel():
         return
     for sig in STOP_SIGNALS:
         try:

@@ -274,3 +274,34 @@ def test_the_exit_wait_is_configurable_and_a_bad_value_falls_back(monkeypatch):
     for bad in ("soon", "-1", ""):
         monkeypatch.setenv("KDVIZ_EXIT_WAIT_S", bad)
         assert shutdown.exit_wait_s() == shutdown.EXIT_WAIT_S == 15.0
+
+
+def test_a_jupyter_kernel_keeps_its_own_sigterm_and_shuts_down_at_once(tmp_path):
+    """Inside a kernel kdviz installs no SIGTERM handler (the host stops the kernel with SIGTERM; turned
+    into Ctrl-C, every shutdown waited ~5 s for the SIGKILL). A real kernel starts a job, then is shut down."""
+    import time
+
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3")
+    try:
+        code = ("import signal, kdviz.engine.shutdown as s\n"
+                "from kdviz.engine import JobManager, TrainConfig, start\n"
+                f"job = start(TrainConfig(dataset='synthetic', model='mlp', model_options={{'hidden': [8]}}, max_steps=2, "
+                f"runs_root={str(tmp_path)!r}), "
+                "JobManager(max_concurrent=1, cpu_threads=1))\n"
+                "job.wait(60)\n"
+                "print('handler', signal.getsignal(signal.SIGTERM) is s._on_stop_signal, s.in_jupyter_kernel())")
+        reply = client.execute_interactive(code, timeout=120, output_hook=lambda msg: printed.append(msg))
+        assert reply["content"]["status"] == "ok"
+    finally:
+        started = time.monotonic()
+        manager.shutdown_kernel(now=False)
+        shutdown_s = time.monotonic() - started
+        client.stop_channels()
+    text = "".join(m["content"].get("text", "") for m in printed if m["msg_type"] == "stream")
+    assert "handler False True" in text
+    assert shutdown_s < 4.5  # below the SIGKILL that came 5 s after the SIGTERM when Ctrl-C was raised instead
+
+
+printed: list = []
