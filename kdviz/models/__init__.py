@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 
-from . import conv, mlp  # noqa: F401  (registers models)
+from . import conv, mlp, projection_net  # noqa: F401  (registers models)
 from . import resnet  # noqa: F401
 from .base import FeatureModel
 from .registry import MODELS
