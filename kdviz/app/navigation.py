@@ -13,9 +13,11 @@ from ..methods import PageSpec, all_methods
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 
-# Pages that belong to no single method: comparing any runs side by side, reproducing the papers' tables.
+# Pages that belong to no single method: comparing any runs side by side, reproducing the papers' tables,
+# post-training quantization of any finished run.
 SHARED_PAGES = (PageSpec("runs", "Compare runs", ":material/stacked_line_chart:", order=20),
-                PageSpec("reproduce", "Reproduce", ":material/fact_check:", order=25))
+                PageSpec("reproduce", "Reproduce", ":material/fact_check:", order=25),
+                PageSpec("ptq", "Post-training quantization", ":material/tune:", order=42))
 
 
 @dataclass(frozen=True)
