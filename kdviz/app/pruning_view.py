@@ -193,3 +193,78 @@ def remove_units(b: Baseline, layer: str, amount: float, norm: str) -> Structure
         acc = accuracy(small, b.evaluator.images, b.evaluator.labels)
         flops = (count_flops(b.model)["flops"], count_flops(small)["flops"])
     return StructuredResult(result.kept[layer].numpy(), (count_parameters(b.model), count_parameters(small)), flops, acc)
+
+
+# ---- speed on this CPU (shared with the Deep Compression page) -------------------------------------
+SPEED_REFRESH_S = 1.0
+
+
+def speed_section(candidates: dict[str, Job], key: str) -> None:
+    """"Speed on this CPU": pick one of the finished ``candidates`` (label -> job), measure its dense,
+    shrunk, sparse and int8 forms in the background (``kdviz.present.speed``) and show the latency
+    and size chart, the caption written from the numbers and the table. Never blocks the page: the
+    measurement runs in a thread and a fragment polls it."""
+    from ..present.speed import measure_in_background, measured, unmeasurable_reason
+    from .charts import show_chart
+    from .components import guarded
+
+    finished = {label: job for label, job in candidates.items() if job is not None and job.status().state == "finished"
+                and unmeasurable_reason(job) is None}
+    if not finished:
+        st.caption("The speed of a model is measured once it has finished training.")
+        return
+    pick_key = f"{key}-run"
+    if st.session_state.get(pick_key) not in finished:
+        st.session_state[pick_key] = next(iter(finished))
+    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+    c1.selectbox("Model to measure", list(finished), key=pick_key)
+    chosen = finished[st.session_state[pick_key]]
+    if c2.button("Measure speed on this CPU", key=f"{key}-measure", icon=":material/speed:"):
+        measure_in_background(chosen)
+    task = measured(chosen)
+    running = task is not None and not task.done
+
+    def panel(was_running: bool) -> None:
+        task = measured(chosen)
+        if task is None:
+            st.caption("Press **Measure speed on this CPU**: a few seconds, in the background.")
+            return
+        if not task.done:
+            st.caption("Measuring the dense, shrunk, sparse and int8 forms (batch 1 and 256, interleaved)…")
+            return
+        if was_running:
+            st.rerun(scope="app")
+        if task.error:
+            st.error(task.error, icon=":material/warning:")
+            return
+        report = task.result
+        show_chart(report.figure(), f"{key}-chart", caption=report.caption())
+        st.dataframe(pd.DataFrame(report.rows()), hide_index=True, width="stretch")
+
+    st.fragment(run_every=SPEED_REFRESH_S if running else None)(guarded("Speed", panel))(running)
+
+
+# ---- movement pruning beside magnitude pruning ---------------------------------------------------
+MOVEMENT_TITLE = "Movement vs magnitude pruning"
+
+
+def movement_panel(experiment, dense_accuracy: float | None, layer_key: str) -> None:
+    """Both runs' status, sparsity and accuracy live, and |W| against the movement score of a layer."""
+    from ..present.movement import movement_story
+    from .charts import show_chart
+    from .components import pick_layer, status_row
+    from .live import job_view
+
+    views = [job_view(job, label) for label, job in experiment.jobs.items()]
+    for view in views:
+        status_row(view.job, view.label)
+    story = movement_story(views, st.session_state.get(layer_key), dense_accuracy)
+    show_chart(story.progress, "movement-progress", caption=story.caption)
+    if story.scatter is not None:
+        pick_layer(layer_key, story.layers, "Layer shown in the scatter")  # a new pick redraws the fragment
+        show_chart(story.scatter, "movement-scatter",
+                   caption="Right: weights fine-tuning pushed away from zero (high score); top: large weights. "
+                   "Magnitude pruning keeps the top, movement the right: the purple and orange points are where "
+                   "they disagree (a fixed sample of the layer's weights).")
+    else:
+        st.caption("The scatter of |W| against the movement score appears with the first snapshot…")

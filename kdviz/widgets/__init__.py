@@ -33,7 +33,8 @@ from ..methods import all_methods
 # (``MethodSpec.widgets``: exported name -> module of this package), so a new method's widget is
 # exported without editing this file.
 SHARED_WIDGETS = {"RunComparison": "comparison", "ReproductionMonitor": "reproduce", "KDDiagnosis": "diagnose",
-                  "FamilyMonitor": "family", "GenerationsMonitor": "generations"}
+                  "FamilyMonitor": "family", "GenerationsMonitor": "generations", "PTQExplorer": "ptq",
+                  "SpeedMeter": "speed"}
 
 
 def _widget_modules() -> dict[str, str]:

@@ -22,7 +22,7 @@ from kdviz.app.components import (
 from kdviz.app.dc_live import show_collapse_warning, show_stage_live
 from kdviz.app.errors import user_errors
 from kdviz.app.export import export_menu
-from kdviz.app.pruning_view import ready_baseline
+from kdviz.app.pruning_view import ready_baseline, speed_section
 from kdviz.app.sidebar import current_settings
 from kdviz.figures.quantization import codebook_histogram, size_waterfall
 from kdviz.figures.quantization_explorer import legend_below
@@ -236,3 +236,11 @@ def experiment_panel(live: bool) -> None:
 st.header("Prune → quantize → Huffman", divider="gray")
 live = runs.live
 st.fragment(run_every=REFRESH_S if live else None)(guarded("Deep Compression", experiment_panel))(live)
+
+st.header("Speed on this CPU", divider="gray")
+st.caption("Han et al. count bytes; a CPU counts time. The chosen model as trained (dense), with half its neurons "
+           "removed (shrunk), with its zeros stored as torch sparse CSR (sparse) and with int8 weights (torch.ao "
+           "dynamic quantization), each timed here at batch 1 and 256.")
+speed_view = current_view()
+speed_section({"baseline": job, **({speed_view.label(n): speed_view.experiment.job(n) for n in speed_view.names}
+                                   if speed_view is not None else {})}, "dc-speed")

@@ -17,14 +17,17 @@ import streamlit as st
 from kdviz.app import session
 from kdviz.app.charts import csv_button, show_chart
 from kdviz.app.components import (
-    ExactKeys, copy_link, exact_callbacks, exact_error, guarded, job_on_dataset, page_state, pick_layer, read_runs,
-    run_controls, status_row, url_choice, url_number, url_settings,
+    ExactKeys, copy_link, exact_callbacks, exact_error, guarded, job_on_dataset, live_experiment, page_state, pick_layer,
+    read_runs, run_controls, status_row, url_choice, url_number, url_settings,
 )
 from kdviz.app.errors import user_errors
 from kdviz.app.export import export_menu
 from kdviz.app.live import job_view
 from kdviz.app.pruning_stops import SPARSITY_GRID, sparsity_player_spec
-from kdviz.app.pruning_view import dense_unit_norms, evaluate_slider, load_baseline, ready_baseline, remove_units, run_sensitivity
+from kdviz.app.pruning_view import (
+    MOVEMENT_TITLE, dense_unit_norms, evaluate_slider, load_baseline, movement_panel, ready_baseline, remove_units,
+    run_sensitivity, speed_section,
+)
 from kdviz.app.replay import show_live_or_replay
 from kdviz.app.stops_player import stops_player
 from kdviz.app.sidebar import current_settings
@@ -33,20 +36,24 @@ from kdviz.figures.pruning import filter_norm_bars, sensitivity_lines
 from kdviz.methods.prune import PRUNE
 from kdviz.present.compression_charts import layer_charts, pruning_accuracy, pruning_charts, readings, sparsity_chart
 from kdviz.present.compression_configs import prune_fine_tune_config
+from kdviz.present.movement import movement_runs
 from kdviz.present.stops_player import nearest_stop
 from kdviz.prune import check_sparsity
 
 K = {"model": "pr_model", "scope": "pr_scope", "layer": "pr_layer", "target": "pr_live_target", "epochs": "pr_live_epochs",
      "live_scope": "pr_live_scope", "job": "pr_job", "follow": "pr_follow", "scrub": "pr_scrub",
      "live_layer": "pr_live_layer", "unit_layer": "pr_unit_layer", "norm": "pr_norm", "amount": "pr_amount",
-     "typed": "pr_typed", "rev": "pr_rev", "pace": "pr_pace"}
+     "typed": "pr_typed", "rev": "pr_rev", "pace": "pr_pace", "mv_target": "pr_mv_target", "mv_epochs": "pr_mv_epochs",
+     "mv_layer": "pr_mv_layer"}
 PACE_S = 20.0  # "pace to watch": the live run lasts at least this long (on digits it is done in ~3 s otherwise)
+MOVEMENT_PACE_S = float(os.environ.get("KDVIZ_MOVEMENT_PACE_S", PACE_S))  # the movement runs' pace (tests: shorter)
 PLAYER_KEY = "pr_player"
 SPARSITY = ExactKeys(value="pr_sparsity", slider="pr_s_slider", exact="pr_s_exact", error="pr_s_error")
 SCOPES = {"layer": "each layer alike", "global": "one global cut"}
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.0"))
 state = page_state({K["scope"]: "layer", K["target"]: 0.9, K["epochs"]: 8, K["live_scope"]: "layer", K["follow"]: True,
-                    K["amount"]: 0.5, K["norm"]: "l1", K["typed"]: None, K["rev"]: 0, K["pace"]: True})
+                    K["amount"]: 0.5, K["norm"]: "l1", K["typed"]: None, K["rev"]: 0, K["pace"]: True,
+                    K["mv_target"]: 0.9, K["mv_epochs"]: 4})
 state.setdefault(SPARSITY.value, 0.8)  # the sparsity both the slider and its exact box show (not a widget key)
 # The settings a link carries (``?pr_sparsity=0.9&pr_scope=global...``), each checked as its control would.
 IN_URL = {SPARSITY.value: lambda raw: check_sparsity(float(raw)), K["scope"]: url_choice(SCOPES),
@@ -280,3 +287,39 @@ if b is not None:
 
     st.header("4. Remove whole neurons or filters", divider="gray")
     st.fragment(guarded("Structured pruning", units))()
+
+
+def start_movement() -> None:
+    """Movement and magnitude pruning of the baseline on the same cubic schedule, as one experiment."""
+    with user_errors("Start"):
+        session.start_experiment(MOVEMENT_TITLE, movement_runs(
+            job, float(state[K["mv_target"]]), epochs=int(state[K["mv_epochs"]]), runs_root=session.runs_root(),
+            pace_s=MOVEMENT_PACE_S if state[K["pace"]] else None))
+
+
+def movement_idle() -> None:
+    st.info("Press **Start movement vs magnitude** to fine-tune the baseline twice on the same schedule, pruning by "
+            "movement and by magnitude. The charts fill in live.", icon=":material/info:")
+
+
+if b is not None:
+    st.header("5. Movement pruning beside magnitude pruning, live", divider="gray")
+    st.caption("Sanh, Wolf & Rush 2020: while fine-tuning, each weight's score accumulates −∂L/∂W · W, so weights "
+               "that training pushes away from zero score high, however small they are now; the top scores are "
+               "kept (straight-through gradient to the scores). Both runs share the cubic schedule, data and steps: "
+               "only the rule that chooses the weights differs.")
+    c1, c2 = st.columns(2, vertical_alignment="bottom")
+    c1.slider("Target sparsity", 0.5, 0.98, step=0.01, key=K["mv_target"])
+    c2.slider("Epochs", 1, 20, key=K["mv_epochs"])
+    mv_runs = read_runs(session.current_experiment(MOVEMENT_TITLE, settings.dataset))
+    run_controls(mv_runs, "pr-movement", on_start=start_movement, start_label="Start movement vs magnitude")
+    live_experiment(MOVEMENT_TITLE, lambda exp: movement_panel(exp, b.dense_accuracy, K["mv_layer"]), movement_idle,
+                    REFRESH_S, action="Movement pruning", runs=mv_runs, dataset=settings.dataset)
+
+    st.header("6. Speed on this CPU", divider="gray")
+    st.caption("Bytes are not time. The same model as trained (dense), with half its neurons or filters removed "
+               "(shrunk), with its pruned weights stored as torch sparse CSR (sparse), and with int8 weights (torch.ao "
+               "dynamic quantization), each timed here at batch 1 and 256.")
+    movement_exp = session.current_experiment(MOVEMENT_TITLE, settings.dataset)
+    speed_section({"baseline": job, "pruned + fine-tuned": job_on_dataset(K["job"], settings.dataset),
+                   **(dict(movement_exp.jobs) if movement_exp is not None else {})}, "pr-speed")
