@@ -18,6 +18,7 @@ from torch import nn
 
 from ..models import build_model
 from .evaluation import predict_logits
+from .model_state import plain_model_state
 from .run_folder import load_checkpoint, read_config
 from .run_reader import read_status
 
@@ -37,7 +38,7 @@ def load_trained_model(run_path: str | os.PathLike, device: torch.device | str =
         raise ValueError(f"checkpoint of {run_path} does not record input_shape and num_classes")
     model = build_model(config.model, input_shape=input_shape, num_classes=num_classes, **config.model_options)
     try:
-        model.load_state_dict(checkpoint["model"])
+        model.load_state_dict(plain_model_state(checkpoint, str(run_path)))
     except RuntimeError as exc:
         raise ValueError(f"checkpoint of {run_path} does not fit model {config.model!r}: {exc}") from None
     return model.to(device)

@@ -31,6 +31,7 @@ from .data_feed import BatchFeed
 from .evaluation import accuracy_and_loss, agreement, predict_logits
 from .hooks import StepBatch
 from .losses import LOSSES
+from .model_state import effective_state_dict
 from .optim import learning_rate
 from .run_folder import RunFolder, inside_run, load_checkpoint, load_npz
 from .resume import check_checkpoint
@@ -216,7 +217,8 @@ class Trainer:
             if not torch.isfinite(p).all():
                 raise Diverged(divergence_message(self.step, self._epoch(), self.config, {f"weight {name}": float("nan")}))
         self.folder.save_checkpoint({
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "model": self.model.state_dict(), "effective_model": effective_state_dict(self.model),
+            "optimizer": self.optimizer.state_dict(),
             "hooks": {label: hook.state_dict() for label, hook in self.hooks},
             "step": self.step, "epoch": self.step / self.steps_per_epoch, "elapsed_s": self._elapsed(),
             "metric_seq": self.store.metric_version, "snapshot_version": self.store.snapshot_version,
