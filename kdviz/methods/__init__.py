@@ -8,7 +8,10 @@ lookup, ``kdviz.engine.plugins``). Adding a method: docs/adding-a-method.md.
 >>> get_method("kd").label
 'KD student'
 """
-from . import attention, deep_compression, dkd, dml, fsp, hints, kd, logit_matching, max_norm, prune, quantize, rkd, scratch  # noqa: F401  (register)
+from . import (  # noqa: F401  (register)
+    attention, deep_compression, dkd, dml, fsp, hints, kd, logit_matching, lottery, max_norm, movement, n_m, projection, prune,
+    qat, quantize, rkd, scratch, specialist,
+)
 from .base import (
     GENERIC_STUDENT, METHOD_SPECS, MethodSpec, PageSpec, all_methods, get_method, method_of, register_method,
     uses_hook, uses_loss,
