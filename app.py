@@ -18,14 +18,15 @@ import streamlit as st  # noqa: E402
 from kdviz.app import session  # noqa: E402
 from kdviz.app.components import keep_settings  # noqa: E402
 from kdviz.app.errors import user_errors  # noqa: E402
-from kdviz.app.navigation import lab_pages  # noqa: E402
+from kdviz.app.navigation import lab_sections  # noqa: E402
 from kdviz.app.sidebar import render_sidebar  # noqa: E402
 
 st.set_page_config(page_title="kdviz lab", page_icon=":material/science:", layout="wide")
 
-PAGES = [st.Page(p.path, title=p.title, icon=p.icon, default=p.default) for p in lab_pages()]
+PAGES = {section: [st.Page(p.path, title=p.title, icon=p.icon, default=p.default) for p in pages]
+         for section, pages in lab_sections().items()}
 
-page = st.navigation(PAGES)
+page = st.navigation(PAGES, expanded=True)  # every page in view: collapsed, sixteen were cut to ten
 session.attach()  # ?lab=<id> in the URL: a reloaded tab finds its runs again
 keep_settings()  # before any widget: every page's settings survive the runs that do not draw them
 with st.sidebar:

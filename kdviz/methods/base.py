@@ -38,13 +38,18 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class PageSpec:
     """A Streamlit page of the lab: ``module`` is a file in ``kdviz/app/pages/`` (without ``.py``);
-    pages are listed by ``order``."""
+    pages are listed by ``order`` under their ``section`` (one of ``SECTIONS``) of the sidebar."""
 
     module: str
     title: str
     icon: str
     order: int
     default: bool = False
+    section: str = "Distillation"
+
+
+# The sidebar's sections, in order (sixteen pages in one list were cut to ten behind "View more").
+SECTIONS = ("Distillation", "Compression", "Runs and papers")
 
 
 def _no_config(config: Any) -> bool:

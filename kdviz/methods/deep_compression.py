@@ -204,6 +204,6 @@ def deep_compression_experiment(baseline_run: str | os.PathLike, options: DeepCo
 DEEP_COMPRESSION = register_method(MethodSpec(
     name="deep_compression", label="Deep Compression", colour=ROLE_COLORS["quantized"],
     summary="prune -> k-means weight sharing -> Huffman coding (Han et al. 2016, fig. 1)",
-    pages=(PageSpec("deep_compression", "Deep Compression", ":material/compress:", order=50),),
+    pages=(PageSpec("deep_compression", "Deep Compression", ":material/compress:", order=50, section="Compression"),),
     widgets={"DeepCompressionMonitor": "deep_compression"},
 ))

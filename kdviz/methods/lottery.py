@@ -248,6 +248,6 @@ LOTTERY = register_method(MethodSpec(
     summary="iterative magnitude pruning with rewinding to iteration k, against random re-init "
             "(Frankle & Carbin 2019; Frankle et al. 2020)",
     hook=LotteryHook, claims=uses_hook(HOOK), priority=41, label_run=_label_run, reader=read_lottery_snapshot,
-    pages=(PageSpec("lottery", "Lottery tickets & N:M", ":material/casino:", order=34),),
+    pages=(PageSpec("lottery", "Lottery tickets & N:M", ":material/casino:", order=34, section="Compression"),),
     widgets={"LotteryMonitor": "lottery"},
 ))

@@ -280,6 +280,6 @@ PROJECTION = register_method(MethodSpec(
             "trainer network on lambda1 L_theta + lambda2 L_p + lambda3 L_p_hat (Ravi 2017, eq. 1)",
     hook=ProjectionHook, loss="none", claims=uses_hook(NAME), priority=40,
     label_run=_label, reader=read_projection_snapshot,
-    pages=(PageSpec(NAME, "ProjectionNet", ":material/grid_on:", order=75),),
+    pages=(PageSpec(NAME, "ProjectionNet", ":material/tag:", order=75),),
     widgets={"ProjectionMonitor": NAME},
 ))

@@ -297,6 +297,6 @@ PRUNE = register_method(MethodSpec(
     name="prune", label="pruned fine-tune", colour=ROLE_COLORS["pruned"],
     summary="magnitude pruning while fine-tuning, one-shot or on Zhu & Gupta's AGP schedule (Han et al. 2015)",
     hook=PruneHook, claims=uses_hook("prune"), priority=40, label_run=_label_run, reader=read_prune_snapshot,
-    pages=(PageSpec("pruning", "Pruning", ":material/content_cut:", order=30),),
+    pages=(PageSpec("pruning", "Pruning", ":material/content_cut:", order=30, section="Compression"),),
     widgets={"PruningExplorer": "pruning", "PruningMonitor": "pruning"},
 ))

@@ -219,7 +219,7 @@ def _bits_of(config, hook: str) -> int:
     return int(entry.get("bits", 4 if hook == QAT_NAME else 2))
 
 
-PAGE = PageSpec("qat", "Quantization-aware training", ":material/stairs:", order=45)
+PAGE = PageSpec("qat", "Quantization-aware training", ":material/stairs:", order=45, section="Compression")
 
 QAT = register_method(MethodSpec(
     name=QAT_NAME, label="QAT", colour=ROLE_COLORS["quantized"],

@@ -236,7 +236,7 @@ KMEANS = register_method(MethodSpec(
     summary="k-means weight sharing with centroid fine-tuning (Han et al. 2016, Deep Compression, sec. 3, eq. 3)",
     hook=KMeansHook, claims=uses_hook("kmeans"), priority=40, reader=read_quant_snapshot,
     label_run=lambda config: f"k-means {_option(config, 'kmeans', 'bits', 5)} bits",
-    pages=(PageSpec("quantization", "Quantization", ":material/grain:", order=40),),
+    pages=(PageSpec("quantization", "Quantization", ":material/grain:", order=40, section="Compression"),),
     widgets={"QuantizationExplorer": "quantization", "CentroidMonitor": "quantization"},
 ))
 
