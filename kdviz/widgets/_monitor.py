@@ -18,7 +18,7 @@ import ipywidgets as W
 import plotly.graph_objects as go
 
 from ..figures.training import accuracy_comparison
-from ..present import Experiment, RunView, describe, run_views, teacher_accuracy
+from ..present import Experiment, RunView, as_run_view, describe, run_views, teacher_accuracy
 from ._live import LiveFigure, LiveMonitor, Poller
 
 CHART_WIDTH = 520
@@ -174,4 +174,35 @@ class RunsMonitor(PolledMonitor):
             self.errors.append_stdout(text + "\n")
 
 
-__all__ = ["CHART_WIDTH", "PolledMonitor", "RunsMonitor", "column", "row", "status_html", "waiting"]
+class ExperimentMonitor(RunsMonitor):
+    """A monitor of an ``Experiment`` whose runs start in stages (a chain, a pipeline, rounds):
+    ``self.experiment``, and ``self.views`` a ``{name: RunView}`` dict that grows as runs start."""
+
+    experiment: Experiment
+
+    @property
+    def done(self) -> bool:
+        return self.experiment.done
+
+    def stop(self) -> None:
+        """Stop every run after its current step and cancel the runs not started yet; returns at once."""
+        self.experiment.stop()
+        self._update_status()
+
+    def _waitables(self) -> list:
+        return [self.experiment]
+
+    def _read_experiment(self) -> tuple[bool, bool]:
+        """(the experiment had ended, some run had news): follows the runs started since the last tick;
+        ``done`` polls the stages first and is read before the data, so the last records are in."""
+        done = self.done
+        with self._lock:
+            for name, job in self.experiment.jobs.items():
+                if name not in self.views:
+                    self.views[name] = as_run_view(job, name)
+            changed = [view.refresh() for view in self.views.values()]
+        return done, any(changed)
+
+
+__all__ = ["CHART_WIDTH", "ExperimentMonitor", "PolledMonitor", "RunsMonitor", "column", "row", "status_html",
+           "waiting"]

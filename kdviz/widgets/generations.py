@@ -15,16 +15,16 @@ import html
 
 import ipywidgets as W
 
-from ..present import RunView, as_run_view, describe
+from ..present import RunView, describe
 from ..present.generations import BORN_AGAIN, ChainExperiment, chain_figures, chain_results, latest_accuracies
 from ._live import LiveFigure
-from ._monitor import RunsMonitor, waiting
+from ._monitor import ExperimentMonitor, waiting
 
 CHART_WIDTH = 560
 CHART_HEIGHT = 360
 
 
-class GenerationsMonitor(RunsMonitor, W.VBox):
+class GenerationsMonitor(ExperimentMonitor, W.VBox):
     """Live state and accuracy of every run of a ``ChainExperiment`` (``kdviz.present.generations``).
 
     ``interval_ms`` is the poll and redraw interval; with ``autostart=False`` nothing polls until
@@ -56,27 +56,11 @@ class GenerationsMonitor(RunsMonitor, W.VBox):
                           W.Box(charts, layout=W.Layout(flex_flow="row wrap")), self.caption, self.errors])
         self._start_polling(interval_ms, autostart, "kdviz-generations-monitor")
 
-    @property
-    def done(self) -> bool:
-        return self.experiment.done
-
-    def stop(self) -> None:
-        """Stop every run after its current step and cancel the runs not started yet; returns at once."""
-        self.experiment.stop()
-        self._update_status()
-
-    def _waitables(self) -> list:
-        return [self.experiment]
 
     # ---- polling ------------------------------------------------------------------------------
     def _tick(self) -> bool:
-        done = self.done  # polls the stages first, and is read before the data, so the last records are in
-        with self._lock:
-            for name, job in self.experiment.jobs.items():
-                if name not in self.views:
-                    self.views[name] = as_run_view(job, name)
-            changed = [view.refresh() for view in self.views.values()]
-        if any(changed) or not self.results:
+        done, changed = self._read_experiment()
+        if changed or not self.results:
             self._draw()
         self._update_status()
         return not done

@@ -17,16 +17,16 @@ import html
 
 import ipywidgets as W
 
-from ..present import RunView, as_run_view, describe
+from ..present import RunView, describe
 from ..present.lottery import LotteryPlan, NMPlan, PlannedExperiment, lottery_charts, n_m_charts
 from ._live import LiveFigure
-from ._monitor import RunsMonitor, waiting
+from ._monitor import ExperimentMonitor, waiting
 
 CHART_WIDTH = 560
 CHART_HEIGHT = 380
 
 
-class _PlanMonitor(RunsMonitor, W.VBox):
+class _PlanMonitor(ExperimentMonitor, W.VBox):
     """A monitor of a ``PlannedExperiment``: a status line per planned run, two charts, a caption."""
 
     monitor_name = "monitor"
@@ -50,26 +50,10 @@ class _PlanMonitor(RunsMonitor, W.VBox):
                           layout=W.Layout(flex_flow="row wrap")), self.caption, self.errors])
         self._start_polling(interval_ms, autostart, f"kdviz-{type(self).__name__.lower()}")
 
-    @property
-    def done(self) -> bool:
-        return self.experiment.done
-
-    def stop(self) -> None:
-        """Stop every run after its current step and cancel the runs not started yet; returns at once."""
-        self.experiment.stop()
-        self._update_status()
-
-    def _waitables(self) -> list:
-        return [self.experiment]
 
     def _tick(self) -> bool:
-        done = self.done  # polls the stages first, read before the data, so the last records are in
-        with self._lock:
-            for name, job in self.experiment.jobs.items():
-                if name not in self.views:
-                    self.views[name] = as_run_view(job, name)
-            changed = [view.refresh() for view in self.views.values()]
-        if any(changed) or not self.drawn:
+        done, changed = self._read_experiment()
+        if changed or not self.drawn:
             self._draw()
             self.drawn = True
         self._update_status()

@@ -14,15 +14,15 @@ import html
 
 import ipywidgets as W
 
-from ..present import RunView, as_run_view, describe
+from ..present import RunView, describe
 from ..present.specialists import SpecialistsExperiment, specialists_caption, specialists_figures, stage_lines
 from ._live import LiveFigure
-from ._monitor import CHART_WIDTH, RunsMonitor, row, waiting
+from ._monitor import CHART_WIDTH, ExperimentMonitor, row, waiting
 
 CHART_HEIGHT = 380
 
 
-class SpecialistsMonitor(RunsMonitor, W.VBox):
+class SpecialistsMonitor(ExperimentMonitor, W.VBox):
     """Live stages, accuracy, confusable subsets and gain of a ``SpecialistsExperiment``.
 
     ``interval_ms`` is the poll and redraw interval; with ``autostart=False`` nothing polls until
@@ -52,26 +52,10 @@ class SpecialistsMonitor(RunsMonitor, W.VBox):
         self._drawn: set[str] = set()
         self._start_polling(interval_ms, autostart, "kdviz-specialists-monitor")
 
-    @property
-    def done(self) -> bool:
-        return self.experiment.done
-
-    def stop(self) -> None:
-        """Stop every run after its current step and cancel the specialists not started; returns at once."""
-        self.experiment.stop()
-        self._update_status()
-
-    def _waitables(self) -> list:
-        return [self.experiment]
 
     def _tick(self) -> bool:
-        done = self.done  # polls the stages first, and is read before the data, so the last records are in
-        with self._lock:
-            for name, job in self.experiment.jobs.items():
-                if name not in self.views:
-                    self.views[name] = as_run_view(job, name)
-            changed = [view.refresh() for view in self.views.values()]
-        if any(changed) or done or not self._drawn:
+        done, changed = self._read_experiment()
+        if changed or done or not self._drawn:
             self._draw()
         self._update_status()
         return not done
