@@ -11,9 +11,8 @@ import copy
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
-from kdviz.models import build_model
+from _support.models import trained_digits_mlp
 from kdviz.quant import SliderEvaluator
 from kdviz.quant.layer_noise import (
     LayerNoise, PTQEvaluator, compare_ranges, layer_noise, sensitivity_sweep, sqnr_db, worst_layer,
@@ -25,19 +24,7 @@ LAYERS = ("fc1", "fc2", "fc3")
 
 @pytest.fixture(scope="module")
 def model(digits):
-    torch.manual_seed(0)
-    m = build_model("mlp", input_shape=(1, 8, 8), num_classes=10, hidden=[32, 16])
-    opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
-    g = torch.Generator().manual_seed(0)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    for _ in range(200):
-        idx = torch.randint(0, len(digits.train_labels), (64,), generator=g)
-        opt.zero_grad()
-        F.cross_entropy(m(digits.train_images[idx]), digits.train_labels[idx]).backward()
-        opt.step()
-    torch.set_num_threads(before)
-    return m.eval()
+    return trained_digits_mlp(digits, hidden=[32, 16], seed=0)
 
 
 @pytest.fixture(scope="module")

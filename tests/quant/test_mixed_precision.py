@@ -8,9 +8,8 @@ import itertools
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
-from kdviz.models import build_model
+from _support.models import trained_digits_mlp
 from kdviz.quant.layer_noise import LayerNoise, PTQEvaluator, sensitivity_sweep
 from kdviz.quant.mixed_precision import (
     NOISE_WEIGHT, choose_bits, layer_size_bits, mixed_precision, mixed_vs_uniform, option_cost, size_curve,
@@ -65,19 +64,7 @@ def test_option_cost_adds_the_noise_ratio():
 
 @pytest.fixture(scope="module")
 def model(digits):
-    torch.manual_seed(1)
-    m = build_model("mlp", input_shape=(1, 8, 8), num_classes=10, hidden=[48, 24])
-    opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
-    g = torch.Generator().manual_seed(1)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    for _ in range(200):
-        idx = torch.randint(0, len(digits.train_labels), (64,), generator=g)
-        opt.zero_grad()
-        F.cross_entropy(m(digits.train_images[idx]), digits.train_labels[idx]).backward()
-        opt.step()
-    torch.set_num_threads(before)
-    return m.eval()
+    return trained_digits_mlp(digits, hidden=[48, 24], seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -10,28 +10,15 @@ import copy
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
-from kdviz.models import build_model
+from _support.models import trained_digits_mlp
 from kdviz.present.ptq import PTQSettings
 from kdviz.widgets.ptq import PTQExplorer
 
 
 @pytest.fixture(scope="module")
 def model(digits):
-    torch.manual_seed(2)
-    m = build_model("mlp", input_shape=(1, 8, 8), num_classes=10, hidden=[32, 16])
-    opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
-    g = torch.Generator().manual_seed(2)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    for _ in range(150):
-        idx = torch.randint(0, len(digits.train_labels), (64,), generator=g)
-        opt.zero_grad()
-        F.cross_entropy(m(digits.train_images[idx]), digits.train_labels[idx]).backward()
-        opt.step()
-    torch.set_num_threads(before)
-    return m.eval()
+    return trained_digits_mlp(digits, hidden=[32, 16], seed=2, steps=150)
 
 
 def hand_quantized_accuracy(model, digits, layer: str, bits: int) -> float:
