@@ -54,7 +54,7 @@ def ticket_accuracy(kept: Sequence[float], ticket: Sequence[float | None], contr
     fig.update_xaxes(type="log", autorange="reversed")
     theme.apply(fig, "Winning ticket vs the same mask re-initialised", "weights remaining (%, log scale)",
                 "test accuracy (%)", subtitle="the ticket should stay at the dense line as the control falls away")
-    return fig
+    return theme.fit_legend(fig, [ticket_label, control_label], width_px=560)
 
 
 def mask_overlap(series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
@@ -72,4 +72,4 @@ def mask_overlap(series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     theme.apply(fig, "Mask overlap: is the next round's mask settling?", "epoch",
                 "Jaccard with the previous evaluation's mask",
                 subtitle="the mask the next round would prune to, computed from the weights at each evaluation")
-    return fig
+    return theme.fit_legend(fig, list(series), width_px=560)  # nine runs' legend above the plot covered the title

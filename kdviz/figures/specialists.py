@@ -79,8 +79,10 @@ def covered_accuracy(class_names: Sequence[str], generalist: Sequence[float], co
         go.Bar(x=names, y=100 * c, name="generalist + specialists", marker_color=COMBINED_COLOUR, customdata=hover,
                hovertemplate="class %{x}: %{y:.1f} % (%{customdata})<extra>combined</extra>"),
     ])
-    for name, a, b in zip(names, g, c):
-        fig.add_annotation(x=name, y=100 * max(a, b), text=f"{100 * (b - a):+.1f}", showarrow=False, yshift=12)
+    fig.update_xaxes(type="category")  # class names like "8" are labels, not numbers
+    for position, (a, b) in enumerate(zip(g, c)):  # on a category axis a number is the category's index:
+        # x="9" put the gain of the 7th class at index 9, off the chart
+        fig.add_annotation(x=position, y=100 * max(a, b), text=f"{100 * (b - a):+.1f}", showarrow=False, yshift=12)
     low = float(min([*(100 * g), *(100 * c)], default=0.0))
     fig.update_yaxes(range=[max(0.0, low - 10.0), 104.0])
     gain = 100 * (c.mean() - g.mean()) if len(g) else 0.0

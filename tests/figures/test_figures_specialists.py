@@ -24,6 +24,8 @@ def test_covered_bars_write_each_gain():
     fig = covered_accuracy(["3", "5"], [0.9, 0.8], [0.95, 0.78], [40, 41])
     assert list(fig.data[0].y) == pytest.approx([90, 80]) and list(fig.data[1].y) == pytest.approx([95, 78])
     assert [a.text for a in fig.layout.annotations] == ["+5.0", "-2.0"]
+    # each gain above its own pair: on the category axis a number is an index ("5" put it off the chart)
+    assert fig.layout.xaxis.type == "category" and [a.x for a in fig.layout.annotations] == [0, 1]
     assert "+1.5 points" in fig.layout.title.text
     with pytest.raises(ValueError, match="between 0 and 1"):
         covered_accuracy(["3"], [90.0], [0.9])
