@@ -40,6 +40,8 @@ def range_methods_chart(rows: Sequence[Mapping], float_accuracy: float | None = 
                     hovertemplate=f"{label}<br>%{{x}}: %{{y:.2f}} %<extra></extra>")
     _float_line(fig, float_accuracy)
     fig.update_layout(barmode="group")
+    values = [100 * r["accuracy"] for r in rows] + ([100 * float_accuracy] if float_accuracy is not None else [])
+    fig.update_yaxes(range=theme.fitted_range(values, bounds=(0.0, 100.0)))  # 0-100 hid a half-point gap
     return theme.apply(fig, "Where the range is clipped matters at few bits", "weight bit width", "test accuracy (%)",
                        subtitle="every layer quantized; ranges by min-max, percentile or least squared error")
 

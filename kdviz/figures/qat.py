@@ -52,6 +52,9 @@ def step_size_curve(series: Mapping[str, tuple[Sequence[float], Sequence[float]]
                                      y_title=f"{what} step size s (log)"))
 
 
+MAX_DRAWN_LEVELS = 32  # finer grids are drawn by their two ends only
+
+
 def _vlines(xs: np.ndarray, top: float) -> tuple[list, list]:
     x, y = [], []
     for v in xs:
@@ -78,9 +81,11 @@ def weight_grid_histogram(hist_counts: Sequence[int], hist_edges: Sequence[float
         fig.add_bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), name="latent weights",
                     marker_color=_BARS, opacity=0.5, hovertemplate="w = %{x:.4f}: %{y} weights<extra></extra>")
     top = float(counts.max()) if counts.size else 1.0
-    x, y = _vlines(levels, top * 1.05)
-    fig.add_scatter(x=x, y=y, mode="lines", name=f"grid ({levels.size} levels)", line={"color": grid_colour, "width": 1.5},
-                    hoverinfo="skip")
+    drawn = levels if levels.size <= MAX_DRAWN_LEVELS else levels[[0, -1]]  # 256 lines hid the histogram
+    name = (f"grid ({levels.size} levels)" if levels.size <= MAX_DRAWN_LEVELS
+            else f"grid: {levels.size} levels, too fine to draw; its ends")
+    x, y = _vlines(drawn, top * 1.05)
+    fig.add_scatter(x=x, y=y, mode="lines", name=name, line={"color": grid_colour, "width": 1.5}, hoverinfo="skip")
     span = float(levels[1] - levels[0])
     clipped = ""
     if counts.size:
@@ -111,5 +116,19 @@ def accuracy_against_bits(curves: Mapping[str, Mapping[int, float]], colours: Ma
         fig.add_hline(y=100 * float_accuracy, line={"dash": "dot", "color": _FLOAT},
                       annotation_text=f"float: {100 * float_accuracy:.2f}%", annotation_position="bottom right")
     fig.update_xaxes(dtick=1, autorange="reversed")
-    return theme.apply(fig, "Accuracy against bits: training with the quantizer holds accuracy where PTQ falls",
-                       x_title="bits per weight and activation (fewer to the right)", y_title="test accuracy (%)")
+    return theme.apply(fig, bits_title(curves), x_title="bits per weight and activation (fewer to the right)",
+                       y_title="test accuracy (%)")
+
+
+def bits_title(curves: Mapping[str, Mapping[int, float]]) -> str:
+    """What the chart shows now: at the fewest bits two approaches share, the best against the worst
+    ("Accuracy against bits: at 2 bits LSQ 96.4 % against PTQ 95.6 %"), never a fixed claim."""
+    shared = [b for b in {int(b) for curve in curves.values() for b in curve}
+              if sum(b in {int(k) for k in curve} for curve in curves.values()) >= 2]
+    if not shared:
+        return "Accuracy against bits"
+    fewest = min(shared)
+    at = sorted(((float(curve[b]), name) for name, curve in curves.items() for b in curve if int(b) == fewest),
+                reverse=True)
+    (best, leader), (worst, last) = at[0], at[-1]
+    return f"Accuracy against bits: at {fewest} bits {leader} {100 * best:.1f} % against {last} {100 * worst:.1f} %"

@@ -10,6 +10,7 @@ replay the grid over the first run's snapshots.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,6 +45,7 @@ class QATMonitor(RunsMonitor, W.VBox):
         self.ptq, self.float_accuracy = dict(ptq or {}), float_accuracy
         self.snapshot = None  # the latest QATSnapshot read
         self.grid_step: int | None = None  # the step the grid chart shows
+        self._grid_lock = threading.Lock()
         controls = self._run_controls()
         self.layer_picker = W.Dropdown(options=[], description="layer", layout=W.Layout(width="220px"))
         self.steps_chart = LiveFigure(waiting("Step sizes: waiting for the first evaluation"), width=CHART_WIDTH)
@@ -69,7 +71,7 @@ class QATMonitor(RunsMonitor, W.VBox):
             series = step_size_series(self.student.evals, self.student_method, self.student.config)
             if series:
                 self.steps_chart.show(step_size_curve(series))
-        if any(changed.values()):
+        if any(changed.values()) or done:  # done: a run that finished with no new record still gets its point
             self._draw_bits()
         self._update_status()
         if done:
@@ -95,10 +97,16 @@ class QATMonitor(RunsMonitor, W.VBox):
         if snap is None or layer is None:
             return
         counts, edges, grid = grid_series(snap, layer)
-        self.grid_chart.show(weight_grid_histogram(counts, edges, grid, layer, snap.bits[layer], step,
-                                                   grid_colour=self.student.colour))
-        if step is not None:
-            self.grid_step = step
+        figure = weight_grid_histogram(counts, edges, grid, layer, snap.bits[layer], step, grid_colour=self.student.colour)
+        with self._grid_lock:  # the chart and its step change together (shown_grid reads both)
+            self.grid_chart.show(figure)
+            if step is not None:
+                self.grid_step = step
+
+    def shown_grid(self) -> tuple[int | None, tuple]:
+        """(the step the grid chart shows, the chart's traces), read together."""
+        with self._grid_lock:
+            return self.grid_step, tuple(self.grid_chart.widget.data)
 
     def _draw_bits(self) -> None:
         curves, colours = accuracy_curves(self.ptq, self.views)

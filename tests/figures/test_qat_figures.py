@@ -36,3 +36,18 @@ def test_accuracy_against_bits_in_percent_with_fewer_bits_to_the_right():
     assert fig.data[1].line.color == "#CC79A7" and fig.layout.xaxis.autorange == "reversed"
     with pytest.raises(ValueError, match="no results"):
         accuracy_against_bits({})
+
+
+def test_a_fine_grid_is_drawn_by_its_ends_and_the_title_says_who_leads_at_the_fewest_bits():
+    from kdviz.figures.qat import MAX_DRAWN_LEVELS, accuracy_against_bits, weight_grid_histogram
+
+    edges = np.linspace(-1, 1, 41)
+    fine = weight_grid_histogram(np.ones(40), edges, np.linspace(-1, 1, 256), bits=8)
+    grid = fine.data[-1]
+    assert len([v for v in grid.x if v is not None]) == 2 * 2 and "256 levels, too fine to draw" in grid.name
+    coarse = weight_grid_histogram(np.ones(40), edges, np.linspace(-1, 1, 4), bits=2)
+    assert len([v for v in coarse.data[-1].x if v is not None]) == 2 * 4 and MAX_DRAWN_LEVELS >= 4
+    lead = accuracy_against_bits({"PTQ": {8: 0.96, 2: 0.955}, "LSQ": {2: 0.964}})
+    assert "at 2 bits LSQ 96.4 % against PTQ 95.5 %" in lead.layout.title.text
+    behind = accuracy_against_bits({"PTQ": {8: 0.96, 3: 0.962}, "LSQ": {3: 0.958}})
+    assert "at 3 bits PTQ 96.2 % against LSQ 95.8 %" in behind.layout.title.text

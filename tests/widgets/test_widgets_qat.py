@@ -39,7 +39,7 @@ def test_monitor_follows_steps_and_the_moving_grid(baseline, manager):
     grids: dict[int, np.ndarray] = {}
 
     def collect() -> bool:
-        step, data = monitor.grid_step, monitor.grid_chart.widget.data
+        step, data = monitor.shown_grid()  # read together: the chart could change between two reads
         if step is not None and len(data) == 2:
             grids.setdefault(step, np.asarray([x for x in data[1].x if x is not None], dtype=float)[::2])
         return job.done and not monitor.poller.running
