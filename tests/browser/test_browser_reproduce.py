@@ -113,9 +113,20 @@ def caption_state(page) -> str | None:
 def test_a_quick_reproduction_fills_in_its_table_live_in_the_browser(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1900})
     page.goto(server)
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Reproduce", exact=True).click()
-    heading = main(page).locator("h1").first
-    wait_for(lambda: heading.count() and heading.inner_text().strip() == "Reproduce the papers", 90, "the Reproduce page")
+    nav = page.get_by_test_id("stSidebarNav")
+    nav.wait_for(timeout=60_000)
+    settle(page, "the first page's script")  # a click while the first page still loads could be lost
+    link, heading, clicked = nav.get_by_role("link", name="Reproduce", exact=True), main(page).locator("h1").first, [0.0]
+
+    def on_reproduce_page() -> bool:
+        if heading.count() and heading.inner_text().strip() == "Reproduce the papers":
+            return True
+        if time.monotonic() - clicked[0] > 20:  # the first click, and once more if the page did not come
+            link.click()
+            clicked[0] = time.monotonic()
+        return False
+
+    wait_for(on_reproduce_page, 90, "the Reproduce page")
     settle(page, "the Reproduce page's script")
 
     dataset = sidebar(page).get_by_role("combobox", name="Dataset")
