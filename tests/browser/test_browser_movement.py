@@ -6,13 +6,11 @@ the sparsity/accuracy chart gains points for both runs, and the |W|-against-scor
 changes. Skipped without /usr/bin/chromium unless KDVIZ_REQUIRE_BROWSER=1."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from _support.apptest import harness
-from _support.browser import playwright_or_skip, start_streamlit, stop_streamlit
+from _support.browser import one_page_server, playwright_or_skip
 from _support.polling import wait_for as poll
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a baseline, then two runs paced over 8 s: ~30 s
@@ -37,14 +35,8 @@ JS_CHART = """(axis) => {
 
 @pytest.fixture(scope="module")
 def pruning_server(request, tmp_path_factory, runs_root):
-    folder = tmp_path_factory.mktemp("movement-app")
-    (folder / "app.py").write_text(harness((PAGE, "Pruning")))
-    env = dict(os.environ, KDVIZ_RUNS=str(runs_root), KDVIZ_SESSION_GRACE_S="2", PYTHONUNBUFFERED="1",
-               KDVIZ_TEACHER_EPOCHS="1", KDVIZ_REFRESH_S="0.5", KDVIZ_MOVEMENT_PACE_S="8")
-    ARTIFACTS.mkdir(exist_ok=True)
-    proc, url = start_streamlit(folder, env, ARTIFACTS / "streamlit-browser-movement.log", timeout=60)
-    request.addfinalizer(lambda: stop_streamlit(proc))
-    return url
+    return one_page_server(request, tmp_path_factory.mktemp("movement-app"), PAGE, "Pruning", runs_root,
+                           ARTIFACTS / "streamlit-browser-movement.log", KDVIZ_MOVEMENT_PACE_S="8")
 
 
 def wait_for(predicate, timeout: float, what: str):

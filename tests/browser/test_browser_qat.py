@@ -6,14 +6,12 @@ points and the weight grid moves while it trains, and the accuracy-against-bits 
 when it ends. Skipped without /usr/bin/chromium unless KDVIZ_REQUIRE_BROWSER=1."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
 
-from _support.apptest import harness
-from _support.browser import playwright_or_skip, start_streamlit, stop_streamlit
+from _support.browser import one_page_server, playwright_or_skip
 from _support.polling import wait_for as poll
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a baseline, then a paced 8 s run: ~30 s
@@ -37,14 +35,8 @@ JS_CHART = """(axis) => {
 
 @pytest.fixture(scope="module")
 def qat_server(request, tmp_path_factory, runs_root):
-    folder = tmp_path_factory.mktemp("qat-app")
-    (folder / "app.py").write_text(harness((PAGE, "Quantization-aware training")))
-    env = dict(os.environ, KDVIZ_RUNS=str(runs_root), KDVIZ_SESSION_GRACE_S="2", PYTHONUNBUFFERED="1",
-               KDVIZ_TEACHER_EPOCHS="1", KDVIZ_REFRESH_S="0.5", KDVIZ_QAT_PACE_S="8")
-    ARTIFACTS.mkdir(exist_ok=True)
-    proc, url = start_streamlit(folder, env, ARTIFACTS / "streamlit-browser-qat.log", timeout=60)
-    request.addfinalizer(lambda: stop_streamlit(proc))
-    return url
+    return one_page_server(request, tmp_path_factory.mktemp("qat-app"), PAGE, "Quantization-aware training", runs_root,
+                           ARTIFACTS / "streamlit-browser-qat.log", KDVIZ_QAT_PACE_S="8")
 
 
 def wait_for(predicate, timeout: float, what: str):
