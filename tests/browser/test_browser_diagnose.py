@@ -113,7 +113,14 @@ def test_diagnose_charts_render_with_the_runs_labels_and_captions_that_match_the
         return charts if len(shown) == 4 else None
 
     charts = wait_for(diagnose_drawn, 30, "the four Diagnose charts to render")
-    captions = [c.inner_text().strip() for c in expander.get_by_test_id("stCaptionContainer").all()]
+    starts = ("Test images of each class", "Per-class test accuracy of", "Mean probability the teacher's",
+              "The teacher's test images grouped")
+
+    def captions_shown():  # a caption is drawn after its chart: wait for the last one too
+        shown = [c.inner_text().strip() for c in expander.get_by_test_id("stCaptionContainer").all()]
+        return shown if all(any(c.startswith(s) for c in shown) for s in starts) else None
+
+    captions = wait_for(captions_shown, 30, "the four Diagnose captions")
     folders = run_folders(runs_root)
     configs = {k: json.loads((p / "config.json").read_text()) for k, p in folders.items()}
     final = {k: metric_lines(p, "eval")[-1]["test_acc"] for k, p in folders.items()}
