@@ -3,7 +3,7 @@
 # real-browser tests (headless Debian Chromium, installed here with apt-get when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh dev
+bash scripts/setup.sh dev,sweep  # sweep: Ray Tune, so the sweep tests run
 
 if ! [ -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
