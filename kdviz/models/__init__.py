@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 
 from . import conv, mlp, projection_net  # noqa: F401  (registers models)
-from . import resnet  # noqa: F401
+from . import resnet, vit  # noqa: F401
 from .base import FeatureModel
 from .registry import MODELS
 from .summary import count_parameters, layer_table, model_summary
