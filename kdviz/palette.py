@@ -19,6 +19,21 @@ OKABE_ITO = {
     "grey": "#7F7F7F",
 }
 
+# Paul Tol's "muted" scheme (Tol 2021, "Colour Schemes", SRON/EPS/TN/09-002, fig. 4): also safe for
+# colour-blind readers; its tones are darker and softer than Okabe & Ito's, so a method drawn in one
+# is told apart from the eight above when both are on one chart.
+TOL_MUTED = {
+    "indigo": "#332288",
+    "cyan": "#88CCEE",
+    "teal": "#44AA99",
+    "green": "#117733",
+    "olive": "#999933",
+    "sand": "#DDCC77",
+    "rose": "#CC6677",
+    "wine": "#882255",
+    "purple": "#AA4499",
+}
+
 ROLE_COLORS: dict[str, str] = {
     "teacher": OKABE_ITO["blue"],
     "kd student": OKABE_ITO["vermillion"],
@@ -28,6 +43,16 @@ ROLE_COLORS: dict[str, str] = {
     "pruned": OKABE_ITO["orange"],
     "quantized": OKABE_ITO["sky blue"],
     "baseline": OKABE_ITO["grey"],
+    # methods added after the first eight colours were taken: one tone each from Tol's muted scheme
+    "lsq": TOL_MUTED["wine"],
+    "n:m sparse": TOL_MUTED["teal"],
+    "movement": TOL_MUTED["indigo"],
+    "relational": TOL_MUTED["cyan"],
+    "specialist": TOL_MUTED["purple"],
+    "logit matching": TOL_MUTED["olive"],
+    "transformer student": TOL_MUTED["rose"],
+    "head-pruned": TOL_MUTED["sand"],
+    "sweep": TOL_MUTED["green"],
 }
 
 # A cycle for series without a role (several layers, several runs).

@@ -47,7 +47,7 @@ from ..distill.logit_matching import hinton_limit, limit_ratios, logit_l2_loss, 
 from ..distill.soft_targets import check_temperature
 from ..engine.evaluation import evaluating
 from ..engine.hooks import HOOKS, StepBatch, TrainContext, TrainingHook, hook_options
-from ..palette import OKABE_ITO
+from ..palette import ROLE_COLORS
 from ._features import probe_images, require_teacher
 from .base import MethodSpec, register_method, uses_hook
 
@@ -182,7 +182,7 @@ def _label_run(config: Any) -> str:
 
 
 LOGIT_MATCHING = register_method(MethodSpec(
-    name=NAME, label="logit-matching student", colour=OKABE_ITO["yellow"],
+    name=NAME, label="logit-matching student", colour=ROLE_COLORS["logit matching"],
     summary="logit matching: regress the teacher's logits with L2, 1/(2B) sum ||z_s - z_t||^2 (Ba & Caruana "
             "2014), the T -> inf limit of Hinton's T^2 KL (Hinton et al. 2015, section 2.1)",
     hook=LogitMatchingHook, loss="ce", claims=uses_hook(NAME), priority=40,

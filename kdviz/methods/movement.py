@@ -36,7 +36,7 @@ import torch
 from ..engine.config import TrainConfig
 from ..engine.hooks import HOOKS, TrainContext, TrainingHook, validate_hook_spec
 from ..engine.setup import steps_per_epoch
-from ..palette import OKABE_ITO
+from ..palette import ROLE_COLORS
 from ..prune.magnitude import check_sparsity
 from ..prune.masks import layer_name
 from ..prune.movement import MODES, MovementPruner, magnitude_agreement
@@ -245,7 +245,7 @@ def _label_run(config: Any) -> str:
 
 
 MOVEMENT = register_method(MethodSpec(
-    name=NAME, label="movement-pruned fine-tune", colour=OKABE_ITO["black"],
+    name=NAME, label="movement-pruned fine-tune", colour=ROLE_COLORS["movement"],
     summary="movement pruning: keep the weights fine-tuning moves away from zero, scores S -= dL/dW * W "
             "(Sanh, Wolf, Rush 2020, section 3)",
     hook=MovementHook, claims=uses_hook(NAME), priority=41, label_run=_label_run, reader=read_movement_snapshot,

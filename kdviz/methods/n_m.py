@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..engine.hooks import HOOKS, TrainContext, TrainingHook, validate_hook_spec
-from ..palette import OKABE_ITO
+from ..palette import ROLE_COLORS
 from ..prune.masks import PruningMasks, layer_name, prunable_weights
 from ..prune.n_m import check_n_m, n_at, n_m_masks
 from ..prune.schedule import build_schedule
@@ -187,7 +187,7 @@ def _label_run(config) -> str:
 
 
 N_M = register_method(MethodSpec(
-    name=HOOK, label="N:M sparse", colour=OKABE_ITO["reddish purple"],
+    name=HOOK, label="N:M sparse", colour=ROLE_COLORS["n:m sparse"],
     summary="N:M semi-structured sparsity (keep N of every M inputs), one-shot or gradual, then fine-tune "
             "(Mishra et al. 2021; Zhou et al. 2021)",
     hook=NMHook, claims=uses_hook(HOOK), priority=42, label_run=_label_run, reader=read_n_m_snapshot,

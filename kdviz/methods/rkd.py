@@ -44,7 +44,7 @@ from ..distill.rkd import (
 )
 from ..engine.evaluation import evaluating
 from ..engine.hooks import HOOKS, StepBatch, TrainContext, TrainingHook, hook_options
-from ..palette import OKABE_ITO
+from ..palette import ROLE_COLORS
 from ._features import batch_statistics, probe_images, require_teacher, step_features
 from .base import MethodSpec, register_method, uses_hook
 
@@ -228,7 +228,7 @@ def _label_run(config: Any) -> str:
 
 
 RKD = register_method(MethodSpec(
-    name=NAME, label="RKD student", colour=OKABE_ITO["sky blue"],  # the palette has no unused colour left: sky blue
+    name=NAME, label="RKD student", colour=ROLE_COLORS["relational"],
     # is otherwise only the quantization methods', which never train beside a distillation family
     summary="relational KD: match the teacher's normalised pairwise distances and triplet angles of the "
             "embedding, with Huber losses (Park et al. 2019, eqs. 3-6)",

@@ -38,7 +38,7 @@ from ..engine.config import TrainConfig
 from ..engine.evaluation import predict_logits
 from ..engine.hooks import HOOKS, StepBatch, TrainContext, TrainingHook, hook_options
 from ..engine.setup import dataset_for
-from ..palette import OKABE_ITO
+from ..palette import ROLE_COLORS
 from .base import MethodSpec, PageSpec, register_method, uses_hook
 
 NAME = "specialist"
@@ -136,7 +136,7 @@ def _label(config: Any) -> str:
 # Every Okabe-Ito colour is taken; reddish purple is the FSP student's, never drawn beside a specialist
 # (the generalist is a "ce" run, drawn in the scratch student's green).
 SPECIALIST = register_method(MethodSpec(
-    name=NAME, label="specialist", colour=OKABE_ITO["reddish purple"],
+    name=NAME, label="specialist", colour=ROLE_COLORS["specialist"],
     summary="a specialist for confusable classes with a dustbin for the rest, combined with the generalist "
             "by minimising KL(p^g||q) + sum_m KL(p^m||q) (Hinton et al. 2015, section 5)",
     hook=SpecialistHook, loss="none", claims=uses_hook(NAME), priority=40, label_run=_label,
