@@ -39,6 +39,7 @@ import torch  # noqa: E402
 
 from kdviz.engine import load_trained_model  # noqa: E402
 from kdviz.models import build_model  # noqa: E402
+from kdviz.models.checkpoint_io import write_state  # noqa: E402
 from kdviz.prune import PruningMasks, count_flops, load_pruned, prunable_weights, save_pruned, size_report  # noqa: E402
 from kdviz.reproduce import run_reproduction, table_lines  # noqa: E402
 from kdviz.reproduce.han_pruning import BASELINE_ROW, PRUNED_ROW  # noqa: E402
@@ -94,14 +95,13 @@ def print_paper_table(base_err: float, pruned_err: float, pruned, baseline) -> t
 def write_cache(baseline, pruned, cache: Path) -> str:
     """The baseline's state dict and the pruned model with its masks (non-zero = kept), reloaded to check."""
     cache.mkdir(parents=True, exist_ok=True)
-    torch.save(baseline.state_dict(), cache / "baseline.tmp")
-    os.replace(cache / "baseline.tmp", cache / "baseline.pt")
+    write_state(cache / "baseline.safetensors", baseline.state_dict())  # atomic, tensors only
     masks = PruningMasks({n: w.detach() != 0 for n, w in prunable_weights(pruned).items()})
-    path = save_pruned(pruned, masks, cache / "pruned.pt")
+    path = save_pruned(pruned, masks, cache / "pruned.safetensors")
     reloaded = build_model("lenet300", input_shape=(1, 28, 28), num_classes=10)
     load_pruned(reloaded, path)
     same = all(torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(), pruned.state_dict().values()))
-    return f"saved with masks to {path} (and baseline.pt); reloaded identical and still pruned: {same}"
+    return f"saved with masks to {path} (and baseline.safetensors); reloaded identical and still pruned: {same}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=str(DEFAULT_MNIST), help="the MNIST IDX folder")
     parser.add_argument("--runs-root", default=str(DEFAULT_RUNS), help="where the runs go (a finished baseline is reused)")
     parser.add_argument("--baseline-cache", default=str(DEFAULT_CACHE),
-                        help="where the first seed's baseline.pt and pruned.pt (with masks) are written for the other benches")
+                        help="where the first seed's baseline.safetensors and pruned.safetensors (with masks) are written for the other benches")
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (the table shows mean +- std and every seed)")
     parser.add_argument("--quick", action="store_true", help="the quick reproduction in a temporary runs root (caches untouched)")
     args = parser.parse_args(argv)

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from kdviz.data import load_dataset  # noqa: E402
 from kdviz.models import build_model  # noqa: E402
+from kdviz.models.checkpoint_io import read_state  # noqa: E402
 from kdviz.prune import MaskedEvaluator, fine_tune, prunable_weights  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -64,9 +65,9 @@ def baseline_model(data, cache: Path, seed: int = 0, train_images: int | None = 
     """han_pruning's trained baseline, else LeNet-300-100 trained here for one epoch (on the first
     ``train_images`` images only when given: the quick run's stand-in)."""
     model = build_model("lenet300", input_shape=(1, 28, 28), num_classes=10)
-    path = cache / "baseline.pt"
+    path = cache / "baseline.safetensors"
     if path.is_file():
-        model.load_state_dict(torch.load(path, weights_only=True))
+        model.load_state_dict(read_state(path))
         return model, f"trained baseline from {path}"
     torch.manual_seed(seed)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)

@@ -38,12 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _paired import Sample, describe, interleave, load_note, pair_ratios, settled, timed_value  # noqa: E402
 from kdviz.data import load_dataset  # noqa: E402
 from kdviz.models import build_model  # noqa: E402
+from kdviz.models.checkpoint_io import read_state, write_state  # noqa: E402
 from kdviz.quant import SliderEvaluator  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_ROOT = HERE.parent.parent / "shared" / "data" / "mnist"
-HAN_CACHE = HERE / "cache" / "han_pruning" / "baseline.pt"
-OWN_CACHE = HERE / "cache" / "quant_sliders" / "lenet300.pt"
+HAN_CACHE = HERE / "cache" / "han_pruning" / "baseline.safetensors"
+OWN_CACHE = HERE / "cache" / "quant_sliders" / "lenet300.safetensors"
 BITS = [6, 3, 8, 2, 5, 4, 7]
 RANKS = [10, 50, 100, 20, 200, 5, 300, 30]
 TARGET_MS = 300.0
@@ -69,14 +70,14 @@ def baseline_model(data, quick: bool = False) -> tuple[torch.nn.Module, str]:
     model = build_model("lenet300", input_shape=(1, 28, 28), num_classes=10)
     for path, origin in ((HAN_CACHE, "han_pruning's trained baseline"), (OWN_CACHE, "cached 1-epoch model")):
         if path.is_file():
-            model.load_state_dict(torch.load(path, weights_only=True))
+            model.load_state_dict(read_state(path))
             return model, f"{origin} ({path.relative_to(HERE.parent)})"
     if quick:
         return train_one_epoch(data, train_images=6000), "LeNet-300-100 trained here for one epoch on 6,000 images"
     start = time.perf_counter()
     model = train_one_epoch(data)
     OWN_CACHE.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), OWN_CACHE)
+    write_state(OWN_CACHE, model.state_dict())
     return model, f"LeNet-300-100 trained here for one epoch in {time.perf_counter() - start:.0f} s (now cached)"
 
 

@@ -95,7 +95,7 @@ class Baseline:
 @st.cache_resource(show_spinner="Loading the baseline model...", max_entries=4)
 def _load_baseline(run_path: str, dataset: str, root: str | None, download: bool) -> Baseline:
     bundle = load_bundle(LabSettings(dataset=dataset, data_root=root, download=download))
-    model = load_trained_model(run_path).eval()
+    model = load_trained_model(run_path, device="auto").eval()  # the slider re-evaluates on the GPU when there is one
     evaluator = MaskedEvaluator(model, bundle.test_images, bundle.test_labels)
     return Baseline(run_path, model, evaluator, evaluator.current_accuracy())
 

@@ -12,7 +12,8 @@ calls, in order, for every run:
                after_step(ctx)       after optimizer.step() (e.g. re-apply pruning masks)
     per evaluation: metrics(ctx) -> {name: float}, logged with the evaluation
     per snapshot:   snapshot(ctx) -> {name: numpy array}, stored with the snapshot
-    checkpoints:    state_dict() / load_state_dict(state), tensors only (weights_only=True safe)
+    checkpoints:    state_dict() / load_state_dict(state): tensors and plain values (the tensors go in the
+                                     run's safetensors checkpoint, the rest in its JSON metadata)
 
 If ``needs_features`` is true, the engine runs the student (and teacher, if any) with
 ``forward_with_features`` and passes the named features in the ``StepBatch``.

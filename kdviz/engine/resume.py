@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .config import TrainConfig
 from .lock import RunFolderLocked, describe_holder, lock_holder, writer_alive
-from .run_folder import inside_run, load_checkpoint, load_npz, read_config, scan_log
+from .run_folder import checkpoint_file, inside_run, load_checkpoint, load_npz, read_config, scan_log
 from .run_reader import read_status
 from .setup import build_run, steps_per_epoch
 
@@ -102,9 +102,9 @@ def _with_epochs(config: TrainConfig, epochs: int | None) -> TrainConfig:
 def _checkpoint_or_none(path: Path) -> dict | None:
     """The last checkpoint; None when there is none and the run recorded nothing past step 0
     (killed before its first checkpoint: it restarts); a ``ValueError`` otherwise."""
-    ckpt = path / "checkpoints" / "last.pt"
+    ckpt = checkpoint_file(path)  # last.safetensors, or an older kdviz's last.pt
     if ckpt.exists() or ckpt.is_symlink():
-        inside_run(path, "checkpoints/last.pt")
+        inside_run(path, ckpt.relative_to(path))
         return load_checkpoint(ckpt)
     last = max(scan_log(path / "metrics.jsonl", "seq", None).last_step_seen,
                scan_log(path / "snapshots" / "index.jsonl", "version", None).last_step_seen)
@@ -117,7 +117,7 @@ def _checkpoint_or_none(path: Path) -> dict | None:
 def check_checkpoint(state: dict, path: Path, config: TrainConfig, force: bool = False) -> int:
     """The checkpoint's step, checked against the run: an integer within the run's length, its
     epoch (when saved) matching, and the run's records reaching it. Returns the step."""
-    where = f"checkpoint {path / 'checkpoints' / 'last.pt'}"
+    where = f"checkpoint {checkpoint_file(path)}"
     step = state.get("step")
     if isinstance(step, bool) or not isinstance(step, int):
         raise ValueError(f"{where} has no integer step (got {step!r}); it was not used")

@@ -9,7 +9,12 @@ Layout (docs/architecture.md)::
         snapshots/index.jsonl   one line per snapshot: version, step, epoch, meta, file
         snapshots/000001.npz    the snapshot's arrays (np.load(..., allow_pickle=False))
         snapshots/reference.npz arrays recorded once (probe set, teacher soft targets, bins)
-        checkpoints/last.pt     the last good checkpoint: plain tensors and dicts, torch.load(weights_only=True)
+        checkpoints/last.safetensors  the last good checkpoint: tensors in a safetensors file, the rest
+                                (step, optimizer settings, hooks' numbers) as JSON in its metadata
+                                (``models.checkpoint_io``); loading it unpickles nothing
+        checkpoints/last.pt     the checkpoint as kdviz wrote it before safetensors (torch.save of plain
+                                tensors and dicts): still read, with torch.load(weights_only=True), when
+                                no last.safetensors exists; a resumed old run writes last.safetensors beside it
         writer.lock             flock'ed by the one process writing the run (pid, host, start time inside)
 
 Whole files are written to a temp file in the same folder and renamed (``os.replace``), so a
@@ -22,12 +27,9 @@ import contextlib
 import io
 import json
 import os
-import pickle
 import re
-import tempfile
 import threading
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,11 +37,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..models.checkpoint_io import CheckpointUnreadable, atomic_write, read_state, state_to_bytes
 from .config import TrainConfig
 from .npz import MAX_NPZ_MEMBER_BYTES, load_npz  # noqa: F401  (re-exported: readers import it from here)
 from .lock import WriterLock
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 1  # the checkpoint's entries ("model", "optimizer", "hooks", "step", ...), in either file format
+CHECKPOINT_FILE = "last.safetensors"
+LEGACY_CHECKPOINT_FILE = "last.pt"  # written by kdviz before checkpoints were safetensors
 FINAL_STATES = ("finished", "failed", "stopped", "diverged")
 FINAL_WRITE_WAIT_S = 10.0  # the final status waits this long for a write in flight (a checkpoint) to end
 
@@ -49,19 +54,7 @@ def atomic_write_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
 
     The rename is atomic for readers and against a killed process; ``fsync`` also survives a power
     cut (used for checkpoints, where it is worth the milliseconds)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, data, fsync=fsync)
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -216,11 +209,12 @@ class RunFolder:
             atomic_write_bytes(self.snapshot_dir / "reference.npz", data)
 
     def save_checkpoint(self, state: dict[str, Any], name: str = "last") -> Path:
-        path = self.checkpoint_dir / f"{name}.pt"
-        buf = io.BytesIO()
-        torch.save({"format": CHECKPOINT_FORMAT, **state}, buf)  # serialised outside the mutex
+        """Write ``checkpoints/<name>.safetensors`` (atomically, fsync'ed); an older ``<name>.pt``
+        beside it is left as it is (a user's file) and no longer read."""
+        path = self.checkpoint_dir / f"{name}.safetensors"
+        data = state_to_bytes({"format": CHECKPOINT_FORMAT, **state})  # serialised outside the mutex
         with self._writing("checkpoint"):
-            atomic_write_bytes(path, buf.getvalue(), fsync=True)
+            atomic_write_bytes(path, data, fsync=True)
         return path
 
     def truncate_after(self, step: int | None) -> "Truncation":
@@ -319,31 +313,39 @@ def plain_text(text: str) -> str:
     return _CONTROL_CHARS.sub("", text)
 
 
-def _is_pickle_or_zip(path: Path) -> bool:
-    """True when the file is a torch zip archive or a raw pickle (a loadable format whose content
-    the weights-only unpickler refused), False for bytes that are neither (a corrupt file)."""
-    with open(path, "rb") as f:
-        head = f.read(4)
-    return head.startswith(b"PK\x03\x04") and zipfile.is_zipfile(path) or head[:1] == b"\x80"
+def checkpoint_file(run_path: str | os.PathLike) -> Path:
+    """The run's last checkpoint: ``checkpoints/last.safetensors``, or the ``last.pt`` an older kdviz
+    wrote when there is no safetensors one. Neither existing: the safetensors path (for messages)."""
+    folder = Path(run_path) / "checkpoints"
+    current, legacy = folder / CHECKPOINT_FILE, folder / LEGACY_CHECKPOINT_FILE
+    if not (current.exists() or current.is_symlink()) and (legacy.exists() or legacy.is_symlink()):
+        return legacy
+    return current
+
+
+def has_checkpoint(run_path: str | os.PathLike) -> bool:
+    """True when the run folder holds a last checkpoint (either format)."""
+    return checkpoint_file(run_path).is_file()
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``; a missing or corrupt file raises ``ValueError``
-    naming it."""
+    """Load a checkpoint (a file, or a run folder: its last checkpoint) without unpickling anything:
+    safetensors, or an old ``torch.save`` file with ``weights_only=True``. A missing or corrupt file
+    raises ``ValueError`` naming it. A run's ``checkpoints/last.pt`` or ``last.safetensors`` that
+    does not exist means the run's last checkpoint in the other format."""
     path = Path(path)
     if path.is_dir():
-        path = path / "checkpoints" / "last.pt"
+        path = checkpoint_file(path)
+    elif not path.exists() and path.parent.name == "checkpoints" and path.name in (CHECKPOINT_FILE, LEGACY_CHECKPOINT_FILE):
+        path = checkpoint_file(path.parent.parent)
     if not path.is_file():
         raise ValueError(f"checkpoint {path} does not exist (has the run saved one yet?)")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        # torch's own message advises weights_only=False (running the file's code): never repeat it
-        if _is_pickle_or_zip(path):
+        state = read_state(path, map_location=map_location)
+    except CheckpointUnreadable as exc:
+        if exc.kind == "code":
             raise ValueError(f"checkpoint {path}: this file is not a plain-tensor checkpoint and was not loaded") from None
-        raise ValueError(f"checkpoint {path} is corrupt (not a torch checkpoint file) and was not loaded") from None
-    except Exception:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"checkpoint {path} is corrupt or truncated and was not loaded") from None
+        raise ValueError(f"checkpoint {exc}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model" not in state:
         raise ValueError(f"checkpoint {path} is not a kdviz checkpoint (format {CHECKPOINT_FORMAT} with a 'model' entry)")
     return state

@@ -12,6 +12,7 @@ from torch import nn
 from ..data import DatasetBundle, load_dataset
 from ..data.bundle import balanced_subset
 from ..models import INIT_LOCK, build_model
+from ..models.device import resolve_device  # noqa: F401  (re-exported: the engine's callers import it from here)
 from .config import TrainConfig
 from .hooks import TrainContext, TrainingHook, build_hook, hook_labels
 from .optim import build_optimizer
@@ -19,15 +20,6 @@ from .teacher_cache import load_teacher, load_trained_model
 
 _DATA_LOCK = threading.Lock()
 HOOK_SEED_OFFSET = 104_729  # hooks' setup draws start from seed + this (any fixed number apart from 0)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"``: CUDA when present, else CPU. ``"cuda"`` without a GPU is a ``ValueError``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but no CUDA GPU is available; use 'cpu' or 'auto'")
-    return torch.device(name)
 
 
 @lru_cache(maxsize=4)

@@ -17,21 +17,25 @@ import torch
 from torch import nn
 
 from ..models import build_model
+from ..models.device import resolve_device
 from .evaluation import predict_logits
 from .model_state import plain_model_state
-from .run_folder import load_checkpoint, read_config
+from .run_folder import checkpoint_file, load_checkpoint, read_config
 from .run_reader import read_status
 
 
 def load_trained_model(run_path: str | os.PathLike, device: torch.device | str = "cpu", require_finished: bool = False) -> nn.Module:
-    """The model of a run folder, built from its config.json and loaded from checkpoints/last.pt."""
+    """The model of a run folder on ``device`` (``"auto"``: the GPU when there is one), built from its
+    config.json and loaded from its last checkpoint (``checkpoints/last.safetensors``, or an older
+    kdviz's ``last.pt``)."""
     run_path = Path(run_path)
+    device = resolve_device(device)
     config = read_config(run_path)
     if require_finished:
         state = read_status(run_path).get("state")
         if state != "finished":
             raise ValueError(f"run {run_path} has not finished (state {state!r}); a teacher must be a finished run")
-    checkpoint = load_checkpoint(run_path / "checkpoints" / "last.pt", map_location=device)
+    checkpoint = load_checkpoint(checkpoint_file(run_path), map_location=device)
     input_shape = tuple(checkpoint.get("input_shape", ()))
     num_classes = int(checkpoint.get("num_classes", 0))
     if len(input_shape) != 3 or num_classes < 2:
@@ -45,7 +49,7 @@ def load_trained_model(run_path: str | os.PathLike, device: torch.device | str =
 
 
 def load_teacher(run_path: str | os.PathLike, device: torch.device | str = "cpu") -> nn.Module:
-    """A finished run's model, frozen (no gradients) and in eval mode."""
+    """A finished run's model on ``device``, frozen (no gradients) and in eval mode."""
     teacher = load_trained_model(run_path, device, require_finished=True)
     teacher.eval()
     for p in teacher.parameters():
@@ -65,7 +69,7 @@ def memoized_teacher_logits(run_path: str | os.PathLike, teacher: nn.Module, ima
     file version, data split, device): students of one teacher (a temperature sweep, KD beside
     FSP) share it, and two jobs asking at once compute it once. ``split`` names the images, e.g.
     ``("mnist", root, "train")``."""
-    ckpt = Path(run_path) / "checkpoints" / "last.pt"
+    ckpt = checkpoint_file(run_path)
     key = (str(Path(run_path).resolve()), ckpt.stat().st_mtime_ns, tuple(split), str(device))
     with _MEMO_LOCK:
         lock = _KEY_LOCKS.setdefault(key, threading.Lock())

@@ -33,7 +33,7 @@ from .hooks import StepBatch
 from .losses import LOSSES
 from .model_state import effective_state_dict
 from .optim import learning_rate
-from .run_folder import RunFolder, inside_run, load_checkpoint, load_npz
+from .run_folder import RunFolder, checkpoint_file, inside_run, load_checkpoint, load_npz
 from .resume import check_checkpoint
 from .run_reader import RunReader
 from .setup import build_run, resolve_device, steps_per_epoch
@@ -123,7 +123,7 @@ class Trainer:
         if cfg.max_steps is not None:
             self.total_steps = min(self.total_steps, cfg.max_steps)
         resume_state = None
-        checkpoint = self.folder.path / "checkpoints" / "last.pt"
+        checkpoint = checkpoint_file(self.folder.path)  # last.safetensors, or an older kdviz's last.pt
         if self.resume and (checkpoint.exists() or checkpoint.is_symlink()):
             resume_state = load_checkpoint(checkpoint, map_location=resolve_device(cfg.device))
             check_checkpoint(resume_state, self.folder.path, cfg, force=True)  # resume.plan_resume ran the full check

@@ -185,7 +185,7 @@ def previous_round_state(run_folder: str | Path) -> dict[str, torch.Tensor]:
     if not labels:
         raise ValueError(f"lottery: init_from {folder} is not a round of a lottery-ticket search (its config has "
                          "no 'lottery' hook); start with a round 0 run")
-    checkpoint = load_checkpoint(folder / "checkpoints" / "last.pt")
+    checkpoint = load_checkpoint(folder)
     return dict(checkpoint.get("hooks", {}).get(labels[0], {}))
 
 

@@ -79,7 +79,7 @@ class KMeansHook(TrainingHook):
             if f"{name}.indices" in self._loaded:  # resuming: the checkpoint's codebook, not a new one
                 shared = SharedWeights(self._loaded[f"{name}.centroids"], self._loaded[f"{name}.indices"].long(),
                                        self._loaded[f"{name}.mask"].bool(), bits)
-                self.initial[name] = self._loaded[f"{name}.centroids_initial"].clone()
+                self.initial[name] = self._loaded[f"{name}.centroids_initial"].detach().cpu().clone()
             else:
                 shared = kmeans_quantize(module.weight, bits, init=self.init, seed=self.seed)
                 self.initial[name] = shared.centroids.clone()

@@ -38,6 +38,7 @@ from ..engine.config import TrainConfig
 from ..engine.evaluation import predict_logits
 from ..engine.hooks import HOOKS, StepBatch, TrainContext, TrainingHook, hook_options
 from ..engine.setup import dataset_for
+from ..models.device import module_device
 from ..palette import ROLE_COLORS
 from .base import MethodSpec, PageSpec, register_method, uses_hook
 
@@ -113,7 +114,7 @@ def specialist_dustbin_bias(config: TrainConfig) -> float:
 def specialist_probabilities(model: torch.nn.Module, images: torch.Tensor, config: TrainConfig) -> np.ndarray:
     """p^m (N, |S^m|+1): a trained specialist's distribution over its classes and the dustbin (last)
     for ``images``, the dustbin corrected for the enrichment (section 5)."""
-    logits = predict_logits(model, images, torch.device("cpu")).double()
+    logits = predict_logits(model, images, module_device(model)).double().cpu()
     return specialist_log_probs(logits, specialist_classes(config), specialist_dustbin_bias(config)).exp().numpy()
 
 

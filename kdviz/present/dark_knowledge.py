@@ -20,8 +20,9 @@ import torch
 from ..distill.bias_shift import per_class_errors
 from ..engine import load_trained_model
 from ..engine.evaluation import predict_logits
-from ..engine.run_folder import read_config
+from ..engine.run_folder import checkpoint_file, read_config
 from ..engine.setup import dataset_for
+from ..models.device import module_device
 
 CACHED_RUNS = 8
 _CACHE: "OrderedDict[tuple, RunLogits]" = OrderedDict()
@@ -44,20 +45,20 @@ class RunLogits:
 
 
 def run_logits(run_path: str | os.PathLike) -> RunLogits:
-    """The run's model (``checkpoints/last.pt``) on every test image of its dataset (the test set
+    """The run's model (its last checkpoint) on every test image of its dataset (the test set
     ``train_classes`` never filters), computed once per process for a run and checkpoint version."""
     path = Path(run_path).resolve()
-    checkpoint = path / "checkpoints" / "last.pt"
+    checkpoint = checkpoint_file(path)
     if not checkpoint.is_file():
-        raise ValueError(f"{run_path} has no saved model (checkpoints/last.pt is missing): has the run finished?")
+        raise ValueError(f"{run_path} has no saved model (checkpoints/last.safetensors is missing): has the run finished?")
     key = (str(path), checkpoint.stat().st_mtime_ns)
     with _LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
     data = dataset_for(read_config(path))
-    model = load_trained_model(path)
-    logits = predict_logits(model, data.test_images, torch.device("cpu")).cpu()
+    model = load_trained_model(path, device="auto")  # the GPU when there is one
+    logits = predict_logits(model, data.test_images, module_device(model)).cpu()
     found = RunLogits(path, logits, data.test_labels.clone(), tuple(data.class_names))
     with _LOCK:
         _CACHE[key] = found

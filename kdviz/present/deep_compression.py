@@ -30,6 +30,7 @@ import plotly.graph_objects as go
 
 from ..engine import Snapshot, open_run
 from ..engine.experiment import Experiment
+from ..engine.run_folder import checkpoint_file
 from ..methods.deep_compression import PRUNE_STAGE, QUANTIZE_STAGE, STAGE_LABELS, STAGES
 from ..methods.deep_compression_report import CompressionReport, compression_report
 from ..methods.prune import PRUNE
@@ -47,7 +48,7 @@ def cached_report(prune_run: str | os.PathLike, quantize_run: str | os.PathLike 
     """``compression_report`` of finished run folders, computed once per process for each pair
     (and checkpoint version), so a page refreshing every second decodes the model once."""
     paths = [Path(p) for p in (prune_run, quantize_run) if p is not None]
-    key = tuple((str(p.resolve()), (p / "checkpoints" / "last.pt").stat().st_mtime_ns) for p in paths)
+    key = tuple((str(p.resolve()), checkpoint_file(p).stat().st_mtime_ns) for p in paths)
     with _REPORTS_LOCK:
         if key in _REPORTS:
             _REPORTS.move_to_end(key)

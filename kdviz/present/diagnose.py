@@ -35,8 +35,9 @@ from ..distill.calibration import GUO_BINS, ReliabilityBins, mean_per_class, non
 from ..distill.soft_targets import soften
 from ..engine import list_runs, load_checkpoint, load_trained_model, open_run
 from ..engine.evaluation import predict_logits
-from ..engine.run_folder import read_config
+from ..engine.run_folder import checkpoint_file, has_checkpoint, read_config
 from ..engine.setup import dataset_for
+from ..models.device import module_device
 from ..figures import diagnose as fd
 from ..methods import method_of
 from ..methods.scratch import SCRATCH
@@ -203,8 +204,8 @@ def _teacher_training_logits(teacher_path: str, config: Any) -> tuple[np.ndarray
     """The teacher's eval-mode logits on the student's training images (its transfer set, as
     ``dataset_for`` filters and subsets it, without jitter) and their labels."""
     data = dataset_for(config)
-    teacher = load_trained_model(teacher_path)
-    logits = predict_logits(teacher, data.train_images, torch.device("cpu")).double().numpy()
+    teacher = load_trained_model(teacher_path, device="auto")  # the GPU when there is one
+    logits = predict_logits(teacher, data.train_images, module_device(teacher)).double().cpu().numpy()
     return logits, data.train_labels.numpy()
 
 
@@ -213,15 +214,15 @@ def _checked_view(run: Any) -> RunView:
     if not getattr(view.config, "teacher", None):
         raise ValueError(f"{view.label!r} learns from no teacher (its config names none): only a distilled run "
                          "can be diagnosed")
-    if view.path is None or not (view.path / "checkpoints" / "last.pt").is_file():
-        raise ValueError(f"{view.label!r} has no saved model yet (checkpoints/last.pt): wait for its first checkpoint")
-    if not (Path(view.config.teacher) / "checkpoints" / "last.pt").is_file():
+    if view.path is None or not has_checkpoint(view.path):
+        raise ValueError(f"{view.label!r} has no saved model yet (checkpoints/last.safetensors): wait for its first checkpoint")
+    if not has_checkpoint(view.config.teacher):
         raise ValueError(f"the teacher of {view.label!r} ({view.config.teacher}) has no saved model")
     return view
 
 
 def _mtime(path: Path | None) -> int:
-    ckpt = None if path is None else path / "checkpoints" / "last.pt"
+    ckpt = None if path is None else checkpoint_file(path)
     return ckpt.stat().st_mtime_ns if ckpt is not None and ckpt.is_file() else 0
 
 
@@ -260,7 +261,7 @@ def diagnose(kd_run: Any, scratch_run: Any = None, runs_root: str | Path | None 
 def _measure(kd: RunView, scratch: RunView | None, n_bins: int) -> Diagnosis:
     """Read the three models' test logits and the teacher's soft targets on the transfer set."""
     config, teacher_path = kd.config, str(kd.config.teacher)
-    step = int(load_checkpoint(kd.path / "checkpoints" / "last.pt").get("step", 0))  # the saved model's step
+    step = int(load_checkpoint(kd.path).get("step", 0))  # the saved model's step
     student, teacher = run_logits(kd.path), run_logits(teacher_path)
     labels, k = student.labels, len(student.class_names)
     if teacher.logits.shape != student.logits.shape:

@@ -45,6 +45,7 @@ from ..engine.teacher_cache import load_trained_model
 from ..figures.specialists import confusable_matrix, covered_accuracy, stage_accuracy
 from ..methods.scratch import SCRATCH
 from ..methods.specialist import SPECIALIST, SUBSET_ACC, specialist_classes, specialist_config, specialist_probabilities
+from ..models.device import module_device
 from ..models.summary import count_parameters
 
 GENERALIST = "generalist"
@@ -136,7 +137,8 @@ def analyse_generalist(run: str, plan: SpecialistsPlan) -> Analysis:
     """Section 5.2 for the finished generalist ``run``: covariance, clusters (seeded with its seed), subsets."""
     config = TrainConfig.load(run)
     images, held_out = covariance_images(config)
-    probs = torch.softmax(predict_logits(load_trained_model(run), images, torch.device("cpu")).double(), dim=1).numpy()
+    generalist = load_trained_model(run, device="auto")  # the GPU when there is one
+    probs = torch.softmax(predict_logits(generalist, images, module_device(generalist)).double(), dim=1).cpu().numpy()
     covariance = prediction_covariance(probs)
     k = min(plan.clusters, covariance.shape[0])
     clustered = without_diagonal(covariance) if plan.zero_diagonal else covariance
@@ -188,11 +190,11 @@ def measure_combination(generalist_run: str, specialist_runs: list[str], top_n: 
     finished ``specialist_runs``; accuracy overall and on the classes the specialists cover."""
     g_config = TrainConfig.load(generalist_run)
     data = dataset_for(g_config)
-    generalist = load_trained_model(generalist_run)
-    p_g = torch.softmax(predict_logits(generalist, data.test_images, torch.device("cpu")).double(), dim=1)
+    generalist = load_trained_model(generalist_run, device="auto")
+    p_g = torch.softmax(predict_logits(generalist, data.test_images, module_device(generalist)).double(), dim=1).cpu()
     configs = [TrainConfig.load(run) for run in specialist_runs]
     subsets = [specialist_classes(c) for c in configs]
-    p_ms = [torch.as_tensor(specialist_probabilities(load_trained_model(run), data.test_images, c))
+    p_ms = [torch.as_tensor(specialist_probabilities(load_trained_model(run, device="auto"), data.test_images, c))
             for run, c in zip(specialist_runs, configs)]
     combination = combine(p_g, p_ms, subsets, top_n=top_n)
     labels = data.test_labels

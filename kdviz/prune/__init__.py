@@ -6,7 +6,7 @@ or not to prune" (2017); Li et al., "Pruning Filters for Efficient ConvNets" (IC
 
 >>> masks = magnitude_masks(model, 0.9, scope="layer")   # exact 90% of each layer pruned
 >>> masks.apply(model)                                    # zero them; repeat after each optimizer step
->>> save_pruned(model, masks, "pruned.pt"); load_pruned(model, "pruned.pt")
+>>> save_pruned(model, masks, "pruned.safetensors"); load_pruned(model, "pruned.safetensors")
 >>> size_report(model).rows()                             # dense vs CSR vs relative-index bytes
 """
 from .evaluate import MaskedEvaluator, accuracy

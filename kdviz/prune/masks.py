@@ -9,19 +9,22 @@ connections fixed at zero).
 We deliberately avoid ``torch.nn.utils.prune``: it replaces ``weight`` by ``weight_orig`` and
 ``weight_mask`` in the state dict, and users of several tools report pruned models that "un-prune"
 after a reload. Here a checkpoint holds the ordinary model state dict plus a dict of bool tensors
-(``save_pruned`` / ``load_pruned``); both load with ``torch.load(..., weights_only=True)``.
+(``save_pruned`` / ``load_pruned``), written as a safetensors file (``models.checkpoint_io``: loading
+it runs no code); files an older kdviz wrote with ``torch.save`` still load, with
+``torch.load(..., weights_only=True)``.
 """
 from __future__ import annotations
 
 import math
 import os
-import pickle
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from ..models.checkpoint_io import CheckpointUnreadable, read_state, write_state
 
 # Layers whose ``weight`` is prunable: fully connected and 2-D convolutional layers.
 PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv2d)
@@ -63,7 +66,7 @@ class PruningMasks:
 
     >>> masks = PruningMasks.dense(model)          # nothing pruned yet
     >>> masks.apply(model)                         # zero every pruned weight, in place
-    >>> torch.save(masks.state_dict(), path)       # plain bool tensors
+    >>> save_pruned(model, masks, "pruned.safetensors")  # weights and plain bool masks
     """
 
     def __init__(self, masks: Mapping[str, torch.Tensor]) -> None:
@@ -169,17 +172,16 @@ def _as_bool_mask(name: object, mask: object) -> torch.Tensor:
 
 
 def save_pruned(model: nn.Module, masks: PruningMasks, path: str | os.PathLike) -> Path:
-    """Write the model's weights and its masks to ``path`` (atomically: temp file, then rename).
+    """Write the model's weights and its masks to ``path`` as a safetensors file (atomically: temp
+    file, then rename); ``.safetensors`` is the usual suffix.
 
-    The file holds ``{"model": state_dict, "masks": {name: bool tensor}}``, tensors only.
+    The file holds ``{"model": state_dict, "masks": {name: bool tensor}}``, tensors only (tensors
+    named ``model/<param>`` and ``masks/<param>``; tied weights are stored once each).
     """
     masks.validate(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": model.state_dict(), "masks": masks.state_dict()}, tmp)
-    os.replace(tmp, path)
-    return path
+    return write_state(path, {"model": model.state_dict(), "masks": masks.state_dict()})
 
 
 def load_pruned(model: nn.Module, path: str | os.PathLike) -> PruningMasks:
@@ -189,20 +191,20 @@ def load_pruned(model: nn.Module, path: str | os.PathLike) -> PruningMasks:
     comes back pruned; keep the returned masks and call ``masks.apply(model)`` after each
     optimizer step to keep it that way.
 
-    Only plain tensors are read (``weights_only=True``): a file holding anything else, such as a
-    pickle that would run code, is a ``ValueError`` "<file> is not a plain-tensor checkpoint and was
-    not loaded", and nothing in it runs.
+    Only plain tensors are read (a safetensors file, or an older ``torch.save`` file with
+    ``weights_only=True``): a file holding anything else, such as a pickle that would run code, is a
+    ``ValueError`` "<file> is not a plain-tensor checkpoint and was not loaded", and nothing in it runs.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
     try:
-        saved = torch.load(path, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError:  # torch's message suggests weights_only=False: never say that here
-        raise ValueError(f"{path} is not a plain-tensor checkpoint and was not loaded") from None
-    except Exception as err:  # noqa: BLE001 - a damaged archive fails in many ways (RuntimeError, KeyError...)
+        saved = read_state(path, map_location="cpu")
+    except CheckpointUnreadable as err:  # never torch's text, which suggests weights_only=False
+        if err.kind == "code":
+            raise ValueError(f"{path} is not a plain-tensor checkpoint and was not loaded") from None
         raise ValueError(f"{path} is not a readable checkpoint (damaged or truncated) and was not loaded "
-                         f"({type(err).__name__})") from None
+                         f"({err.kind})") from None
     if not isinstance(saved, dict) or set(saved) != {"model", "masks"}:
         raise ValueError(f"{path} is not a kdviz pruned checkpoint (expected keys 'model' and 'masks')")
     masks = PruningMasks(saved["masks"])

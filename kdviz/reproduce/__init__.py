@@ -8,10 +8,11 @@ and the figures; only the CLI and the UIs import it.
 from . import binary, dark_knowledge, deep_compression, fsp, han_pruning, hinton_mnist  # noqa: F401  (each registers its reproductions)
 from .base import REPRODUCTIONS, FinishedRun, PaperNumber, PlannedRun, Reproduction, Row, sample_std, seed_list
 from .runner import (
-    RESULT_FILE, Reproducing, ReproductionResult, load_result, run_plan, run_reproduction, start_reproduction, write_result,
+    RESULT_FILE, Reproducing, ReproductionResult, load_result, run_plan, run_reproduction, start_reproduction, with_device,
+    write_result,
 )
 from .table import table_lines
 
 __all__ = ["REPRODUCTIONS", "RESULT_FILE", "FinishedRun", "PaperNumber", "PlannedRun", "Reproducing", "Reproduction",
            "ReproductionResult", "Row", "load_result", "run_plan", "run_reproduction", "sample_std", "seed_list",
-           "start_reproduction", "table_lines", "write_result"]
+           "start_reproduction", "table_lines", "with_device", "write_result"]

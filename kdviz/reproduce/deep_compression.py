@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..engine import TrainConfig
-from ..engine.run_folder import read_config
+from ..engine.run_folder import checkpoint_file, read_config
 from ..methods.deep_compression import preset
 from ..methods.deep_compression_report import compression_report
 from ..methods.quantize import KMEANS
@@ -97,7 +97,7 @@ def compression_rows(quantize_run: str | os.PathLike) -> dict[str, float]:
     from the Huffman-coded bytes), compression rate (dense bytes / Huffman bytes, weights only) and
     the fixed-width bits per stored entry (fillers included) of the weight and relative indices."""
     path = Path(quantize_run).resolve()
-    key = (str(path), (path / "checkpoints" / "last.pt").stat().st_mtime_ns)
+    key = (str(path), checkpoint_file(path).stat().st_mtime_ns)
     with _MEASURED_LOCK:
         if key in _MEASURED:
             return _MEASURED[key]

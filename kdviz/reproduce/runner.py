@@ -29,7 +29,8 @@ from ..engine import JobManager, TrainConfig, train_teacher_cached
 from ..engine.experiment import Experiment
 from ..engine.manager import available_cores
 from ..engine.run_folder import atomic_write_json
-from ..engine.setup import dataset_for
+from ..engine.config import DEVICES
+from ..engine.setup import dataset_for, resolve_device
 from ..paths import data_root as default_data_root
 from ..paths import runs_root as default_runs_root
 from .base import REPRODUCTIONS, FinishedRun, PlannedRun, Reproduction, Row, seed_list
@@ -185,6 +186,16 @@ def check_data(dataset: str, data_root: str | None) -> None:
 def with_roots(plan: Iterable[PlannedRun], runs_root: str, data_root: str | None) -> list[PlannedRun]:
     """The plan with every config's ``runs_root`` and ``data_root`` set."""
     return [replace(run, config=replace(run.config, runs_root=runs_root, data_root=data_root)) for run in plan]
+
+
+def with_device(plan: Iterable[PlannedRun], device: str) -> list[PlannedRun]:
+    """The plan with every config's ``device`` set: ``"auto"`` (every plan's default: the GPU when there
+    is one), ``"cpu"`` or ``"cuda"`` (a ``ValueError`` without a GPU). Teachers reused across runs are
+    matched with the device too, so a CPU plan and a CUDA plan each train their own."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    resolve_device(device)  # "cuda" without a GPU: the ValueError that says so, before any run starts
+    return [replace(run, config=replace(run.config, device=device)) for run in plan]
 
 
 def start_reused(plan: Sequence[PlannedRun], manager: JobManager) -> Experiment:

@@ -49,7 +49,7 @@ def resolve_model(model: Any) -> nn.Module:
     if isinstance(path, (str, os.PathLike)):
         from ..engine import load_trained_model
 
-        return load_trained_model(path, require_finished=True)
+        return load_trained_model(path, device="auto", require_finished=True)  # the GPU when there is one
     raise TypeError(f"model must be a torch model, a run folder path, a RunReader or a Job, got {type(model).__name__}")
 
 

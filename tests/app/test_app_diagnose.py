@@ -7,6 +7,7 @@ import torch
 
 from kdviz.app.diagnose_view import TITLE
 from kdviz.data import load_dataset
+from kdviz.engine.run_folder import load_checkpoint
 from kdviz.models import build_model
 from kdviz.present.distill_configs import KD_JOB, SCRATCH_JOB
 
@@ -38,7 +39,7 @@ def test_the_diagnosis_appears_once_the_students_have_ended(teacher):
     accs = []
     for name in (KD_JOB, SCRATCH_JOB):
         job = exp.job(name)
-        state = torch.load(f"{job.path}/checkpoints/last.pt", map_location="cpu", weights_only=True)
+        state = load_checkpoint(job.path)
         model = build_model(job.config.model, input_shape=tuple(state["input_shape"]), num_classes=10,
                             **job.config.model_options)
         model.load_state_dict(state["model"])

@@ -37,7 +37,7 @@ def test_unknown_field_is_named():
         ({"epochs": 2.5}, TypeError, "epochs"),
         ({"batch_size": 0}, ValueError, "batch_size"),
         ({"dataset": "imagenet"}, ValueError, "dataset"),
-        ({"model": "vit"}, ValueError, "model"),
+        ({"model": "swin"}, ValueError, "model"),
         ({"optimizer": "lbfgs"}, ValueError, "optimizer"),
         ({"lr_schedule": "linear"}, ValueError, "lr_schedule"),
         ({"device": "tpu"}, ValueError, "device"),

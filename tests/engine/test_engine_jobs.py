@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from kdviz.engine import HOOKS, JobManager, TrainConfig, TrainingHook, load_checkpoint, open_run, resume, start, train_teacher_cached
+from kdviz.engine.run_folder import checkpoint_file
+from kdviz.models.checkpoint_io import read_state, write_state
 
 SMALL = {"hidden": [64]}
 
@@ -59,10 +61,10 @@ def test_a_cached_teacher_whose_checkpoint_no_longer_fits_is_retrained(tmp_path,
     options = dict(manager=manager, model_options={"hidden": [48]}, epochs=1, lr=0.1, runs_root=str(tmp_path), snapshot_every=0)
     first = train_teacher_cached("digits", "mlp", **options)
     assert first.wait(60).state == "finished"
-    checkpoint = first.path / "checkpoints" / "last.pt"
-    state = torch.load(checkpoint, weights_only=True)
+    checkpoint = checkpoint_file(first.path)
+    state = read_state(checkpoint)
     state["model"] = {k: v[:, :-1] if v.ndim == 2 else v for k, v in state["model"].items()}  # one input too few
-    torch.save(state, checkpoint)
+    write_state(checkpoint, state)
     second = train_teacher_cached("digits", "mlp", **options)
     assert second.path != first.path
     assert second.wait(60).state == "finished"
@@ -197,7 +199,7 @@ def test_an_exception_in_a_job_becomes_failed_with_the_traceback(root, manager):
 def test_a_corrupt_teacher_checkpoint_fails_the_job_with_the_file_named(root, teacher, manager):
     broken = root / "broken-teacher"
     shutil.copytree(teacher.path, broken)
-    ckpt = broken / "checkpoints" / "last.pt"
+    ckpt = checkpoint_file(broken)
     ckpt.write_bytes(b"not a checkpoint at all")
     status = start(cfg(root, method="kd", teacher=str(broken), name="kd-broken"), manager).wait(30)
     assert status.state == "failed"

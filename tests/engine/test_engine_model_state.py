@@ -7,7 +7,7 @@ import torch
 
 import kdviz.methods  # noqa: F401  (registers the k-means hook)
 from kdviz.engine import JobManager, TrainConfig, load_trained_model, start
-from kdviz.engine.run_folder import load_checkpoint
+from kdviz.engine.run_folder import checkpoint_file, load_checkpoint
 from kdviz.engine.teacher_cache import load_teacher
 
 BITS = 3
@@ -28,7 +28,7 @@ def kmeans_run(tmp_path_factory):
 
 
 def test_a_codebook_run_loads_as_a_plain_model_with_its_shared_weights(kmeans_run):
-    checkpoint = load_checkpoint(kmeans_run / "checkpoints" / "last.pt")
+    checkpoint = load_checkpoint(checkpoint_file(kmeans_run))
     assert any(".parametrizations." in key for key in checkpoint["model"])  # the run really was parametrised
     model = load_trained_model(kmeans_run)
     for name in ("fc1.weight", "fc2.weight"):
@@ -44,9 +44,9 @@ def test_an_old_parametrised_checkpoint_gets_a_message_that_says_what_is_missing
 
     old = tmp_path / kmeans_run.name
     shutil.copytree(kmeans_run, old)
-    path = old / "checkpoints" / "last.pt"
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(old)
     checkpoint.pop("effective_model")
-    torch.save(checkpoint, path)
+    (old / "checkpoints" / "last.safetensors").unlink()  # an older kdviz wrote torch.save files
+    torch.save(checkpoint, old / "checkpoints" / "last.pt")
     with pytest.raises(ValueError, match="reparametrised weights .* saved without their effective values"):
         load_trained_model(old)

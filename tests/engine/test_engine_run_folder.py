@@ -109,7 +109,7 @@ def test_checkpoint_round_trip_and_clear_errors(tmp_path):
     assert state["step"] == 7 and torch.equal(state["model"]["w"], torch.ones(2))
     assert load_checkpoint(folder.path)["step"] == 7  # a run folder means its last checkpoint
     path.write_bytes(path.read_bytes()[:40])  # truncated
-    with pytest.raises(ValueError, match=r"last\.pt.*corrupt"):
+    with pytest.raises(ValueError, match=r"last\.safetensors.*corrupt"):
         load_checkpoint(path)
     with pytest.raises(ValueError, match="does not exist"):
         load_checkpoint(folder.checkpoint_dir / "missing.pt")

@@ -1,6 +1,6 @@
 """The Diagnose view's numbers on real tiny runs (digits): a teacher, a scratch student and KD students
-at non-default (T, alpha). Expected values are computed here from the checkpoints (torch.load with
-weights_only) and the run files, never through the code under test."""
+at non-default (T, alpha). Expected values are computed here from the checkpoints (``load_checkpoint``:
+safetensors, nothing unpickled) and the run files, never through the code under test."""
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdviz.engine import TrainConfig, start
+from kdviz.engine import TrainConfig, load_checkpoint, start
 from kdviz.models import build_model
 from kdviz.present.diagnose import (
     CAPACITY_GAP, LOW_NON_TARGET_MASS, diagnose, diagnosis_figures, diagnosis_warnings, find_scratch,
@@ -47,7 +47,7 @@ def test_logits(run: Path) -> tuple[np.ndarray, np.ndarray]:
     from kdviz.data import load_dataset
 
     config = TrainConfig.load(run)
-    state = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    state = load_checkpoint(run)
     model = build_model(config.model, input_shape=tuple(state["input_shape"]), num_classes=int(state["num_classes"]),
                         **config.model_options)
     model.load_state_dict(state["model"])
@@ -114,7 +114,7 @@ def test_the_dark_knowledge_is_the_teachers_soft_targets_on_the_transfer_set(run
     d = diagnose(runs["warm"])
     data = dataset_for(TrainConfig.load(runs["warm"]))  # the 300-image class-balanced transfer set
     teacher_logits = []
-    state = torch.load(runs["teacher"] / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    state = load_checkpoint(runs["teacher"])
     model = build_model("mlp", input_shape=tuple(state["input_shape"]), num_classes=10, hidden=[64])
     model.load_state_dict(state["model"])
     with torch.no_grad():
@@ -175,7 +175,7 @@ def test_a_live_run_is_diagnosed_from_its_latest_checkpoint(runs, manager, tmp_p
     wait_for(lambda: live.status().state == "paused", 30, "the run to pause")
     during, total = diagnose(live), live.status().total_steps
     live.resume()
-    saved = torch.load(Path(live.path) / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["step"]
+    saved = load_checkpoint(Path(live.path))["step"]
     assert not during.ended and 10 <= during.step < total and during.step <= saved
     assert live.wait(60).state == "finished"
     after = diagnose(live)

@@ -1,5 +1,6 @@
 """Pruning masks: explicit objects that zero weights, validate shapes, and survive save and load."""
 import pytest
+import safetensors.torch
 import torch
 from torch import nn
 
@@ -73,10 +74,11 @@ def test_reloaded_pruned_model_is_still_pruned_after_a_training_step(tmp_path):
     model = small_mlp(seed=0)
     masks = magnitude_masks(model, 0.8)
     masks.apply(model)
-    path = save_pruned(model, masks, tmp_path / "pruned.pt")
+    path = save_pruned(model, masks, tmp_path / "pruned.safetensors")
 
-    raw = torch.load(path, weights_only=True)  # tensors only, no weight_orig/weight_mask
-    assert set(raw) == {"model", "masks"} and not any("orig" in k for k in raw["model"])
+    raw = safetensors.torch.load_file(path)  # a safetensors file: tensors only, no weight_orig/weight_mask
+    assert set(raw) == {f"model/{k}" for k in model.state_dict()} | {f"masks/{k}" for k in masks.names()}
+    assert not any("orig" in k for k in raw)
 
     reloaded = small_mlp(seed=123)  # different random weights before loading
     loaded = load_pruned(reloaded, path)

@@ -75,11 +75,11 @@ def test_failing_run_keeps_its_traceback_in_error_log(finished_run, tmp_path):
     """A run that fails after it started (its init checkpoint is damaged): one line, error.log in its folder."""
     broken = tmp_path / "broken"
     shutil.copytree(finished_run, broken)
-    checkpoint = broken / "checkpoints" / "last.pt"
+    checkpoint = broken / "checkpoints" / "last.safetensors"
     checkpoint.write_bytes(checkpoint.read_bytes()[:100])
     out = kdviz("train", *TINY, "--epochs", 1, "--init-from", broken, "--runs-root", tmp_path / "runs", cwd=tmp_path)
     assert out.returncode == 1
-    line = assert_one_clear_line(out, "last.pt", "not loaded")
+    line = assert_one_clear_line(out, "last.safetensors", "not loaded")
     (run,) = (tmp_path / "runs").iterdir()
     log = (run / "error.log").read_text()
     assert "Traceback (most recent call last)" in log and str(run / "error.log") in line

@@ -81,7 +81,7 @@ print(first.status().state, first.status().step, flush=True)
     assert first["state"] == "stopped" and "the process exited" in first["message"]
     assert load_checkpoint(first["path"])["step"] == first["step"] >= 30
     assert second["state"] == "stopped" and second["message"] == "stopped before it started: the process exited"
-    assert not (Path(second["path"]) / "checkpoints" / "last.pt").exists()  # a queued job never trained
+    assert not (Path(second["path"]) / "checkpoints" / "last.safetensors").exists()  # a queued job never trained
 
 
 def test_a_job_that_does_not_stop_in_time_is_still_marked_stopped(tmp_path):
@@ -99,7 +99,7 @@ def test_a_job_that_does_not_stop_in_time_is_still_marked_stopped(tmp_path):
     assert job.done and job.status().state == "stopped" and "without waiting for the step to end (the process exited)" in job.status().message
     assert saved_status(job.path)["state"] == "stopped"
     assert writer_alive(job.path) is False  # the lock went with the final status: another process may resume now
-    files = ("status.json", "metrics.jsonl", "checkpoints/last.pt")
+    files = ("status.json", "metrics.jsonl", "checkpoints/last.safetensors")
     before = {name: (job.path / name).read_bytes() for name in files}
     checkpoint_step = load_checkpoint(job.path)["step"]
     assert job._join_thread(30)  # the step ends; its record and its stop checkpoint come after the lock is gone...

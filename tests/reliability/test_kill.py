@@ -89,7 +89,7 @@ def test_kill_9_then_resume_loses_nothing_before_the_checkpoint(tmp_path, manage
     assert status["state"] == "interrupted" and status["recorded_state"] in ("queued", "running")
     assert [r["state"] for r in list_runs(tmp_path)] == ["interrupted"]
 
-    has_checkpoint = (path / "checkpoints" / "last.pt").exists()
+    has_checkpoint = (path / "checkpoints" / "last.safetensors").exists()
     assert has_checkpoint == (moment != "before the first checkpoint")
     ckpt_step = load_checkpoint(path)["step"] if has_checkpoint else -1
     metrics_before, index_before = _records(path, "metrics.jsonl"), _records(path, "snapshots/index.jsonl")

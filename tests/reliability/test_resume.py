@@ -15,7 +15,8 @@ import torch
 
 from kdviz.engine import TrainConfig, load_checkpoint, open_run, resume, start
 from kdviz.engine.lock import RunFolderLocked
-from kdviz.engine.run_folder import RunFolder
+from kdviz.engine.run_folder import RunFolder, checkpoint_file
+from kdviz.models.checkpoint_io import read_state, state_from_bytes, write_state
 from kdviz.engine.run_reader import read_status
 
 SMALL = {"hidden": [32]}
@@ -94,15 +95,15 @@ def test_a_finished_run_without_epochs_is_refused_untouched(teacher, manager):
 
 def test_a_missing_checkpoint_after_training_is_refused_untouched(copy_of, manager):
     path = copy_of()
-    os.unlink(path / "checkpoints" / "last.pt")
+    os.unlink(checkpoint_file(path))
     refused_untouched(path, r"no checkpoint .*recorded training up to step 44", manager, epochs=5)
 
 
 def test_a_corrupt_checkpoint_is_refused_untouched(copy_of, manager):
     path = copy_of()
-    ckpt = path / "checkpoints" / "last.pt"
+    ckpt = checkpoint_file(path)
     ckpt.write_bytes(ckpt.read_bytes()[:100])
-    refused_untouched(path, r"last\.pt is corrupt", manager, epochs=5)
+    refused_untouched(path, r"last\.safetensors is corrupt", manager, epochs=5)
 
 
 def test_a_bad_reference_file_is_refused_untouched(copy_of, manager):
@@ -113,11 +114,11 @@ def test_a_bad_reference_file_is_refused_untouched(copy_of, manager):
 
 def test_a_checkpoint_that_does_not_fit_the_model_is_refused_untouched(copy_of, manager):
     path = copy_of()
-    ckpt = path / "checkpoints" / "last.pt"
-    state = torch.load(ckpt, weights_only=True)
+    ckpt = checkpoint_file(path)
+    state = read_state(ckpt)
     first = next(iter(state["model"]))
     state["model"][first] = torch.zeros(3, 3)
-    torch.save(state, ckpt)
+    write_state(ckpt, state)
     message = refused_untouched(path, "does not fit this run's model 'mlp'", manager, epochs=5)
     assert "RuntimeError" not in message and "size mismatch" in message
 
@@ -133,9 +134,9 @@ class _Trap:
 def test_a_checkpoint_holding_code_is_refused_untouched_and_never_runs(copy_of, manager, tmp_path):
     path = copy_of()
     marker = tmp_path / "code-ran"
-    ckpt = path / "checkpoints" / "last.pt"
-    state = torch.load(ckpt, weights_only=True)
-    torch.save({**state, "payload": _Trap(marker)}, ckpt)
+    state = read_state(checkpoint_file(path))
+    (path / "checkpoints" / "last.safetensors").unlink()  # a run folder of an older kdviz: torch.save files
+    torch.save({**state, "payload": _Trap(marker)}, path / "checkpoints" / "last.pt")
     message = refused_untouched(path, "this file is not a plain-tensor checkpoint and was not loaded", manager, epochs=5)
     assert not marker.exists() and "weights_only" not in message and "\x1b" not in message
 
@@ -167,9 +168,9 @@ def test_a_live_run_is_refused_naming_its_process_and_its_config_is_kept(root, m
 ])
 def test_tampered_checkpoint_fields_are_refused_and_nothing_is_deleted(copy_of, manager, changes, match):
     path = copy_of()
-    ckpt = path / "checkpoints" / "last.pt"
-    state = {**torch.load(ckpt, weights_only=True), **changes}
-    torch.save({k: v for k, v in state.items() if v is not None}, ckpt)
+    ckpt = checkpoint_file(path)
+    state = {**read_state(ckpt), **changes}
+    write_state(ckpt, {k: v for k, v in state.items() if v is not None})
     refused_untouched(path, match, manager, epochs=5)
 
 
@@ -177,10 +178,10 @@ def test_a_checkpoint_past_the_end_of_the_records_is_refused_untouched(copy_of, 
     path = copy_of()
     metrics = path / "metrics.jsonl"
     metrics.write_text("".join(json.dumps(r) + "\n" for r in lines(metrics) if r["step"] <= 10))
-    ckpt = path / "checkpoints" / "last.pt"
-    state = torch.load(ckpt, weights_only=True)
+    ckpt = checkpoint_file(path)
+    state = read_state(ckpt)
     del state["metric_seq"]  # a checkpoint from before checkpoints recorded it
-    torch.save(state, ckpt)
+    write_state(ckpt, state)
     refused_untouched(path, r"at step 44 but the run's records before it stop at step 10", manager, epochs=5)
 
 
@@ -192,12 +193,12 @@ def _interrupted_between_checkpoints(root, manager, name):
     on disk, so a busy machine that lets the run reach the next checkpoint before the pause lands
     still yields the same folder (CI once saw step 44 there)."""
     job = start(cfg(root, epochs=20, checkpoint_every_steps=1000, pace_s=8.8, name=name), manager)
-    ckpt, early = job.path / "checkpoints" / "last.pt", None
+    ckpt, early = job.path / "checkpoints" / "last.safetensors", None
     deadline = time.monotonic() + 60
     while (early is None or job.status().step < 30) and time.monotonic() < deadline:
         if early is None and ckpt.exists():
             data = ckpt.read_bytes()
-            step = torch.load(io.BytesIO(data), weights_only=True)["step"]
+            step = state_from_bytes(data, ckpt)["step"]
             assert step in (0, 22), f"missed the epoch-1 checkpoint: the first one read is at step {step}"
             early = data if step == 22 else None
         time.sleep(0.005)

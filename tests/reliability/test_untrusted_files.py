@@ -35,9 +35,10 @@ import torch
 from _support.jobs import finished_job
 from kdviz.engine import TrainConfig, find_finished_run, load_checkpoint, open_run, start
 from kdviz.engine.resume import plan_resume
-from kdviz.engine.run_folder import load_npz
+from kdviz.engine.run_folder import checkpoint_file, load_npz
 from kdviz.engine.teacher_cache import load_teacher, load_trained_model
 from kdviz.models import build_model
+from kdviz.models.checkpoint_io import read_state
 from kdviz.prune.masks import load_pruned, save_pruned
 from kdviz.prune.magnitude import magnitude_masks
 
@@ -79,8 +80,11 @@ def _payloads_work(marker: Path) -> None:
 
 def write_checkpoint(path: Path, state: dict, payload: object, fmt: str) -> None:
     """``state`` with ``payload`` hidden among the model's tensors, saved as a torch zip checkpoint,
-    torch's legacy (pre-1.6) format or a bare pickle."""
+    torch's legacy (pre-1.6) format or a bare pickle. Planted as a run's ``last.pt``, it replaces the
+    run's ``last.safetensors``: a run folder of an older kdviz, whose torch.save checkpoint is the one read."""
     state = {**state, "model": {**state["model"], "fc1.evil": payload}}
+    if path.name == "last.pt":
+        (path.parent / "last.safetensors").unlink(missing_ok=True)
     if fmt == "zip":
         torch.save(state, path)
     elif fmt == "legacy":
@@ -134,7 +138,7 @@ def run_copy(clean_run, tmp_path):
 
 
 def _state(run: Path) -> dict:
-    return torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    return read_state(checkpoint_file(run))
 
 
 def _mlp():
@@ -175,7 +179,7 @@ def test_checkpoint_loaders_refuse_malicious_pickles(run_copy, marker, loader, f
 def test_load_pruned_refuses_malicious_pickles(tmp_path, marker, payload):
     model = _mlp()
     good = save_pruned(model, magnitude_masks(model, 0.5), tmp_path / "pruned.pt")
-    saved = torch.load(good, weights_only=True)
+    saved = read_state(good)
     evil = tmp_path / "evil.pt"
     torch.save({**saved, "extra": PAYLOADS[payload](marker)}, evil)
     with pytest.raises(ValueError) as excinfo:

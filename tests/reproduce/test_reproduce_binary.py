@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from _support.reproduce import HAS_MNIST, MNIST, run_quick
 from _support.run_files import metric_lines
 from kdviz.data import load_dataset
+from kdviz.engine.run_folder import load_checkpoint
 from kdviz.reproduce import REPRODUCTIONS
 from kdviz.reproduce.binary import BINARY_LENET5, BINARYCONNECT_ROW, BWN_ROW, FLOAT_ROW, LEARNING_RATE, QUICK
 
@@ -51,7 +52,7 @@ def test_binary_paper_numbers_quote_only_what_the_papers_state():
 def binarized_test_error(run: Path, method: str | None, test_images: torch.Tensor, test_labels: torch.Tensor) -> float:
     """Test error in % of the run's checkpoint, each conv/fc weight binarized here: sign(w) (+1 at 0)
     for BinaryConnect, times mean |w| per output filter for BWN; float weights as saved otherwise."""
-    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
+    state = load_checkpoint(run)["model"]
     weights = {}
     for layer in ("conv1", "conv2", "fc1", "fc2"):
         latent = state.get(f"{layer}.parametrizations.weight.original", state.get(f"{layer}.weight"))

@@ -17,6 +17,7 @@ import torch
 
 from _support.reproduce import HAS_MNIST, MNIST, run_quick
 from _support.run_files import metric_lines
+from kdviz.engine.run_folder import load_checkpoint
 from kdviz.reproduce import REPRODUCTIONS
 from kdviz.reproduce import deep_compression as dc
 from kdviz.reproduce import han_pruning
@@ -50,7 +51,7 @@ def rate_bounds(quantize_run: Path, gap_bits: int = 5, bits: int = 6) -> tuple[f
     """(lowest, highest) possible compression rate of the k-means run's layers, from its checkpoint:
     Han's relative indices with fillers every 2^b - 1 positions (kdviz.quant.size's convention),
     fixed-width codes plus up to 8 kbit of code tables per layer; the entropy of indices and gaps."""
-    hook = torch.load(quantize_run / "checkpoints" / "last.pt", weights_only=True)["hooks"]["kmeans"]
+    hook = load_checkpoint(quantize_run)["hooks"]["kmeans"]
     weights, most, least = 0, 0.0, 0.0
     for layer in LAYERS:
         mask = hook[f"{layer}.mask"].bool().flatten().numpy()
@@ -82,7 +83,7 @@ def test_quick_deep_compression_measures_its_run_folders(tmp_path):
         # the compressed error is the model decoded from the Huffman bytes: the k-means run's own last evaluation
         assert value[row] == pytest.approx(100 * (1 - metric_lines(run[key], "eval")[-1]["test_acc"]), abs=0.011)
         assert 0.5 < value[row] < 10  # trained, not chance (90 %)
-    state = torch.load(run["pruned"] / "checkpoints" / "last.pt", weights_only=True)["model"]
+    state = load_checkpoint(run["pruned"])["model"]
     nonzero = sum(int((state[f"{layer}.weight"] != 0).sum()) for layer in LAYERS)
     assert value[dc.KEPT_ROW] == pytest.approx(100 * nonzero / sum(LAYERS.values()))
     expected_kept = 100 * sum(n * (1 - han_pruning.SPARSITY[layer]) for layer, n in LAYERS.items()) / sum(LAYERS.values())

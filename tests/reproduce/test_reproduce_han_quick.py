@@ -12,6 +12,7 @@ import torch
 
 from _support.run_files import metric_lines
 from kdviz.engine import JobManager
+from kdviz.engine.run_folder import load_checkpoint
 from kdviz.reproduce import REPRODUCTIONS, run_reproduction
 from kdviz.reproduce.han_pruning import BASELINE_ROW, KEPT_ROW, PRUNED_ROW, SPARSITY
 
@@ -49,7 +50,7 @@ def test_quick_han_pruning_keeps_hans_share_of_weights(tmp_path):
         assert row.seeds == [0, 1] and len(row.runs) == 2
         for run, value in zip(row.runs, row.values):
             if row.label == KEPT_ROW:
-                state = torch.load(Path(run) / "checkpoints" / "last.pt", weights_only=True)["model"]
+                state = load_checkpoint(Path(run))["model"]
                 weights = [t for name, t in state.items() if name.endswith("weight")]
                 assert sum(t.numel() for t in weights) == sum(LAYER_SIZES.values())
                 assert value == pytest.approx(100 * sum(int((t != 0).sum()) for t in weights) / sum(LAYER_SIZES.values()))

@@ -1,6 +1,6 @@
 """``KDDiagnosis`` without a browser: it follows a live KD student beside its scratch student and ends
 with the same warnings and charts as the app's section. Expected numbers are recomputed here from the
-saved checkpoints (torch.load with weights_only)."""
+saved checkpoints (``load_checkpoint``: safetensors, nothing unpickled)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,6 +13,7 @@ pytest.importorskip("ipywidgets")
 
 from kdviz.data import load_dataset  # noqa: E402
 from kdviz.engine import TrainConfig, start  # noqa: E402
+from kdviz.engine.run_folder import load_checkpoint  # noqa: E402
 from kdviz.models import build_model  # noqa: E402
 from kdviz.widgets.diagnose import KDDiagnosis  # noqa: E402
 
@@ -32,7 +33,7 @@ def teacher(manager, tmp_path_factory):
 
 def per_class_accuracy(run_path: str) -> np.ndarray:
     config = TrainConfig.load(run_path)
-    state = torch.load(f"{run_path}/checkpoints/last.pt", map_location="cpu", weights_only=True)
+    state = load_checkpoint(run_path)
     model = build_model(config.model, input_shape=tuple(state["input_shape"]), num_classes=10, **config.model_options)
     model.load_state_dict(state["model"])
     data = load_dataset("digits")
