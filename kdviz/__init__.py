@@ -23,6 +23,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from .data import load_dataset  # noqa: E402
 from .distill import entropy, kd_loss, soften  # noqa: E402
 from .models import build_model  # noqa: E402
+from .models.wrapped import register_wrapped, wrap  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -42,4 +43,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'kdviz' has no attribute {name!r}")
 
 
-__all__ = ["load_dataset", "build_model", "soften", "entropy", "kd_loss", "__version__", *_LAZY]
+__all__ = ["load_dataset", "build_model", "wrap", "register_wrapped", "soften", "entropy", "kd_loss", "__version__", *_LAZY]

@@ -34,7 +34,7 @@ import torch
 from ..engine import Job, TrainConfig, find_finished_run, list_runs, load_trained_model, resume
 from ..engine.evaluation import predict_logits
 from ..engine.resume import plan_resume, total_steps_of
-from ..engine.run_folder import read_config
+from ..engine.run_folder import checkpoint_file, read_config
 from ..engine.run_reader import read_status
 from ..engine.setup import dataset_for, steps_per_epoch
 from ..models import build_model
@@ -243,7 +243,7 @@ def resumable_run(config: TrainConfig) -> tuple[str, object | None, str, str] | 
         except (ValueError, TypeError, OSError):
             continue
         path = Path(row["path"])
-        plan, why = _resume_plan(str(path), _mtime(path / "status.json"), _mtime(path / "checkpoints" / "last.pt"))
+        plan, why = _resume_plan(str(path), _mtime(path / "status.json"), _mtime(checkpoint_file(path)))
         return str(path), plan, why, row["state"]
     return None
 
@@ -339,14 +339,16 @@ def cancel_button(job: Job, key: str, what: str) -> None:
 
 def teacher_job(settings: LabSettings, retry: bool = False) -> Job | None:
     """The teacher job for ``settings`` (``shared_run_job`` of the sidebar's teacher size); None while a
-    long one waits for its Start button."""
+    long one waits for its Start button. An imported teacher (Your model page) is its run, as it is."""
+    if settings.teacher_model.run:
+        return Job.reopened(settings.teacher_model.run)
     return shared_run_job(teacher_options(settings), retry)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _test_logits(run_path: str, dataset: str, data_root: str | None, download: bool) -> np.ndarray:
     bundle = load_bundle(LabSettings(dataset=dataset, data_root=data_root, download=download))
-    model = load_trained_model(run_path)
+    model = load_trained_model(run_path, device="auto")  # the GPU when there is one
     return predict_logits(model, bundle.test_images, next(model.parameters()).device).cpu().numpy().astype(np.float64)
 
 

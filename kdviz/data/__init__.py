@@ -6,8 +6,10 @@ from pathlib import Path
 
 from . import digits, synthetic  # noqa: F401  (register loaders)
 from . import mnist  # noqa: F401
+from . import csv_pixels, image_folder  # noqa: F401  (your own data: CSV of pixels, image folder)
 from .bundle import DatasetBundle
 from .registry import DATASETS
+from .torch_dataset import bundle_from_torch, register_torch_dataset
 
 
 def load_dataset(name: str = "digits", root: str | os.PathLike | None = None, download: bool = False) -> DatasetBundle:
@@ -24,4 +26,4 @@ def list_datasets() -> list[str]:
     return DATASETS.names()
 
 
-__all__ = ["DatasetBundle", "DATASETS", "load_dataset", "list_datasets"]
+__all__ = ["DatasetBundle", "DATASETS", "bundle_from_torch", "load_dataset", "list_datasets", "register_torch_dataset"]

@@ -5,6 +5,7 @@ import threading
 
 from . import conv, mlp, projection_net  # noqa: F401  (registers models)
 from . import resnet, vit  # noqa: F401
+from . import spec, wrapped  # noqa: F401  (the JSON-spec model; wrap() for any nn.Module)
 from .base import FeatureModel
 from .registry import MODELS
 from .summary import count_parameters, layer_table, model_summary
