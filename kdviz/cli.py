@@ -1,5 +1,8 @@
 """``python -m kdviz``: the engine's commands (``train``, ``runs``, ``resume``, ``hooks``) plus
-``reproduce``, which needs the presentation-level ``kdviz.reproduce`` and so lives above the engine.
+``reproduce``, which needs the presentation-level ``kdviz.reproduce`` and so lives above the engine,
+and the subcommands of the packages in ``SUBCOMMAND_MODULES`` (``sweep``: Ray Tune sweeps;
+``import-model``: your own weights as a run), each a module with ``add_parser(subparsers)`` and
+``command(args) -> int``.
 
     python -m kdviz reproduce --list
     python -m kdviz reproduce hinton-mnist --quick                 # 3 seeds, under 3 minutes on 2 cores
@@ -13,16 +16,20 @@ engine's commands do (``kdviz.engine.cli``).
 from __future__ import annotations
 
 import argparse
+import importlib
 import time
 from typing import Sequence
 
 from .engine import cli as engine_cli
 
+# Packages above the engine that add a subcommand: importing one must stay cheap (Ray is imported
+# only when a sweep runs, so `kdviz --help` works without the `sweep` extra).
+SUBCOMMAND_MODULES = ("kdviz.sweep.cli", "kdviz.importer.cli")
 REPRODUCE_EXAMPLE = "kdviz reproduce hinton-mnist --quick"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The engine's parser with a ``reproduce`` subcommand."""
+    """The engine's parser with ``reproduce`` and the ``SUBCOMMAND_MODULES``' subcommands."""
     parser = engine_cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     reproduce = sub.add_parser("reproduce", help="rebuild a paper's table over seeds, beside the paper's numbers",
@@ -38,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--runs-root", default=None, help="default: $KDVIZ_RUNS, else runs/ in the checkout")
     reproduce.add_argument("--data-root", default=None, help="folder of the dataset's files (default: $KDVIZ_DATA)")
     reproduce.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=engine_cli.DEBUG_HELP)
+    for module in map(importlib.import_module, SUBCOMMAND_MODULES):
+        name = module.add_parser(sub).prog.split()[-1]  # the subcommand's name, as its parser spells it
+        PLUGIN_COMMANDS[name] = module.command
     return parser
 
 
@@ -86,12 +96,14 @@ def _reproduce_one(name: str, args: argparse.Namespace) -> str:
 
 
 COMMANDS = {**engine_cli.COMMANDS, "reproduce": _cmd_reproduce}
+PLUGIN_COMMANDS: dict = {}  # filled by build_parser from SUBCOMMAND_MODULES: {name: command(args) -> int}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m kdviz`` and the ``kdviz`` console script: the engine's commands and
-    ``reproduce``, every error one line (exit 2 for bad input)."""
-    return engine_cli.main(argv, build_parser(), COMMANDS)
+    """Entry point of ``python -m kdviz`` and the ``kdviz`` console script: the engine's commands,
+    ``reproduce`` and the ``SUBCOMMAND_MODULES``' commands, every error one line (exit 2 for bad input)."""
+    parser = build_parser()
+    return engine_cli.main(argv, parser, {**COMMANDS, **PLUGIN_COMMANDS})
 
 
 if __name__ == "__main__":

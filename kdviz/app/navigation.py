@@ -18,6 +18,8 @@ PAGES_DIR = Path(__file__).resolve().parent / "pages"
 # post-training quantization of any finished run.
 SHARED_PAGES = (PageSpec("runs", "Compare runs", ":material/stacked_line_chart:", order=20, section="Runs and papers"),
                 PageSpec("reproduce", "Reproduce", ":material/fact_check:", order=25, section="Runs and papers"),
+                PageSpec("sweeps", "Sweeps", ":material/grid_on:", order=27, section="Runs and papers"),
+                PageSpec("your_model", "Your model", ":material/upload_file:", order=30, section="Runs and papers"),
                 PageSpec("ptq", "Post-training quantization", ":material/tune:", order=42, section="Compression"))
 
 

@@ -34,7 +34,7 @@ from ..methods import all_methods
 # exported without editing this file.
 SHARED_WIDGETS = {"RunComparison": "comparison", "ReproductionMonitor": "reproduce", "KDDiagnosis": "diagnose",
                   "FamilyMonitor": "family", "GenerationsMonitor": "generations", "PTQExplorer": "ptq",
-                  "SpeedMeter": "speed"}
+                  "SpeedMeter": "speed", "SweepMonitor": "sweep"}
 
 
 def _widget_modules() -> dict[str, str]:

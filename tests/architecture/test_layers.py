@@ -26,9 +26,11 @@ ALLOWED: dict[str, set[str]] = {
     "methods": MATHS | {"engine"},
     "present": MATHS | {"engine", "methods", "figures"},
     "reproduce": MATHS | {"engine", "methods", "figures", "present"},  # presentation level, beside present
-    "app": MATHS | {"engine", "methods", "figures", "present", "reproduce"},
-    "widgets": MATHS | {"engine", "methods", "figures", "present", "reproduce"},
-    "cli": MATHS | {"engine", "methods", "figures", "present", "reproduce"},  # kdviz/cli.py: the engine CLI + reproduce
+    "sweep": MATHS | {"engine", "methods", "figures", "present"},  # Ray Tune trials: presentation level, beside present
+    "importer": MATHS | {"engine"},  # your weights as a finished run, written through the engine's RunFolder
+    "app": MATHS | {"engine", "methods", "figures", "present", "reproduce", "sweep", "importer"},
+    "widgets": MATHS | {"engine", "methods", "figures", "present", "reproduce", "sweep", "importer"},
+    "cli": MATHS | {"engine", "methods", "figures", "present", "reproduce", "sweep", "importer"},  # kdviz/cli.py: the engine CLI + plugins
 }
 
 
@@ -101,7 +103,7 @@ def registered_method_names() -> set[str]:
 METHOD_NAME = re.compile(r"""["'](%s)["']""" % "|".join(sorted(map(re.escape, registered_method_names()))))
 
 
-@pytest.mark.parametrize("layer", ["app", "widgets", "figures", "engine", "present", "reproduce"])
+@pytest.mark.parametrize("layer", ["app", "widgets", "figures", "engine", "present", "reproduce", "sweep", "importer"])
 def test_no_method_name_strings_outside_methods(layer):
     hits = []
     for path in sorted((PACKAGE / layer).rglob("*.py")):
