@@ -16,6 +16,12 @@
   quantized on the fly per batch) of every ``nn.Linear`` on the x86 / fbgemm engine; convolutions stay
   float. Its source is the dense model (predictions agree within a tolerance, not exactly).
 
+* **codebook** (only for a weight-shared model, e.g. a k-means run: Han, Mao, Dally ICLR 2016, section 3):
+  each shared layer stored as b-bit indices into its table of distinct values (b = ceil(log2 of their
+  count)), the other tensors as float32. On this CPU it runs as dense float32: the indices are decoded
+  into an ordinary weight matrix when loaded (torch has no kernel that computes from a codebook), so
+  it saves bytes, not time. Its source is the dense model, which it reproduces exactly.
+
 Semi-structured 2:4 kernels (``torch.sparse.to_sparse_semi_structured``) exist only for CUDA in torch
 2.x: ``semi_structured_on_cpu()`` tries one and returns torch's own message, which the report shows.
 """
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import io
+import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +38,7 @@ import torch
 from torch import nn
 
 from ..prune.magnitude import check_sparsity, layerwise_magnitude_masks
+from ..prune.masks import prunable_weights
 from ..prune.structured import layout_of, prune_structured, zero_removed_units
 
 INT8_ENGINES = ("x86", "fbgemm")
@@ -91,9 +99,55 @@ def to_int8_model(model: nn.Module) -> nn.Module:
         return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
 
 
+def shared_weights(model: nn.Module, max_bits: int = 8) -> dict[str, int]:
+    """Bits of a codebook index per weight-shared prunable weight of ``model``: those whose non-zero
+    entries take at most 2^``max_bits`` distinct values, each used twice or more on average (a
+    k-means run: 2^b centroids; a trained or pruned float layer has about as many values as weights).
+    b = ceil(log2(number of distinct values, zero included)), at least 1. Empty: nothing is shared."""
+    out = {}
+    for name, weight in prunable_weights(model).items():
+        values = weight.detach().flatten()
+        nonzero = values[values != 0]
+        distinct_nonzero = int(torch.unique(nonzero).numel())
+        if nonzero.numel() == 0 or distinct_nonzero > 2 ** max_bits or 2 * distinct_nonzero > nonzero.numel():
+            continue
+        distinct = int(torch.unique(values).numel())
+        out[name] = max(1, math.ceil(math.log2(distinct)))
+    return out
+
+
+class CodebookModel(nn.Module):
+    """A weight-shared model as it is stored and loaded: per shared weight (by parameter name), integer
+    indices (``indices[name]``) into a codebook of its distinct values (``codebooks[name]``), decoded
+    once into a dense float32 copy of the model (``decoded``) that every forward runs. ``stored_bytes``:
+    the indices packed at ``bits[name]`` bits each, the codebooks and every other tensor as float32."""
+
+    def __init__(self, model: nn.Module, bits: Mapping[str, int]) -> None:
+        super().__init__()
+        self.bits = dict(bits)
+        self.decoded = copy.deepcopy(model).eval()
+        self.indices, self.codebooks = {}, {}
+        params = dict(self.decoded.named_parameters())
+        with torch.no_grad():
+            for name in self.bits:
+                codebook, index = torch.unique(params[name].detach(), return_inverse=True)
+                self.codebooks[name], self.indices[name] = codebook, index.to(torch.int32)
+                params[name].copy_(codebook[self.indices[name].long()])  # decoding: exactly the shared weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoded(x)
+
+    def stored_bytes(self) -> int:
+        rest = sum(t.numel() * t.element_size() for n, t in self.decoded.state_dict().items() if n not in self.bits)
+        packed = sum(math.ceil(self.indices[n].numel() * b / 8) for n, b in self.bits.items())
+        return rest + packed + sum(c.numel() * c.element_size() for c in self.codebooks.values())
+
+
 def stored_bytes(model: nn.Module) -> int:
-    """Bytes of what the model holds: CSR parts for sparse layers, ``torch.save`` of the rest
-    (packed int8 weights with their scales for quantized layers)."""
+    """Bytes of what the model holds: CSR parts for sparse layers, packed indices and codebooks for a
+    ``CodebookModel``, ``torch.save`` of the rest (packed int8 weights with their scales for quantized layers)."""
+    if isinstance(model, CodebookModel):
+        return model.stored_bytes()
     sparse = [m for m in model.modules() if isinstance(m, SparseCSRLinear)]
     if sparse:
         dense_rest = sum(p.numel() * p.element_size() for n, p in model.state_dict().items()
@@ -175,7 +229,8 @@ def deploy_forms(model: nn.Module, sparsity: float | Mapping[str, float] = 0.9, 
                  calibration: torch.Tensor | None = None, skipped: dict[str, str] | None = None) -> list[DeployForm]:
     """Dense, shrunk (``shrink`` of each prunable layer's units removed), sparse CSR at magnitude
     ``sparsity`` (one float for every layer, or a dict by parameter name, ``{"fc1.weight": 0.92}``),
-    dynamic int8, and static int8 calibrated on ``calibration`` images. A form that cannot be built
+    dynamic int8, static int8 calibrated on ``calibration`` images, and, for a weight-shared model
+    (``shared_weights``), its codebook form. A form that cannot be built
     here (a model class without a structured layout, a model FX cannot trace, no calibration images)
     is left out and its reason written into ``skipped`` (by form name). A model that was pruned
     already keeps its own zeros as the sparse form's mask when given its own per-layer sparsity."""
@@ -195,4 +250,14 @@ def deploy_forms(model: nn.Module, sparsity: float | Mapping[str, float] = 0.9, 
                             f"{shown} of weights pruned, Linear layers as CSR (conv stays dense)"))
     forms.append(DeployForm("int8", to_int8_model(dense), dense,
                             f"dynamic int8 Linear ({int8_engine()} engine; conv stays float)"))
-    return forms + _static(dense, calibration, skipped)
+    return forms + _static(dense, calibration, skipped) + _codebook(dense)
+
+
+def _codebook(dense: nn.Module) -> list[DeployForm]:
+    bits = shared_weights(dense)
+    if not bits:
+        return []
+    shown = ", ".join(f"{n.removesuffix('.weight')} {b}" for n, b in bits.items())
+    return [DeployForm("codebook", CodebookModel(dense, bits), dense,
+                       f"weights as indices into a codebook (bits per layer: {shown}), decoded to dense float32 "
+                       "when loaded: it runs as the dense form does")]

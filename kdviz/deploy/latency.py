@@ -125,6 +125,25 @@ def interleaved_timings(models: Sequence[nn.Module], inputs: torch.Tensor, runs:
     return out
 
 
+_PRIMED = False
+
+
+def prime_profiler() -> None:
+    """Start and stop torch's profiler once, now, on this thread (call it from the main thread before
+    measuring in a background thread): kineto initialises on its first use, and when that happens outside
+    the thread that registered it, it prints "External init callback must run in same thread as
+    registerClient" to the process's stderr (into a notebook's output). Later uses from any thread are quiet."""
+    global _PRIMED
+    from torch.profiler import ProfilerActivity, profile
+
+    with _PROFILER:
+        if _PRIMED:
+            return
+        with profile(activities=[ProfilerActivity.CPU]):
+            pass
+        _PRIMED = True
+
+
 def peak_working_bytes(model: nn.Module, inputs: torch.Tensor) -> int:
     """Highest bytes of tensors alive at once during one forward (torch profiler's memory events)."""
     from torch.profiler import ProfilerActivity, profile

@@ -8,7 +8,10 @@ numbers, saying plainly where a form saves bytes but not time on this CPU.
 
 A model that was pruned already (a pruning run) is measured as it is: its sparse form keeps the run's
 own zeros (the per-layer share of exact zeros is the sparsity asked for, so the magnitude cut takes
-exactly those weights). A dense model is pruned here to ``default_sparsity`` by magnitude.
+exactly those weights). A dense model is pruned here to ``default_sparsity`` by magnitude. A
+weight-shared model (a k-means run: its checkpoint's effective weights, ``kdviz.engine.model_state``)
+gets one more row, ``codebook``: b-bit indices and a codebook per layer as stored, run as what it is
+at inference on this CPU, dense float32 after decoding (``kdviz.deploy.formats.CodebookModel``).
 
 Measuring takes seconds, so pages call ``measure_in_background``: the work runs in a thread, one per
 (run folder, settings) in this process; a page polls ``task.done`` and draws ``task.result`` or
@@ -26,7 +29,7 @@ import torch
 from torch import nn
 
 from ..data import load_dataset
-from ..deploy.latency import BATCHES, LatencyReport, latency_report
+from ..deploy.latency import BATCHES, LatencyReport, latency_report, prime_profiler
 from ..engine import load_trained_model
 from ..figures.speed import FormSpeed, bytes_but_not_time, speed_bars
 from ..palette import OKABE_ITO, ROLE_COLORS
@@ -34,7 +37,8 @@ from ..prune.masks import prunable_weights
 from .runs import as_run_view
 
 FORM_COLOURS = {"dense": ROLE_COLORS["baseline"], "shrunk": OKABE_ITO["bluish green"],
-                "sparse": ROLE_COLORS["pruned"], "int8": ROLE_COLORS["quantized"], "int8 static": OKABE_ITO["blue"]}
+                "sparse": ROLE_COLORS["pruned"], "int8": ROLE_COLORS["quantized"], "int8 static": OKABE_ITO["blue"],
+                "codebook": OKABE_ITO["reddish purple"]}
 PRUNED_ALREADY = 0.01  # a model with more than 1 % exact zeros in its weights was pruned: keep its own mask
 
 
@@ -114,7 +118,11 @@ def speed_report(source: Any, default_sparsity: float = 0.9, shrink: float = 0.5
     else:
         sparsity, note = default_sparsity, f"sparse form: pruned here by magnitude to {default_sparsity:.0%} per layer"
     report = latency_report(model, images, sparsity, shrink, batches, runs, warmup, threads)
-    return SpeedReport(report, label, note + f"; shrunk form: {shrink:.0%} of units removed")
+    note += f"; shrunk form: {shrink:.0%} of units removed"
+    if any(f.name == "codebook" for f in report.forms):
+        note += ("; codebook form: this model's shared weights stored as indices into a codebook, decoded to "
+                 "dense float32 when loaded, so it computes exactly as the dense form does: it saves bytes, not time")
+    return SpeedReport(report, label, note)
 
 
 _LOADABLE: dict[str, str | None] = {}
@@ -122,8 +130,8 @@ _LOADABLE: dict[str, str | None] = {}
 
 def unmeasurable_reason(source: Any) -> str | None:
     """None when ``source`` (a run) is finished and its checkpoint loads as a plain model; else why not
-    (e.g. a k-means run's checkpoint holds parametrised weights ``load_trained_model`` cannot load).
-    Remembered per finished run folder, so a page may ask on every rerun."""
+    (e.g. a k-means run saved before checkpoints kept effective weights: its parametrised weights do
+    not load). Remembered per finished run folder, so a page may ask on every rerun."""
     view = as_run_view(source)
     if view.path is None or view.status().get("state") != "finished":
         return "not a finished run"
@@ -141,6 +149,8 @@ class SpeedTask:
     """One measurement running in a background thread: ``done``, then ``result`` or ``error``."""
 
     def __init__(self, source: Any, options: dict[str, Any]) -> None:
+        if threading.current_thread() is threading.main_thread():
+            prime_profiler()  # else kineto's first use in the thread prints an error line into a notebook
         self.result: SpeedReport | None = None
         self.error: str | None = None
         self._thread = threading.Thread(target=self._run, args=(source, options), daemon=True, name="kdviz-speed")

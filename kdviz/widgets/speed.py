@@ -1,9 +1,10 @@
 """``SpeedMeter``: the measured CPU speed and memory of a finished run's deployable forms, in a notebook.
 
 The same report as the app's "Speed on this CPU" section (``kdviz.present.speed``): the model as
-trained (dense), with units removed (shrunk), as torch sparse CSR (sparse) and with int8 weights
-(torch.ao dynamic quantization), each timed at batch 1 and 256, beside the bytes stored and the peak
-working memory, with a caption written from the numbers. Pressing **Measure** starts the
+trained (dense), with units removed (shrunk), as torch sparse CSR (sparse), with int8 weights
+(torch.ao dynamic and static quantization) and, for a k-means run, as its codebook (b-bit indices,
+decoded to dense float32 when loaded), each timed at batch 1 and 256, beside the bytes stored and the
+peak working memory, with a caption written from the numbers. Pressing **Measure** starts the
 measurement in a background thread; a ``_live.Poller`` draws the result when it is in, so the cell
 returns at once.
 """

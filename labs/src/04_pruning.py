@@ -7,12 +7,14 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kdviz_lab:
-#     idea: 'magnitude pruning and retraining: most weights can go'
-#     paper: Han, Pool, Tran & Dally 2015; Zhu & Gupta 2017
+#     idea: 'magnitude pruning and retraining: most weights can go; movement pruning; bytes are not time'
+#     paper: Han, Pool, Tran & Dally 2015; Zhu & Gupta 2017; Sanh, Wolf & Rush 2020
 #     title: Pruning
 #     widgets:
 #     - PruningExplorer
 #     - PruningMonitor
+#     - MovementMonitor
+#     - SpeedMeter
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -33,7 +35,8 @@
 # $$s_t = s_f + (s_i - s_f)\left(1 - \frac{t - t_0}{n\,\Delta t}\right)^3$$
 #
 # The lab: train a baseline, prune it with a slider (no retraining), find the sensitive layers, then prune
-# and fine-tune live and compare. On the bundled digits it runs in a couple of minutes on two CPU cores.
+# and fine-tune live and compare; then choose the weights by how they move instead (movement pruning), and time
+# the pruned model on this CPU. On the bundled digits it runs in a couple of minutes on two CPU cores.
 
 # %%
 from kdviz.present.labs import lab_baseline, lab_settings
@@ -173,6 +176,84 @@ table[["weights", "kept", "kept %", "Han et al. kept %", "dense bytes", "CSR byt
 storage_bars(report.rows())
 
 # %% [markdown]
+# ## 8. Movement pruning: keep what fine-tuning grows
+#
+# Magnitude pruning keeps the weights that are large in the *trained* model. Sanh, Wolf & Rush (2020), *Movement
+# Pruning: Adaptive Sparsity by Fine-Tuning*, NeurIPS, [arXiv:2005.07683](https://arxiv.org/abs/2005.07683),
+# section 3, keep the weights that fine-tuning moves *away from zero*. Each weight gets a score, the sum over the
+# steps of the gradient times the weight,
+#
+# $$S_{ij} = -\alpha_S \sum_{t} \left(\frac{\partial L}{\partial W_{ij}}\right)^{(t)} W_{ij}^{(t)},$$
+#
+# and each layer keeps the weights of highest score (hard movement: Top-v, recomputed after every step, so a
+# pruned weight can come back). Two fine-tunes of the baseline start now on the same cubic schedule to
+# `SPARSITY`, with the same data order and learning rate: one picks the weights by movement score, the other by
+# magnitude.
+#
+# **Look for:** the two sparsity curves lie on top of each other; only the choice of weights differs. In the
+# scatter of |W| against the score, magnitude keeps the top and movement the right; the coloured points are the
+# weights the two rules disagree on. Sanh et al. found movement ahead at high sparsity when a *pretrained* model
+# is fine-tuned on a new task (BERT on SQuAD and MNLI, thousands of steps). Here the model is fine-tuned on the
+# task it was trained for, for a few dozen steps: scores summed over so few steps are mostly noise, and movement
+# usually trails magnitude. On MNIST, with about 1,900 steps per run, the picture is Sanh et al.'s: movement
+# trails by 0.9 points at 50 % sparsity, is about level at 90 % and leads by 0.7 points at 97 %, on each of three
+# seeds (`python bench/movement.py`; the table is in the README).
+
+# %%
+from kdviz.present import Experiment
+from kdviz.present.movement import movement_runs
+from kdviz.widgets import MovementMonitor  # imported before training starts
+
+race = Experiment(title="lab 4 movement vs magnitude")
+for name, run_config in movement_runs(baseline, SPARSITY, epochs=PRUNE_EPOCHS).items():
+    race.start(name, run_config)  # both at once: the same schedule, steps and seed
+movement = MovementMonitor(race)
+movement
+
+# %% [markdown]
+# Once both have finished: each run's test accuracy at the sparsity it ended at, and how many of the weights
+# movement keeps magnitude would keep too.
+
+# %%
+from kdviz.methods.movement import MOVEMENT
+from kdviz.present.movement import curve_of, movement_story
+from kdviz.present.runs import as_run_view
+
+movement.wait()
+views = [as_run_view(job, name) for name, job in race.jobs.items()]
+for view in views:
+    view.refresh()
+curves = {view.label: curve_of(view) for view in views}
+print(movement_story(views).caption)
+pd.DataFrame([{"rule": label, "sparsity": f"{c.sparsity[-1]:.1%}", "test accuracy": f"{c.accuracy[-1]:.2%}"}
+              for label, c in curves.items()])
+
+# %% [markdown]
+# ## 9. Bytes are not time
+#
+# Section 7 counted bytes. `SpeedMeter` times the movement-pruned model on this CPU, now: as trained (dense
+# float32, zeros and all), with half its neurons removed (shrunk), with its own zeros left out as torch sparse CSR
+# (sparse) and with int8 weights (torch.ao dynamic and static quantization), at batch 1 and 256, each the median
+# of interleaved runs, beside the bytes stored.
+#
+# **Look for:** the sparse form stores a fraction of the bytes, yet at these layer sizes torch's CPU sparse
+# kernels are rarely faster than one dense matrix product, at batch 1 usually slower; removing whole neurons
+# (shrunk) is what makes a small network faster. The caption says, from the numbers, which form saves bytes but
+# not time.
+
+# %%
+from kdviz.widgets import SpeedMeter
+
+meter = SpeedMeter(race.jobs[MOVEMENT.label], autostart=True, runs=10)
+meter
+
+# %%
+meter.task.wait()
+print(meter.task.error or meter.task.result.caption())
+columns = ["form", "batch 1 / dense", "batch 256 / dense", "stored (KiB)", "same prediction as its source"]
+pd.DataFrame(meter.task.result.rows())[columns] if meter.task.result else None
+
+# %% [markdown]
 # **Try next** (change the settings and run everything again; each run gets its own folder):
 #
 # * Han's per-layer targets: `SPARSITY = {"fc1": 0.92, "fc2": 0.91, "fc3": 0.74}`. The sensitivity curves of
@@ -180,3 +261,5 @@ storage_bars(report.rows())
 # * `schedule="one-shot"`: prune to 90 % at once, then fine-tune. Does the dip heal as well?
 # * `scope="global"` with `SPARSITY = 0.95`: one cut across layers. Compare the kept % per layer with Han's.
 # * `lab_settings(dataset="mnist", mnist_root=...)`: the paper's setting (a few minutes more).
+# * `movement_runs(baseline, 0.97, epochs=20, warmup=0.2)`: movement at a higher sparsity, with more steps and a
+#   warm-up in which the scores accumulate before anything is pruned (Sanh et al.'s schedule).

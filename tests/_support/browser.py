@@ -73,15 +73,19 @@ def stop_streamlit(proc) -> None:
         proc.wait(10)
 
 
+ONE_PAGE_ENV = {"KDVIZ_SESSION_GRACE_S": "2", "PYTHONUNBUFFERED": "1", "KDVIZ_TEACHER_EPOCHS": "1",
+                "KDVIZ_REFRESH_S": "0.5"}
+
+
 def one_page_server(request, folder: Path, page: Path, title: str, runs_root: Path, log_path: Path, **env: str) -> str:
     """``streamlit run`` of a one-page lab (``page`` under ``title``, run as ``app.py`` runs pages) in
-    ``folder``, writing runs to ``runs_root``, with the tests' short grace, one teacher epoch, a 0.5 s
-    refresh and ``env`` on top; stopped when ``request``'s scope ends. Returns its URL."""
+    ``folder``, writing runs to ``runs_root``, with ``ONE_PAGE_ENV`` (the tests' short grace, one
+    teacher epoch, a 0.5 s refresh) and ``env`` on top (``env`` wins: e.g. ``KDVIZ_TEACHER_EPOCHS="2"``);
+    stopped when ``request``'s scope ends. Returns its URL."""
     from _support.apptest import harness
 
     (folder / "app.py").write_text(harness((page, title)))
-    env = dict(os.environ, KDVIZ_RUNS=str(runs_root), KDVIZ_SESSION_GRACE_S="2", PYTHONUNBUFFERED="1",
-               KDVIZ_TEACHER_EPOCHS="1", KDVIZ_REFRESH_S="0.5", **env)
+    env = {**os.environ, **ONE_PAGE_ENV, "KDVIZ_RUNS": str(runs_root), **env}
     log_path.parent.mkdir(exist_ok=True)
     proc, url = start_streamlit(folder, env, log_path, timeout=60)
     request.addfinalizer(lambda: stop_streamlit(proc))

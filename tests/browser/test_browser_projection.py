@@ -7,13 +7,11 @@ fixed bits) and the loss-parts chart change as the background runs train. Skippe
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from _support.apptest import harness
-from _support.browser import playwright_or_skip, start_streamlit, stop_streamlit
+from _support.browser import one_page_server, playwright_or_skip
 from _support.polling import wait_for as poll
 
 pytestmark = pytest.mark.browser
@@ -38,50 +36,42 @@ JS_LIVE = """() => {
 
 
 @pytest.fixture(scope="module")
-def projection_server(request, tmp_path_factory):
-    """`streamlit run` of a one-page app (the page, the shared sidebar, as ``app.py`` runs it) on 127.0.0.1."""
-    folder = tmp_path_factory.mktemp("projection-app")
-    (folder / "app.py").write_text(harness((PAGE, "ProjectionNet")))
-    env = dict(os.environ, KDVIZ_RUNS=str(folder / "runs"), KDVIZ_SESSION_GRACE_S="2", PYTHONUNBUFFERED="1",
-               KDVIZ_REFRESH_S="0.5", KDVIZ_MAX_JOBS="4")
-    ARTIFACTS.mkdir(exist_ok=True)
-    proc, url = start_streamlit(folder, env, ARTIFACTS / "streamlit-browser-projection.log", timeout=60)
-    request.addfinalizer(lambda: stop_streamlit(proc))
-    return url
+def projection_server(request, tmp_path_factory, runs_root):
+    """`streamlit run` of a one-page app (the page, the shared sidebar, as ``app.py`` runs it) on 127.0.0.1;
+    four jobs at once (the page trains a projection net per bit budget)."""
+    return one_page_server(request, tmp_path_factory.mktemp("projection-app"), PAGE, "ProjectionNet", runs_root,
+                           ARTIFACTS / "streamlit-browser-projection.log", KDVIZ_MAX_JOBS="4")
 
 
 def wait_for(predicate, timeout: float, what: str):
     return poll(predicate, timeout, what, pause=0.2)
 
 
-def test_the_live_charts_change_without_input(projection_server):
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        page.goto(f"{projection_server}/?pn_epochs=40")  # long enough to be watched while it trains
-        main = page.get_by_test_id("stMainBlockContainer")
-        start = main.get_by_role("button", name="Start training")
-        wait_for(lambda: start.count() and start.is_enabled(), 120, "the Start button")
-        start.click()
-        first = wait_for(lambda: (lambda s: s if s["probs"] else None)(page.evaluate(JS_LIVE)), 180,
-                         "the probe digits' chart")
-        later: dict = {}
+def test_the_live_charts_change_without_input(projection_server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    page.goto(f"{projection_server}/?pn_epochs=40")  # long enough to be watched while it trains
+    main = page.get_by_test_id("stMainBlockContainer")
+    start = main.get_by_role("button", name="Start training")
+    wait_for(lambda: start.count() and start.is_enabled(), 120, "the Start button")
+    start.click()
+    first = wait_for(lambda: (lambda s: s if s["probs"] else None)(page.evaluate(JS_LIVE)), 180,
+                     "the probe digits' chart")
+    later: dict = {}
 
-        def moved() -> bool:
-            later.update(page.evaluate(JS_LIVE))
-            return bool(later["probs"]) and later["probs"] != first["probs"] and later["loss"] > first["loss"]
+    def moved() -> bool:
+        later.update(page.evaluate(JS_LIVE))
+        return bool(later["probs"]) and later["probs"] != first["probs"] and later["loss"] > first["loss"]
 
+    try:
+        wait_for(moved, 120, "p(class) and the loss parts to change with no user action")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; loss points first {first['loss']}, last {later.get('loss')}; "
+                             f"{main.inner_text()[-1200:]}") from None
+    stop = main.get_by_role("button", name="Stop", exact=True)
+    if stop.is_enabled():  # the runs may have ended already (seconds on digits), or end right now
         try:
-            wait_for(moved, 120, "p(class) and the loss parts to change with no user action")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; loss points first {first['loss']}, last {later.get('loss')}; "
-                                 f"{main.inner_text()[-1200:]}") from None
-        stop = main.get_by_role("button", name="Stop", exact=True)
-        if stop.is_enabled():  # the runs may have ended already (seconds on digits), or end right now
-            try:
-                stop.click(timeout=5000)
-            except sync_api.TimeoutError:
-                assert "finished" in main.inner_text(), "Stop could not be pressed and the runs have not finished"
-        assert not page.get_by_test_id("stException").count()
-        browser.close()
+            stop.click(timeout=5000)
+        except sync_api.TimeoutError:
+            assert "finished" in main.inner_text(), "Stop could not be pressed and the runs have not finished"
+    assert not page.get_by_test_id("stException").count()
+    page.close()

@@ -6,14 +6,12 @@ does) until it joins the lab's navigation. Debian's Chromium through Playwright.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
 
-from _support.apptest import harness
-from _support.browser import playwright_or_skip, start_streamlit, stop_streamlit
+from _support.browser import one_page_server, playwright_or_skip
 from _support.polling import wait_for as poll
 
 pytestmark = pytest.mark.browser
@@ -28,25 +26,9 @@ JS_CHARTS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).ma
 
 
 @pytest.fixture(scope="module")
-def ptq_url(request, tmp_path_factory) -> str:
-    work = tmp_path_factory.mktemp("ptq-app")
-    (work / "app.py").write_text(harness((PAGE, "Post-training quantization")))
-    runs = tmp_path_factory.mktemp("ptq-runs")
-    env = dict(os.environ, KDVIZ_RUNS=str(runs), KDVIZ_TEACHER_EPOCHS="2", KDVIZ_SESSION_GRACE_S="2", PYTHONUNBUFFERED="1")
-    ARTIFACTS.mkdir(exist_ok=True)
-    proc, url = start_streamlit(work, env, ARTIFACTS / "streamlit-browser-ptq.log", timeout=60)
-    request.addfinalizer(lambda: stop_streamlit(proc))
-    return url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as pw:
-        from _support.browser import launch_chromium
-
-        b = launch_chromium(pw)
-        yield b
-        b.close()
+def ptq_url(request, tmp_path_factory, runs_root) -> str:
+    return one_page_server(request, tmp_path_factory.mktemp("ptq-app"), PAGE, "Post-training quantization", runs_root,
+                           ARTIFACTS / "streamlit-browser-ptq.log", KDVIZ_TEACHER_EPOCHS="2")
 
 
 def layer_chart(page, bits: int):

@@ -7,14 +7,12 @@ KDVIZ_REQUIRE_BROWSER=1.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import pytest
 
-from _support.apptest import harness
-from _support.browser import playwright_or_skip, start_streamlit, stop_streamlit
+from _support.browser import one_page_server, playwright_or_skip
 from _support.polling import wait_for as poll
 
 pytestmark = pytest.mark.browser
@@ -37,14 +35,8 @@ JS_CURVES = """() => {
 
 @pytest.fixture(scope="module")
 def specialists_server(request, runs_root, tmp_path_factory):
-    app_dir = tmp_path_factory.mktemp("specialists-app")
-    (app_dir / "app.py").write_text(harness((PAGE, "Specialists")))
-    env = dict(os.environ, KDVIZ_RUNS=str(runs_root), KDVIZ_SESSION_GRACE_S="2", PYTHONUNBUFFERED="1",
-               KDVIZ_TEACHER_EPOCHS="1", KDVIZ_REFRESH_S="0.7")
-    ARTIFACTS.mkdir(exist_ok=True)
-    proc, url = start_streamlit(app_dir, env, ARTIFACTS / "streamlit-browser-specialists.log", timeout=60)
-    request.addfinalizer(lambda: stop_streamlit(proc))
-    return url
+    return one_page_server(request, tmp_path_factory.mktemp("specialists-app"), PAGE, "Specialists", runs_root,
+                           ARTIFACTS / "streamlit-browser-specialists.log", KDVIZ_REFRESH_S="0.7")
 
 
 def wait_for(predicate, timeout: float, what: str):

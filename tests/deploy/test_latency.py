@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdviz.deploy.formats import SparseCSRLinear, deploy_forms, int8_engine, stored_bytes
+from kdviz.deploy.formats import (
+    CodebookModel, SparseCSRLinear, deploy_forms, int8_engine, shared_weights, stored_bytes,
+)
 from kdviz.deploy.latency import fixed_threads, latency_report, peak_working_bytes
 from kdviz.models import build_model
 
@@ -103,3 +105,53 @@ def test_static_int8_quantizes_the_convolutions_too(digits, one_thread):
     kinds = {type(m).__module__ for m in forms["int8 static"].model.modules()}
     assert any("quantized" in k and "intrinsic" in k for k in kinds)  # fused quantized ConvReLU2d
     assert stored_bytes(forms["int8 static"].model) < stored_bytes(forms["dense"].model) / 2
+
+
+def test_codebook_form_only_for_shared_weights_and_its_bytes_are_indices_plus_codebooks(digits, one_thread):
+    model = trained("mlp", digits, steps=20, hidden=(40,))
+    assert shared_weights(model) == {}  # trained floats: as many values as weights
+    with torch.no_grad():
+        model.fc1.weight[model.fc1.weight.abs() < model.fc1.weight.abs().median()] = 0  # pruned: still all distinct
+    assert shared_weights(model) == {}
+    assert "codebook" not in [f.name for f in deploy_forms(model, sparsity=0.5)]
+    with torch.no_grad():  # share 5 values in fc1 (3 bits with zero: 6 values) and 2 in fc2 (1 bit)
+        w = model.fc1.weight
+        w.copy_(torch.tensor([-0.2, -0.1, 0.1, 0.2, 0.3])[torch.arange(w.numel()) % 5].reshape(w.shape) * (w != 0))
+        model.fc2.weight.copy_(torch.where(model.fc2.weight > 0, 0.05, -0.05))
+    assert shared_weights(model) == {"fc1.weight": 3, "fc2.weight": 1}
+    forms = {f.name: f for f in deploy_forms(model, sparsity=0.5)}
+    book = forms["codebook"].model
+    assert isinstance(book, CodebookModel) and "dense float32" in forms["codebook"].note
+    assert torch.equal(book.decoded.fc1.weight, model.fc1.weight) and torch.equal(book.decoded.fc2.weight, model.fc2.weight)
+    x = digits.test_images[:30]
+    assert torch.equal(book(x), model(x))  # decoded: computes exactly as the dense model
+    n1, n2 = model.fc1.weight.numel(), model.fc2.weight.numel()
+    want = math.ceil(n1 * 3 / 8) + 6 * 4 + math.ceil(n2 * 1 / 8) + 2 * 4 + (model.fc1.bias.numel() + model.fc2.bias.numel()) * 4
+    assert stored_bytes(book) == want
+
+
+PROFILE_IN_A_THREAD = """
+import threading, torch
+from kdviz.deploy.latency import peak_working_bytes, prime_profiler
+prime_profiler()
+thread = threading.Thread(target=lambda: print(peak_working_bytes(torch.nn.Linear(4, 4), torch.ones(8, 4))))
+thread.start()
+thread.join()
+"""
+
+
+def test_priming_the_profiler_keeps_a_measuring_thread_quiet(tmp_path):
+    """Kineto's first use outside the main thread prints "External init callback must run in same thread as
+    registerClient" (into a notebook's output, under a SpeedMeter); primed on the main thread, it does not.
+    A fresh process: in this one the profiler may have started already."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "profile_in_a_thread.py"
+    script.write_text(PROFILE_IN_A_THREAD)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert int(out.stdout.split()[-1]) > 0  # the thread measured
+    assert "registerClient" not in out.stderr, out.stderr[-500:]
