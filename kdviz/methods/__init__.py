@@ -9,7 +9,7 @@ lookup, ``kdviz.engine.plugins``). Adding a method: docs/adding-a-method.md.
 'KD student'
 """
 from . import (  # noqa: F401  (register)
-    attention, deep_compression, dkd, dml, fsp, hints, kd, logit_matching, lottery, max_norm, movement, n_m, projection, prune,
+    attention, deep_compression, dkd, dml, fsp, head_prune, hints, kd, logit_matching, lottery, max_norm, movement, n_m, projection, prune,
     qat, quantize, rkd, scratch, specialist,
 )
 from .base import (

@@ -61,6 +61,15 @@ class MultiHeadSelfAttention(nn.Module):
             heads_out = heads_out * gates.view(1, -1, 1, 1)
         return self.proj(heads_out.transpose(1, 2).reshape(b, n, self.heads * self.head_dim)), probs
 
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The unnormalised scores Q K^T / sqrt(d_k) (B, H, N, N) of the normed input ``x``, before the
+        softmax (TinyBERT's eq. 7 target); only the Q and K rows of the projection are computed."""
+        b, n, _ = x.shape
+        width = self.heads * self.head_dim
+        qk = F.linear(x, self.qkv.weight[: 2 * width], self.qkv.bias[: 2 * width])
+        q, k = qk.view(b, n, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return q @ k.transpose(-2, -1) / self.head_dim ** 0.5
+
     def prune(self, keep: Sequence[int]) -> None:
         """Keep only the heads ``keep`` (indices into the current heads), removing the others' weights."""
         keep = sorted(set(int(h) for h in keep))
@@ -72,7 +81,7 @@ class MultiHeadSelfAttention(nn.Module):
         with torch.no_grad():
             qkv.weight.copy_(self.qkv.weight[rows]), qkv.bias.copy_(self.qkv.bias[rows])
             proj.weight.copy_(self.proj.weight[:, cols]), proj.bias.copy_(self.proj.bias)
-        self.qkv, self.proj = qkv.to(self.qkv.weight.device), proj.to(self.proj.weight.device)
+        self.qkv, self.proj = qkv.to(self.qkv.weight), proj.to(self.proj.weight)  # the old layers' device and dtype
         self.heads = len(keep)
 
 
@@ -148,6 +157,22 @@ class TinyViT(FeatureModel):
     def forward_with_features(self, x):
         out = self.forward_detailed(x)
         return out.logits, dict(zip(self.feature_names, out.hidden_states))
+
+    def attention_from_hidden(self, hidden_states: Sequence[torch.Tensor], kind: str = "probs") -> tuple[torch.Tensor, ...]:
+        """Each block's attention recomputed from its input (``hidden_states[l]``, as ``forward_detailed``
+        returns them or ``forward_with_features`` names them): ``"probs"`` (the softmax rows, equal to
+        ``forward_detailed``'s attentions) or ``"scores"`` (before the softmax), one (B, H, N, N) per
+        block. Differentiable, so a distillation loss on it trains the Q and K projections; it costs
+        only the Q and K rows of each block, not a second forward pass."""
+        if kind not in ("probs", "scores"):
+            raise ValueError(f"attention kind must be 'probs' or 'scores', got {kind!r}")
+        if len(hidden_states) < len(self.blocks):
+            raise ValueError(f"need the input of each of the {len(self.blocks)} blocks, got {len(hidden_states)} states")
+        out = []
+        for block, z in zip(self.blocks, hidden_states):
+            scores = block.attn.scores(block.norm1(z))
+            out.append(torch.softmax(scores, dim=-1) if kind == "probs" else scores)
+        return tuple(out)
 
     def prune_heads(self, heads_to_remove: dict[int, Sequence[int]]) -> None:
         """Remove heads physically: ``{layer: [head, ...]}`` with indices into the layer's current heads.

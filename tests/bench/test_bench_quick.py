@@ -66,3 +66,23 @@ def test_load_speed_quick_reports_wall_and_cpu():
     assert row, stdout
     assert float(row[1]) == float(row[3])  # --quick loads once: first and best are the same call
     assert "load average" in stdout
+
+
+@needs_mnist
+def test_vit_heads_quick_pairs_the_shrunk_model_with_the_dense_one():
+    stdout = run_quick("vit_heads.py")
+    found = ratios(stdout)
+    shrunk = [name for name in found if name.startswith("6 heads removed / dense, batch")]
+    assert len(shrunk) == 2, stdout  # batch 1 and batch 256
+    assert all(float(found[name]["med"]) > 0 for name in shrunk)
+
+
+@pytest.mark.slow  # Ray's start-up is most of it
+def test_sweep_ray_quick_times_ray_beside_the_engine():
+    pytest.importorskip("ray", reason="the sweep extra (pip install 'kdviz[sweep]') is not installed")
+    stdout = run_quick("sweep_ray.py")
+    engine = re.search(r"^engine, one after another:\s+([\d.]+) s", stdout, re.MULTILINE)
+    ray = re.search(r"^Ray Tune \(.*\):\s+([\d.]+) s after ray.init", stdout, re.MULTILINE)
+    ratio = re.search(r"^ratio Ray / engine: ([\d.]+);", stdout, re.MULTILINE)
+    assert engine and ray and ratio, stdout
+    assert float(ratio[1]) == pytest.approx(float(ray[1]) / float(engine[1]), abs=0.01)
