@@ -10,7 +10,7 @@ lookup, ``kdviz.engine.plugins``). Adding a method: docs/adding-a-method.md.
 """
 from . import (  # noqa: F401  (register)
     attention, deep_compression, dkd, dml, fsp, head_prune, hints, kd, logit_matching, lottery, max_norm, movement, n_m, projection, prune,
-    qat, quantize, rkd, scratch, specialist,
+    qat, quantize, rkd, scratch, specialist, vit_distill,
 )
 from .base import (
     GENERIC_STUDENT, METHOD_SPECS, MethodSpec, PageSpec, all_methods, get_method, method_of, register_method,

@@ -13,10 +13,10 @@ def test_pages_are_grouped_into_the_three_sections_in_order():
     sections = navigation.lab_sections()
     assert list(sections) == list(SECTIONS)
     titles = {section: [page.title for page in pages] for section, pages in sections.items()}
-    assert {"Soft targets", "Which distillation?", "Specialists", "ProjectionNet"} <= set(titles["Distillation"])
+    assert {"Soft targets", "Which distillation?", "Specialists", "ProjectionNet", "Transformers"} <= set(titles["Distillation"])
     assert {"Pruning", "Lottery tickets & N:M", "Quantization-aware training", "Post-training quantization",
             "Deep Compression"} <= set(titles["Compression"])
-    assert titles["Runs and papers"] == ["Compare runs", "Reproduce"]
+    assert titles["Runs and papers"] == ["Compare runs", "Reproduce", "Sweeps", "Your model"]
     assert [p.title for p in navigation.lab_pages()] == [t for section in SECTIONS for t in titles[section]]
 
 

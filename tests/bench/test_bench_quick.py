@@ -86,3 +86,9 @@ def test_sweep_ray_quick_times_ray_beside_the_engine():
     ratio = re.search(r"^ratio Ray / engine: ([\d.]+);", stdout, re.MULTILINE)
     assert engine and ray and ratio, stdout
     assert float(ratio[1]) == pytest.approx(float(ray[1]) / float(engine[1]), abs=0.01)
+
+
+def test_vit_distill_quick_prints_the_seed_table(tmp_path):
+    stdout = run_quick("vit_distill.py", "--runs", str(tmp_path / "runs"))
+    assert "ViT distillation" in stdout and "| mean |" in stdout, stdout
+    assert any((tmp_path / "runs").iterdir())  # the students ran through the engine

@@ -94,3 +94,29 @@ def test_pruning_every_head_of_a_layer_is_refused(vit):
         vit.prune_heads({1: [0, 1, 2]})
     with pytest.raises(ValueError, match="no layer 5"):
         vit.prune_heads({5: [0]})
+
+
+def test_vit_attention_from_hidden_equals_its_forward_and_its_scores_are_eq7s_target():
+    """TinyViT.attention_from_hidden (an addition for TinyBERT's eq. 7): probabilities equal to
+    forward_detailed's, scores equal to q k^T / sqrt(d_k) by hand, and no second forward pass needed."""
+    torch.manual_seed(0)
+    vit = build_model("vit", (1, 8, 8), 10, patch=2, dim=24, depth=2, heads=3).eval()
+    out = vit.forward_detailed(torch.randn(3, 1, 8, 8))
+    probs = vit.attention_from_hidden(out.hidden_states, "probs")
+    scores = vit.attention_from_hidden(out.hidden_states, "scores")
+    for a, p, s in zip(out.attentions, probs, scores):
+        torch.testing.assert_close(p, a)
+        torch.testing.assert_close(torch.softmax(s, -1), a)
+    block, head, d = vit.blocks[1], 2, 8
+    z = block.norm1(out.hidden_states[1])
+    w, bias = block.attn.qkv.weight, block.attn.qkv.bias
+    q = z @ w[head * d:(head + 1) * d].T + bias[head * d:(head + 1) * d]
+    k = z @ w[24 + head * d:24 + (head + 1) * d].T + bias[24 + head * d:24 + (head + 1) * d]
+    torch.testing.assert_close(scores[1][:, head], q @ k.transpose(1, 2) / d ** 0.5)
+    with pytest.raises(ValueError, match="'probs' or 'scores'"):
+        vit.attention_from_hidden(out.hidden_states, "logits")
+    vit.prune_heads({0: [1]})  # the scores follow a physically pruned layer's heads
+    out = vit.forward_detailed(torch.randn(2, 1, 8, 8))
+    pruned = vit.attention_from_hidden(out.hidden_states, "probs")
+    assert pruned[0].shape == (2, 2, 17, 17)
+    torch.testing.assert_close(pruned[0], out.attentions[0])
