@@ -7,8 +7,11 @@ activations (``kdviz.quant.qat_model``), usually fine-tuning a trained float mod
   ``{"name": "qat", "bits": 4, "first_last_bits": 8, "per_channel": true, "momentum": 0.01}``
 * ``"lsq"``: Esser et al. 2020 (LSQ): one learned step size per weight tensor and per layer input,
   initialised to 2<|v|>/sqrt(Q_P), trained with the gradient scale g = 1/sqrt(N Q_P).
-  ``{"name": "lsq", "bits": 2, "first_last_bits": 8, "per_channel": false}`` (the paper's one step per
-  weight tensor; ``per_channel``: one learned step per output channel, each with its own N in g)
+  ``{"name": "lsq", "bits": 2, "first_last_bits": 8, "per_channel": false, "init": "paper"}`` (the paper's
+  one step per weight tensor; ``per_channel``: one learned step per output channel, each with its own N
+  in g; ``init``: the first steps, ``"paper"`` 2<|v|>/sqrt(Q_P), ``"minmax"`` min-max PTQ's scale, so
+  LSQ starts from the PTQ model, or ``"mse"`` the step of least quantization error, as LSQ+ (Bhalgat
+  et al. 2020) advises: ``kdviz.quant.lsq``)
 
 The first and last layers keep ``first_last_bits`` (8, as in both papers' experiments; ``null``: the
 same ``bits`` everywhere). The activation ranges or steps are set at setup from ``calibration`` training
@@ -34,6 +37,7 @@ from ..engine.hooks import HOOKS, TrainContext, TrainingHook, validate_hook_spec
 from ..palette import OKABE_ITO, ROLE_COLORS
 from ..quant.fake_quant import check_quant_bits
 from ..quant.histograms import weight_histogram
+from ..quant.lsq import LSQ_INITS
 from ..quant.qat_model import QuantizedModel, attach_quantizers
 from .base import MethodSpec, PageSpec, register_method, uses_hook
 
@@ -140,14 +144,17 @@ class LSQHook(_QuantHook):
     kind = LSQ_NAME
 
     def __init__(self, bits: int = 2, first_last_bits: int | None = 8, per_channel: bool = False,
-                 layers: list[str] | None = None, calibration: int = 256, bins: int = 60) -> None:
+                 layers: list[str] | None = None, calibration: int = 256, bins: int = 60, init: str = "paper") -> None:
         _check_options(LSQ_NAME, bits, first_last_bits, calibration, bins, layers)
+        if not isinstance(init, str) or init not in LSQ_INITS:
+            raise ValueError(f"{LSQ_NAME}: init (the first step sizes) must be one of {', '.join(LSQ_INITS)}, "
+                             f"got {init!r}")
         super().__init__(bits, first_last_bits, layers, calibration, bins)
-        self.per_channel = bool(per_channel)
+        self.per_channel, self.init = bool(per_channel), init
 
     def _attach(self, ctx: TrainContext) -> QuantizedModel:
         return attach_quantizers(ctx.model, "lsq", self.bits, calibration_images(ctx, self.calibration),
-                                 self.first_last_bits, self.layers, per_channel=self.per_channel)
+                                 self.first_last_bits, self.layers, per_channel=self.per_channel, lsq_init=self.init)
 
     def extra_parameters(self) -> list[torch.nn.Parameter]:
         return self._ready().step_parameters()

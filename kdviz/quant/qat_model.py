@@ -7,7 +7,8 @@ parameter), the input through a forward pre-hook. Two kinds of quantizer:
 * ``"minmax"`` (QAT, Jacob et al. 2018, sec. 3): weights from their own min/max (per channel by
   default, Krishnamoorthi 2018 sec. 2.2), activations from a moving average of batch ranges;
 * ``"lsq"`` (Esser et al. 2020): one learned step per tensor, initialised as in sec. 2.1 from the
-  weights and from a calibration batch of inputs, trained with the gradient scale of sec. 2.2.
+  weights and from a calibration batch of inputs, trained with the gradient scale of sec. 2.2;
+  ``lsq_init`` starts it from min-max PTQ's step or the MSE-optimal step instead (LSQ+, ``lsq.py``).
 
 As in both papers' experiments, the first and last layers may keep 8 bits (``first_last_bits``): the
 first sees raw pixels, the last produces the logits. The quantizer modules are held here, not in
@@ -27,7 +28,7 @@ from torch.nn.utils import parametrize
 
 from .fake_quant import ActivationFakeQuantizer, WeightFakeQuantizer, check_quant_bits
 from .kmeans import select_layers
-from .lsq import LSQQuantizer
+from .lsq import LSQQuantizer, check_lsq_init
 
 KINDS = ("minmax", "lsq")
 
@@ -139,13 +140,16 @@ def _calibration_inputs(model: nn.Module, modules: dict[str, nn.Module], images:
 
 def attach_quantizers(model: nn.Module, kind: str, bits: int, calibration: torch.Tensor,
                       first_last_bits: int | None = 8, layers: list[str] | None = None, per_channel: bool | None = None,
-                      momentum: float = 0.01, activations: bool = True) -> QuantizedModel:
+                      momentum: float = 0.01, activations: bool = True, lsq_init: str = "paper") -> QuantizedModel:
     """Fake-quantize ``model``'s layers in place (see the module docstring); ``calibration`` images
     set the activation ranges (min/max) or initial steps (LSQ) from the float model's inputs.
     ``per_channel`` (weights): None takes each kind's usual choice, per channel for min/max
-    (Krishnamoorthi 2018), one step per tensor for LSQ (Esser et al. 2020)."""
+    (Krishnamoorthi 2018), one step per tensor for LSQ (Esser et al. 2020). ``lsq_init``: how LSQ's
+    weight and input steps start (``lsq.LSQ_INITS``); min/max quantizers take only the default."""
     if kind not in KINDS:
         raise ValueError(f"unknown quantizer kind {kind!r} (known: {', '.join(KINDS)})")
+    if check_lsq_init(lsq_init) != "paper" and kind != "lsq":
+        raise ValueError(f"lsq_init {lsq_init!r} sets LSQ's first steps; the {kind!r} quantizer has no step to start")
     if per_channel is None:
         per_channel = kind == "minmax"
     modules = select_layers(model, layers)
@@ -157,7 +161,8 @@ def attach_quantizers(model: nn.Module, kind: str, bits: int, calibration: torch
     for name, module in modules.items():
         b = per_layer[name]
         if kind == "lsq":
-            wq: nn.Module = LSQQuantizer(b, signed=True, channels=module.weight.shape[0] if per_channel else 0)
+            wq: nn.Module = LSQQuantizer(b, signed=True, channels=module.weight.shape[0] if per_channel else 0,
+                                         init=lsq_init)
             wq.initialise(module.weight.detach())
         else:
             wq = WeightFakeQuantizer(b, symmetric=True, per_channel=per_channel)
@@ -168,7 +173,7 @@ def attach_quantizers(model: nn.Module, kind: str, bits: int, calibration: torch
         x = inputs[name]
         signed = bool(x.min() < 0)
         if kind == "lsq":
-            aq: nn.Module = LSQQuantizer(b, signed=signed, per_example=True)
+            aq: nn.Module = LSQQuantizer(b, signed=signed, per_example=True, init=lsq_init)
             aq.initialise(x)
         else:
             aq = ActivationFakeQuantizer(b, symmetric=signed, momentum=momentum)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from kdviz.engine import TrainConfig, load_trained_model, start, train_teacher_cached
+from kdviz.engine.run_folder import load_checkpoint
 from kdviz.methods import method_of
 from kdviz.methods.qat import LSQ, QAT, qat_hook, read_qat_snapshot, step_size_series
 from kdviz.present import as_run_view
@@ -57,7 +58,7 @@ def test_lsq_steps_move_and_weights_lie_on_the_grid(lsq_run):
     # the grid is k * s for k = -4..3 (3 bits, signed) and the checkpointed weights quantize onto it
     grid = last.grids["conv2"]
     assert len(grid) == 8 and grid[0] == pytest.approx(-4 * last.weight_step["conv2"], rel=1e-5)
-    state = torch.load(Path(lsq_run.path) / "checkpoints" / "last.pt", weights_only=True)
+    state = load_checkpoint(Path(lsq_run.path))
     step = float(state["hooks"]["lsq"]["conv2.weight.step"])
     latent = state["model"]["conv2.parametrizations.weight.original"]
     quantized = torch.clamp(torch.round(latent / step), -4, 3) * step
@@ -165,3 +166,50 @@ def test_lsq_per_channel_learns_one_step_per_output_channel(digits):
     assert hook.metrics(None)["w_step/conv2"] == pytest.approx(float(steps.mean()))
     snap = hook.snapshot(None)
     assert snap["grid/conv2"][0] == pytest.approx(-4 * float(steps[0]))  # the first channel's grid
+
+
+def test_lsq_init_minmax_starts_the_engine_run_at_ptq(baseline, digits):
+    """``init="minmax"`` through ``TrainConfig``: the run's first evaluation (step 0, before any update)
+    has PTQ's weight scales and PTQ's test accuracy; the default (the paper's init) starts elsewhere."""
+    job = _fine_tune(baseline, qat_hook("lsq", 3, per_channel=True, first_last_bits=None, calibration=64,
+                                        init="minmax"), "lsq-3-minmax", steps=2)
+    paper = _fine_tune(baseline, qat_hook("lsq", 3, per_channel=True, first_last_bits=None, calibration=64),
+                       "lsq-3-paper", steps=2)
+    model = load_trained_model(baseline.path).eval()
+    calib = torch.as_tensor(digits.train_images[:64])
+    ptq, ptq_q = post_training_quantize(model, calib, 3, first_last_bits=None, per_channel=True)
+    x, y = torch.as_tensor(digits.test_images), torch.as_tensor(digits.test_labels)
+    with torch.no_grad():
+        ptq_acc = float((ptq(x).argmax(1) == y).float().mean())
+    starts = {}
+    for name, run_job in (("minmax", job), ("paper", paper)):
+        run = as_run_view(run_job.path)
+        run.refresh()
+        first = run.evals[0]
+        assert first["step"] == 0
+        starts[name] = first
+        series = step_size_series(run.evals, LSQ, run.config)
+        starts[name + "_steps"] = {n: series[n][1][0] for n in series}
+    for layer in ("conv1", "conv2", "fc1", "fc2"):
+        assert starts["minmax_steps"][layer] == pytest.approx(float(ptq_q.weight_step(layer).mean()), rel=1e-5)
+        assert starts["paper_steps"][layer] != pytest.approx(starts["minmax_steps"][layer], rel=1e-2)
+    assert starts["minmax"]["test_acc"] == pytest.approx(ptq_acc, abs=2 / len(y))  # ties aside, PTQ itself
+
+
+def test_lsq_init_mse_reaches_the_quantizers_and_bad_init_is_named(digits):
+    from kdviz.engine.hooks import TrainContext, build_hook
+    from kdviz.models import build_model
+    from kdviz.quant.lsq import lsq_range, mse_steps
+
+    torch.manual_seed(0)
+    model = build_model("lenet5", input_shape=(1, 8, 8), num_classes=10, **SMALL)
+    hook = build_hook(qat_hook("lsq", 2, first_last_bits=None, calibration=32, init="mse"))
+    hook.setup(TrainContext(model=model, teacher=None, config=None, dataset=digits, device=torch.device("cpu")))
+    w = hook.quantized.latent_weight("fc1")
+    q_n, q_p = lsq_range(2, True)
+    assert float(hook.quantized.weight_step("fc1")) == pytest.approx(float(mse_steps(w.reshape(1, -1), q_n, q_p)[0]))
+    assert float(hook.quantized.weight_step("fc1")) != pytest.approx(2 * float(w.abs().mean()) / q_p ** 0.5, rel=1e-2)
+    with pytest.raises(ValueError, match="init .*must be one of paper, minmax, mse, got 'best'"):
+        qat_hook("lsq", 2, init="best")
+    with pytest.raises(ValueError, match="has no option"):
+        qat_hook("qat", 4, init="mse")  # QAT's min/max ranges have no step to start

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from kdviz.quant.lsq import LSQQuantizer, gradient_scale_factor, initial_step, lsq_quantize, lsq_range, step_gradient_eq3
+from kdviz.quant.fake_quant import WeightFakeQuantizer
+from kdviz.quant.lsq import (
+    MIN_STEP, LSQQuantizer, gradient_scale_factor, initial_step, initial_steps, lsq_quantize, lsq_range, step_gradient_eq3,
+)
 
 
 def _eq3_numpy(v: np.ndarray, s: float, q_n: int, q_p: int) -> np.ndarray:
@@ -188,3 +191,72 @@ def test_per_channel_steps_follow_eq3_channel_by_channel():
         assert float(q.step.grad[c]) == pytest.approx(expected, rel=1e-4, abs=1e-6)
     with pytest.raises(ValueError, match="3 steps do not fit a tensor of 2 channels"):
         q.initialise(torch.zeros(2, 4))
+
+
+# --- the initial step (``init``): the paper's, min-max PTQ's, or the MSE-optimal one (LSQ+) ---------
+
+@pytest.mark.parametrize("bits", [2, 3, 4])
+def test_minmax_init_is_exactly_ptq_scale(bits):
+    """``init="minmax"`` starts LSQ at min-max PTQ's scale S (``fake_quant.range_params``, torch.ao's
+    ``MinMaxObserver``): per tensor and per channel for signed weights, per tensor for unsigned inputs."""
+    from kdviz.quant.fake_quant import range_params, tensor_range
+
+    g0 = torch.Generator().manual_seed(bits)
+    w = torch.randn(6, 4, 3, 3, generator=g0) * torch.tensor([0.1, 0.5, 1, 2, 3, 4])[:, None, None, None]
+    for channels in (0, 6):
+        q = LSQQuantizer(bits, signed=True, channels=channels, init="minmax")
+        q.initialise(w)
+        expected = range_params(*tensor_range(w, per_channel=bool(channels)), bits, symmetric=True).scale
+        torch.testing.assert_close(q.step.detach().reshape(-1), expected, rtol=1e-6, atol=0)
+        paper = LSQQuantizer(bits, signed=True, channels=channels)
+        paper.initialise(w)
+        assert not torch.allclose(paper.step.detach(), q.step.detach())  # the option changes the start
+        # and LSQ's forward then equals PTQ's fake quantization (the same grid), except on exact ties:
+        # the largest |w| of a slice lies at (Q_N + Q_P) / 2 steps, a half, where v / s and v * (1 / S)
+        # may round apart by one ulp
+        ptq = WeightFakeQuantizer(bits, symmetric=True, per_channel=bool(channels))
+        apart = (q(w).detach() - ptq(w)).abs() > 1e-6
+        r = w / q.step.detach().reshape((-1, 1, 1, 1) if channels else ())
+        assert not (apart & ((r.abs() - r.abs().floor() - 0.5).abs() > 1e-4)).any()
+        assert int(apart.sum()) <= max(1, channels)
+    x = torch.rand(16, 5, generator=g0) * 3
+    acts = LSQQuantizer(bits, signed=False, per_example=True, init="minmax")
+    acts.initialise(x)
+    expected = range_params(*tensor_range(x, per_channel=False), bits, symmetric=False).scale
+    assert float(acts.step.detach()) == pytest.approx(float(expected), rel=1e-6)
+
+
+def _mse_by_hand(v: np.ndarray, q_n: int, q_p: int, grid: int = 100) -> float:
+    top = np.abs(v).max() / ((q_n + q_p) / 2)
+    errors = [(k / grid * top, float(np.mean((np.clip(np.round(v / (k / grid * top)), -q_n, q_p) * (k / grid * top) - v) ** 2)))
+              for k in range(1, grid + 1)]
+    return min(errors, key=lambda e: e[1])[0]
+
+
+@pytest.mark.parametrize("bits", [2, 3])
+def test_mse_init_is_the_least_error_step_on_lsqs_grid(bits):
+    """``init="mse"``: the step of least mean (v - v_hat)^2 among f * s_minmax, checked against a numpy
+    search; its error is below both the paper's and min-max's start on heavy-tailed weights."""
+    rng = np.random.default_rng(bits)
+    v = rng.laplace(0, 0.05, size=(2, 3000)).astype(np.float32)
+    q_n, q_p = lsq_range(bits, True)
+    q = LSQQuantizer(bits, signed=True, channels=2, init="mse")
+    q.initialise(torch.tensor(v))
+    steps = q.step.detach().numpy()
+    for c in range(2):
+        assert steps[c] == pytest.approx(_mse_by_hand(v[c], q_n, q_p), rel=1e-5)
+
+    def error(init):
+        other = LSQQuantizer(bits, signed=True, channels=2, init=init)
+        other.initialise(torch.tensor(v))
+        return float(((other(torch.tensor(v)) - torch.tensor(v)) ** 2).mean())
+
+    assert error("mse") < error("paper") and error("mse") < 0.8 * error("minmax")
+
+
+def test_unknown_init_is_named():
+    with pytest.raises(ValueError, match="unknown LSQ step initialisation 'best'.*paper, minmax, mse"):
+        LSQQuantizer(3, init="best")
+    with pytest.raises(ValueError, match="initial_steps|unknown LSQ step initialisation"):
+        initial_steps(torch.ones(1, 4), 4, 3, "max")
+    assert torch.equal(initial_steps(torch.zeros(2, 4), 4, 3, "mse"), torch.full((2,), MIN_STEP))
