@@ -270,6 +270,12 @@ def widget_key(options: dict) -> str:
     return f"run-{options.get('name') or options['model'] + '-' + options['dataset']}"
 
 
+def known_run_job(options: dict) -> Job | None:
+    """The run for ``options`` when it is finished or under way, drawing nothing: for a second view of
+    a run whose Start and Cancel buttons another part of the page draws (two would share their keys)."""
+    return _known_job(repr(sorted(options.items())), options, config_of(options))
+
+
 def shared_run_job(options: dict, retry: bool = False) -> Job | None:
     """The teacher-like run for ``options`` in the lab's job manager (``present.shared_run``): the
     finished or training one; else started now when it is short (``auto_start_limit_s``) or

@@ -22,7 +22,7 @@ from kdviz.app.components import dataset_and_run, live_experiment, page_state, r
 from kdviz.app.errors import plain_message, user_errors
 from kdviz.app.live import job_view
 from kdviz.app.sidebar import LabSettings, current_settings, load_bundle
-from kdviz.app.teacher import shared_run_job, teacher_epochs
+from kdviz.app.teacher import known_run_job, shared_run_job, teacher_epochs
 from kdviz.engine import load_trained_model
 from kdviz.figures.vit_heads import accuracy_against_heads_removed, compression_table, head_importance_heatmap
 from kdviz.methods.head_prune import HEAD_PRUNE
@@ -66,7 +66,7 @@ def _table(run_path: str, removed_bytes: bytes, shape: tuple[int, int], dataset:
                             runs=TABLE_RUNS)
 
 
-def _trained_run(settings) -> str | None:
+def _trained_run(settings, teacher_drawn_elsewhere: bool) -> str | None:
     """The ViT to prune: the preset teacher (trained here if needed) or a finished run; None until ready."""
     st.segmented_control("ViT to prune", SOURCES, key=K["source"])
     if st.session_state.get(K["source"]) == SOURCES[1]:
@@ -79,9 +79,16 @@ def _trained_run(settings) -> str | None:
         return runs[label]
     options = teacher_options(settings.dataset, settings.data_root, session.runs_root(),
                               epochs=teacher_epochs(settings.dataset, {settings.dataset: preset_teacher_epochs(settings.dataset)}))
-    _bundle, job = dataset_and_run(settings, lambda: shared_run_job(options), "ViT teacher")
-    if job is None or not show_run_status(job, f"ViT teacher on {settings.dataset}", lambda: shared_run_job(options, True),
-                                          "vitc-teacher", "ViT teacher"):
+    # On the Transformers page the Distil tab draws the preset teacher's Start / Cancel buttons (two
+    # sets would share their keys): this tab then only follows the run.
+    find = (lambda: known_run_job(options)) if teacher_drawn_elsewhere else (lambda: shared_run_job(options))
+    _bundle, job = dataset_and_run(settings, find, "ViT teacher")
+    if job is None:
+        st.info("The preset ViT teacher has not been trained yet: start it on the **Distil** tab, or choose a "
+                "finished ViT run above.", icon=":material/info:")
+        return None
+    if not show_run_status(job, f"ViT teacher on {settings.dataset}", lambda: shared_run_job(options, True),
+                           "vitc-teacher", "ViT teacher"):
         return None
     return str(job.path)
 
@@ -135,8 +142,9 @@ def _table_section(run_path: str, removed: np.ndarray, dataset_settings, what: s
             show_chart(compression_table(rows), "vitc-table", csv=False)
 
 
-def render_vit_compression() -> None:
-    """Draw the head-pruning and compression tab."""
+def render_vit_compression(teacher_drawn_elsewhere: bool = False) -> None:
+    """Draw the head-pruning and compression tab; ``teacher_drawn_elsewhere``: another part of the page
+    offers the preset ViT teacher's Start button, so this one only follows that run."""
     st.subheader("Are sixteen heads better than one? Prune a ViT's heads, sparsify and quantize it")
     st.markdown("Gate each attention head's output by $\\xi_h$. A head's **importance** is how much the loss "
                 "moves when its gate moves, averaged over the data (Michel et al. 2019, eq. 4); the least "
@@ -145,7 +153,7 @@ def render_vit_compression() -> None:
     page_state(DEFAULTS)
     settings = current_settings()
     session.touch()
-    trained = _trained_run(settings)
+    trained = _trained_run(settings, teacher_drawn_elsewhere)
     if trained is None:
         return
     base = None

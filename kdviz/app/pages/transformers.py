@@ -9,7 +9,8 @@ the probe digit's patches per layer and head (teacher and student), the attentio
 captions come from ``kdviz.present.vit_story``.
 
 Tab "Prune and quantize": ``kdviz.app.vit_compression_view.render_vit_compression`` (head pruning by
-importance, Michel et al. 2019; N:M, int8 and k-means forms), imported when the tab is drawn.
+importance, Michel et al. 2019; N:M, int8 and k-means forms); the preset teacher's Start button is
+drawn on the first tab only (two would share their widget keys).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from kdviz.app.live import job_view
 from kdviz.app.replay import show_live_or_replay
 from kdviz.app.sidebar import current_settings
 from kdviz.app.teacher import shared_run_job, teacher_epochs
+from kdviz.app.vit_compression_view import render_vit_compression
 from kdviz.distill.transformer import LAYER_MAPPINGS
 from kdviz.figures.vit_attention import accuracy_race, distill_loss_curve, head_maps, rollout_maps, token_matrices
 from kdviz.methods.scratch import SCRATCH, TEACHER
@@ -59,9 +61,10 @@ IN_URL = {K["w_pred"]: WEIGHT, K["w_hidden"]: WEIGHT, K["w_att"]: WEIGHT, K["w_e
           K["subset"]: url_choice(TRAIN_SIZES), K["seed"]: url_number(0, 2**31 - 1, int)}
 url_settings(IN_URL)
 
-LOSS = (r"\mathcal{L} = \mathcal{L}_{CE} + \lambda_{pred}\,T^2\,\mathrm{KL}(p_T \Vert p_S) + \sum_m \Big["
+LOSS = (r"\begin{aligned}\mathcal{L} = {} & \mathcal{L}_{CE} + \lambda_{pred}\,T^2\,\mathrm{KL}(p_T \Vert p_S)"
+        r" + \lambda_{embd}\,\mathrm{MSE}(E^S W_e, E^T) \\ & + \sum_m \Big["
         r"\lambda_{hidn}\,\mathrm{MSE}(H^S_m W_h, H^T_{g(m)}) + \lambda_{attn}\,\frac{1}{h}\sum_{i=1}^{h}"
-        r"\mathrm{MSE}(A^S_{m,i}, A^T_{g(m),i})\Big] + \lambda_{embd}\,\mathrm{MSE}(E^S W_e, E^T)")
+        r"\mathrm{MSE}(A^S_{m,i}, A^T_{g(m),i})\Big]\end{aligned}")  # two lines: one overflowed the page
 INTRO = """
 A vision transformer cuts the digit into patches; every layer's heads decide which patches each token
 looks at (**attention**, one row of softmax(QKᵀ/√d) per token). TinyBERT (Jiao et al. 2020) distils a
@@ -201,15 +204,6 @@ def rollout_of(student, raw):
                         TEACHER.label, student.label)
 
 
-def compression_tab() -> None:
-    try:
-        from kdviz.app.vit_compression_view import render_vit_compression
-    except ImportError as exc:  # the other half of the page is not installed in this checkout
-        st.info(f"Pruning and quantization of the ViT are not available here: {exc}", icon=":material/info:")
-        return
-    render_vit_compression()
-
-
 st.title("Transformers: distil a ViT and watch its attention")
 session.touch()
 distil, compress = st.tabs(["Distil", "Prune and quantize"])
@@ -221,4 +215,4 @@ with distil:
     with user_errors("Transformers"):
         distil_tab()
 with compress:
-    compression_tab()
+    render_vit_compression(teacher_drawn_elsewhere=True)  # the Distil tab offers the teacher's Start
