@@ -67,9 +67,9 @@ def head_maps(layers: Sequence[Any], grid: tuple[int, int], label: str = "teache
     fig.update_yaxes(autorange="reversed", showticklabels=False)
     fig.update_xaxes(showticklabels=False)
     theme.apply(fig, f"<span style='color:{colour}'>{label}</span>: where the class token looks",
-                height=90 + 95 * rows, subtitle="layers in rows, heads in columns; each square: the probe digit's "
-                                                "patches,<br>bright where the class token attends (softmax row)")
-    fig.update_layout(margin={"l": 20, "r": 60, "t": 100, "b": 20})
+                height=110 + 95 * rows, subtitle="rows: layers, columns: heads; each square: the probe digit's "
+                                                 "patches,<br>bright where the class token attends (softmax row)")
+    fig.update_layout(margin={"l": 20, "r": 60, "t": 120, "b": 20})  # room for the two-line subtitle above the head titles
     return fig
 
 
