@@ -7,7 +7,8 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kdviz_lab:
-#     idea: 'magnitude pruning and retraining: most weights can go; movement pruning; bytes are not time'
+#     idea: 'magnitude pruning and retraining: most weights can go; movement pruning;
+#       bytes are not time'
 #     paper: Han, Pool, Tran & Dally 2015; Zhu & Gupta 2017; Sanh, Wolf & Rush 2020
 #     title: Pruning
 #     widgets:

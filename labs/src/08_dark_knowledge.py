@@ -7,7 +7,8 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kdviz_lab:
-#     idea: 'a student that never saw a 3 still knows 3s: only the bias of class 3 is off (per-class errors, a bias slider)'
+#     idea: 'a student that never saw a 3 still knows 3s: only the bias of class 3 is
+#       off (per-class errors, a bias slider)'
 #     paper: Hinton, Vinyals & Dean 2015, section 3
 #     title: Dark knowledge
 #     widgets:

@@ -7,8 +7,11 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kdviz_lab:
-#     idea: every distillation method on the same teacher, student and batches, beside a scratch student, live; then chains of KD runs (born-again generations, a teacher assistant)
-#     paper: Hinton et al. 2015; Ba & Caruana 2014; Park et al. 2019; Zhao et al. 2022; Zhang et al. 2018; Furlanello et al. 2018; Mirzadeh et al. 2020
+#     idea: every distillation method on the same teacher, student and batches, beside
+#       a scratch student, live; then chains of KD runs (born-again generations, a teacher
+#       assistant)
+#     paper: Hinton et al. 2015; Ba & Caruana 2014; Park et al. 2019; Zhao et al. 2022;
+#       Zhang et al. 2018; Furlanello et al. 2018; Mirzadeh et al. 2020
 #     title: Which distillation?
 #     widgets:
 #     - FamilyMonitor

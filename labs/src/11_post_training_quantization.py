@@ -7,8 +7,10 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kdviz_lab:
-#     idea: where to clip a range, which layer breaks accuracy, and how many bits each layer needs
-#     paper: Banner et al. 2019; AIMET's per-layer analysis; Dong et al. 2019 / Yao et al. 2021 (HAWQ)
+#     idea: where to clip a range, which layer breaks accuracy, and how many bits each
+#       layer needs
+#     paper: Banner et al. 2019; AIMET's per-layer analysis; Dong et al. 2019 / Yao
+#       et al. 2021 (HAWQ)
 #     title: Post-training quantization
 #     widgets:
 #     - PTQExplorer

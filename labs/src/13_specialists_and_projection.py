@@ -7,8 +7,9 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kdviz_lab:
-#     idea: two more ways to move knowledge into a cheaper model; specialists for the classes a generalist
-#       confuses, and a projection net that sees only a few hash bits of the input
+#     idea: two more ways to move knowledge into a cheaper model; specialists for the
+#       classes a generalist confuses, and a projection net that sees only a few hash
+#       bits of the input
 #     paper: Hinton et al. 2015, section 5; Ravi 2017
 #     title: Specialists and ProjectionNet
 #     widgets:

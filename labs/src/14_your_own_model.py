@@ -7,8 +7,8 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kdviz_lab:
-#     idea: a model defined here, not in kdviz's zoo, wrapped so every view accepts it, then distilled,
-#       pruned and quantized
+#     idea: a model defined here, not in kdviz's zoo, wrapped so every view accepts
+#       it, then distilled, pruned and quantized
 #     paper: Hinton et al. 2015; Zagoruyko & Komodakis 2017; Han et al. 2015 and 2016
 #     title: Your own model
 #     widgets:

@@ -7,8 +7,10 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kdviz_lab:
-#     idea: distil a vision transformer layer by layer (attention matrices, hidden states, predictions) and watch the student's attention move to the teacher's
-#     paper: Jiao et al. 2020 (TinyBERT), eqs. 7-11; Abnar & Zuidema 2020 (attention rollout)
+#     idea: distil a vision transformer layer by layer (attention matrices, hidden states,
+#       predictions) and watch the student's attention move to the teacher's
+#     paper: Jiao et al. 2020 (TinyBERT), eqs. 7-11; Abnar & Zuidema 2020 (attention
+#       rollout)
 #     title: Distilling a vision transformer
 #     widgets:
 #     - ViTDistillMonitor

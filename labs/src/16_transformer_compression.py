@@ -7,8 +7,10 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kdviz_lab:
-#     idea: a head's importance is the gradient of the loss with respect to a gate on it; remove the least important, then sparsify and quantize
-#     paper: Michel, Levy & Neubig 2019 (head pruning); Mishra et al. 2021 (N:M); Han et al. 2016 (k-means)
+#     idea: a head's importance is the gradient of the loss with respect to a gate on
+#       it; remove the least important, then sparsify and quantize
+#     paper: Michel, Levy & Neubig 2019 (head pruning); Mishra et al. 2021 (N:M); Han
+#       et al. 2016 (k-means)
 #     title: Pruning heads, sparsifying and quantizing a vision transformer
 #     widgets:
 #     - HeadPruningMonitor

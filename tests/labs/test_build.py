@@ -177,3 +177,22 @@ def test_jupyterlab_pairing_saves_a_notebook_edit_to_the_source(labs_copy: Path)
     assert run_build(labs_copy).returncode == 0
     assert run_build(labs_copy, "--check").returncode == 0
     assert "most weights can go (edited)" in (labs_copy / "04_pruning.ipynb").read_text(encoding="utf-8")
+
+
+def test_every_lab_source_is_already_as_jupyterlab_would_save_it(labs_copy: Path):
+    """Opening and saving a notebook unchanged in JupyterLab (jupytext pairing) leaves every source as
+    it is: a header line longer than jupytext's YAML width would be re-wrapped by the first save, and a
+    reader's first edit would then change lines they never touched."""
+    jupytext = pytest.importorskip("jupytext")
+    for notebook in labs_copy.glob("*.ipynb"):
+        notebook.touch()
+    manager = jupytext.TextFileContentsManager(root_dir=str(labs_copy))
+    changed = []
+    for notebook in sorted(labs_copy.glob("*.ipynb")):
+        source = labs_copy / "src" / f"{notebook.stem}.py"
+        before = source.read_text(encoding="utf-8")
+        manager.save({"type": "notebook", "format": "json", "content": manager.get(notebook.name)["content"]},
+                     notebook.name)
+        if source.read_text(encoding="utf-8") != before:
+            changed.append(source.name)
+    assert not changed, f"re-wrapped by a JupyterLab save (shorten their header lines): {changed}"
