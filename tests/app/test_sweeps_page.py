@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from _support.ray_dirs import short_ray_dir
 from _support.apptest import charts, harness, ok, texts, values, wait_until
 
 PAGE = Path(__file__).resolve().parents[2] / "kdviz" / "app" / "pages" / "sweeps.py"
@@ -24,11 +25,11 @@ def test_without_ray_the_page_names_the_install_command(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def ray_session(tmp_path_factory):
+def ray_session(request):
     pytest.importorskip("ray")
     from kdviz.sweep import connect_ray, shutdown_ray
 
-    connect_ray(num_cpus=2, temp_dir=str(tmp_path_factory.mktemp("ray")))
+    connect_ray(num_cpus=2, temp_dir=str(short_ray_dir(request)))  # Ray's socket paths must stay short
     yield
     shutdown_ray()
 

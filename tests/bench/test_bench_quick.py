@@ -85,7 +85,7 @@ def test_sweep_ray_quick_times_ray_beside_the_engine():
     ray = re.search(r"^Ray Tune \(.*\):\s+([\d.]+) s after ray.init", stdout, re.MULTILINE)
     ratio = re.search(r"^ratio Ray / engine: ([\d.]+);", stdout, re.MULTILINE)
     assert engine and ray and ratio, stdout
-    assert float(ratio[1]) == pytest.approx(float(ray[1]) / float(engine[1]), abs=0.01)
+    assert float(ratio[1]) == pytest.approx(float(ray[1]) / float(engine[1]), rel=0.03)  # the times print rounded
 
 
 def test_vit_distill_quick_prints_the_seed_table(tmp_path):

@@ -1,8 +1,8 @@
 """The Sweeps page in a real browser: Debian's Chromium (Playwright) against `streamlit run` of the page
 on digits, Ray started by the page inside the server (its temp dir under the test's tmp folder).
 
-Type two temperatures and one alpha, press Start: with no further input the heatmap fills in live, the
-T = 1 column first (its two seeds run first, two trials at once), then every cell, each a percentage.
+Type two temperatures and one alpha, move Seeds to 1 (two trials, run at once) and press Start: with
+no further input the heatmap is drawn with empty cells, then fills in live, each cell a percentage.
 Skipped without /usr/bin/chromium unless KDVIZ_REQUIRE_BROWSER=1."""
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from _support.ray_dirs import short_ray_dir
 from _support.browser import one_page_server, playwright_or_skip
 from _support.polling import wait_for as poll
 
@@ -37,7 +38,7 @@ JS_HEATMAP = """(axis) => {
 
 @pytest.fixture(scope="module")
 def sweep_server(request, tmp_path_factory, runs_root):
-    ray_tmp = tmp_path_factory.mktemp("ray")
+    ray_tmp = short_ray_dir(request)  # Ray's socket paths must stay short
     return one_page_server(request, tmp_path_factory.mktemp("sweep-app"), PAGE, "Sweeps", runs_root,
                            ARTIFACTS / "streamlit-browser-sweep.log", KDVIZ_SWEEP_STEPS="40", RAY_TMPDIR=str(ray_tmp))
 
@@ -56,17 +57,21 @@ def test_the_heatmap_fills_in_live(sweep_server, browser):
         box = main.get_by_label(label, exact=True)
         box.fill(text)
         box.press("Enter")
+    seeds = main.get_by_role("slider", name="Seeds")  # one seed: two trials, one round two at once
+    seeds.focus()
+    page.keyboard.press("ArrowLeft")
+    wait_for(lambda: seeds.input_value() == "1", 30, "the Seeds slider at 1")
     page.wait_for_timeout(1000)
     start.click()
     seen = []
 
     def cells():
         z = page.evaluate(JS_HEATMAP, "temperature T")
-        if z and any(v is not None for v in z):
+        if z:
             seen.append(z)
         return z and all(v is not None for v in z) and len(z) == 2
 
     final = wait_for(lambda: cells() and seen[-1], 240, "every cell of the heatmap")
-    assert any(z[0] is not None and z[1] is None for z in seen), f"no frame with only T = 1 filled: {seen[:5]}"
+    assert any(None in z for z in seen), f"the heatmap was never seen before its cells filled in: {seen[:3]}"
     assert all(0 <= v <= 100 and math.isfinite(v) for v in final)
     page.close()

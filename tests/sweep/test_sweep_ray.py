@@ -10,6 +10,8 @@ import statistics
 import numpy as np
 import pytest
 
+from _support.ray_dirs import short_ray_dir
+
 pytest.importorskip("ray")
 
 from kdviz.engine.run_folder import read_config  # noqa: E402
@@ -24,10 +26,10 @@ GOOD_LR, BAD_LR, MAX_STEPS = 0.5, 1e-5, 30
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
+def sweep(tmp_path_factory, request):
     """``kdviz sweep`` over lr (good first, then one too small to learn) x 2 seeds, ASHA from the 2nd evaluation."""
     runs = tmp_path_factory.mktemp("runs")
-    connect_ray(num_cpus=2, temp_dir=str(tmp_path_factory.mktemp("ray")))
+    connect_ray(num_cpus=2, temp_dir=str(short_ray_dir(request)))  # Ray's socket paths must stay short
     out = io.StringIO()
     argv = ["sweep", "--set", "model=mlp", "--set", 'model_options={"hidden": [12]}', "--set", "train_subset=200",
             "--set", f"max_steps={MAX_STEPS}", "--set", "eval_every=5", "--set", "batch_size=16", "--set", "T=3",
