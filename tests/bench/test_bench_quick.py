@@ -85,7 +85,8 @@ def test_sweep_ray_quick_times_ray_beside_the_engine():
     ray = re.search(r"^Ray Tune \(.*\):\s+([\d.]+) s after ray.init", stdout, re.MULTILINE)
     ratio = re.search(r"^ratio Ray / engine: ([\d.]+);", stdout, re.MULTILINE)
     assert engine and ray and ratio, stdout
-    assert float(ratio[1]) == pytest.approx(float(ray[1]) / float(engine[1]), rel=0.03)  # the times print rounded
+    ray_s, engine_s, half = float(ray[1]), float(engine[1]), 0.05  # both times print to 0.1 s
+    assert (ray_s - half) / (engine_s + half) <= float(ratio[1]) <= (ray_s + half) / max(engine_s - half, 1e-3)
 
 
 def test_vit_distill_quick_prints_the_seed_table(tmp_path):
