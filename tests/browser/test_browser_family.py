@@ -44,7 +44,9 @@ def family_server(request, runs_root):
     """`streamlit run app.py` with a 2-epoch teacher (seconds on digits) on this module's runs folder; every run
     of the experiment trains at once (the lab's default, 2 jobs, would queue the others behind 30 s paced runs)."""
     env = dict(os.environ, KDVIZ_RUNS=str(runs_root), KDVIZ_SESSION_GRACE_S="2", PYTHONUNBUFFERED="1",
-               KDVIZ_TEACHER_EPOCHS="2", KDVIZ_REFRESH_S="0.7", KDVIZ_MAX_JOBS="8")
+               KDVIZ_TEACHER_EPOCHS="2", KDVIZ_REFRESH_S="0.7", KDVIZ_MAX_JOBS="8",
+               KDVIZ_FAMILY_PACE_S="300")  # paced runs outlast the test, so Stop has runs to stop (under CI load
+    # the 30-s default let every run finish before the curves were read and Stop pressed)
     ARTIFACTS.mkdir(exist_ok=True)
     proc, url = start_streamlit(REPO, env, ARTIFACTS / "streamlit-browser-family.log", timeout=60)
     request.addfinalizer(lambda: stop_streamlit(proc))

@@ -27,7 +27,7 @@ from kdviz.present.family_story import family_base_config, leader_caption, leade
 
 MEMBERS, EPOCHS, TRANSFER, SEED, PACE, ERROR = "fam_members", "fam_epochs", "fam_transfer", "fam_seed", "fam_pace", "fam_error"
 TRANSFER_SIZES = (50, 100, 200, 500, 1000, 2000, 5000, 0)  # labelled images; 0: the whole training set
-PACE_S = 30.0  # "pace to watch": each run lasts at least this long
+PACE_S = float(os.environ.get("KDVIZ_FAMILY_PACE_S", "30"))  # "pace to watch": each run lasts at least this long
 LAST_DATASET = "fam_defaults_dataset"
 EXPERIMENT = "Which distillation?"  # this page's experiments in the session
 REFRESH_S = float(os.environ.get("KDVIZ_REFRESH_S", "1.5"))
