@@ -43,25 +43,11 @@ from ..prune.n_m import n_m_masks
 from ..quant.kmeans import kmeans_quantize_model
 from ..quant.size import encode_model
 from .vit_configs import teacher_config
+from .vit_configs import teacher_run_options as teacher_options  # noqa: F401  (one preset: both tabs share its run)
 
-# TrainConfig fields of the teacher preset that make a shared run's identity.
-_TEACHER_FIELDS = ("model_options", "epochs", "lr", "batch_size", "jitter_px", "optimizer", "lr_schedule",
-                   "weight_decay", "method", "name")
 ORDER_LABELS = {"importance": "by importance (no fine-tuning)", "random": "random order (no fine-tuning)"}
 CURVE_COLOURS = {ORDER_LABELS["importance"]: ROLE_COLORS["head-pruned"], ORDER_LABELS["random"]: ROLE_COLORS["baseline"],
                  HEAD_PRUNE.label: ROLE_COLORS["pruned"]}
-
-
-def teacher_options(dataset: str, data_root: str | None, runs_root: str, epochs: int | None = None) -> dict[str, Any]:
-    """The ViT teacher preset as ``shared_run`` options (``dataset``, ``model`` and ``TrainConfig`` fields);
-    ``epochs`` overrides the preset's (tests train 2)."""
-    config = teacher_config(dataset)
-    options: dict[str, Any] = {"dataset": dataset, "model": config.model, "data_root": data_root, "runs_root": runs_root}
-    options.update({f: getattr(config, f) for f in _TEACHER_FIELDS})
-    options["model_options"] = dict(config.model_options)
-    if epochs is not None:
-        options["epochs"] = int(epochs)
-    return options
 
 
 def preset_teacher_epochs(dataset: str) -> int:
